@@ -1,0 +1,14 @@
+"""Registries of mmdiff.
+
+``MODELS`` is a child of mmengine's root registry with the scope ``mmdiff``.
+Host configs keep their own ``default_scope`` ('mmseg' or 'mmdet') and name
+our modules with the scope prefix, e.g. ``backbone=dict(type='mmdiff.VPD')``;
+mmengine then imports ``mmdiff.registry`` and, through ``locations``,
+``mmdiff.models``.
+"""
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, scope='mmdiff',
+    locations=['mmdiff.models'])

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Install mmdiff and everything it needs into a virtual environment, idempotently.
+#
+#   bash tools/setup_env.sh            # the package and its runtime stack
+#   bash tools/setup_env.sh --tests    # plus the test extras (pytest, CompVis ldm)
+#
+# Environment:
+#   MMDIFF_VENV        virtual environment to use/create (default: <repo>/.venv)
+#   PYTHON             interpreter that creates it (default: python3)
+#   MMDIFF_WHEELHOUSE  folder searched first for a prebuilt mmcv 2.1.0 wheel
+#                      (default: <repo>/../shared/wheels when it exists)
+#
+# mmcv 2.x has no wheel on PyPI. Without a matching wheel, mmcv 2.1.0 is
+# compiled from source with its C++ ops (about 35-55 minutes on 2 cores).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${MMDIFF_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+WHEELHOUSE=${MMDIFF_WHEELHOUSE:-}
+if [ -z "$WHEELHOUSE" ] && [ -d "$ROOT/../shared/wheels" ]; then
+  WHEELHOUSE=$(cd "$ROOT/../shared/wheels" && pwd)
+fi
+EXTRAS=runtime
+[ "${1:-}" = "--tests" ] && EXTRAS=tests
+
+say() { printf '==> [mmdiff setup] %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --disable-pip-version-check)
+
+# Skip everything when nothing that decides the install changed since the last
+# successful run (the stamp is written only at the very end).
+STAMP="$VENV/.mmdiff-setup-$EXTRAS"
+KEY=$(cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] && \
+   "$PY" -c "import mmdiff, mmseg, mmdet; from mmcv.ops import nms" 2>/dev/null; then
+  say "environment $VENV is up to date ($EXTRAS)"
+  exit 0
+fi
+
+if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+  say "installing torch (requirements/torch.txt)"
+  "${PIP[@]}" -r "$ROOT/requirements/torch.txt"
+fi
+
+if ! "$PY" -c "import mmcv, sys; from mmcv.ops import nms; sys.exit(mmcv.__version__ != '2.1.0')" 2>/dev/null; then
+  if [ -n "$WHEELHOUSE" ] && ls "$WHEELHOUSE"/mmcv-2.1.0-*.whl >/dev/null 2>&1 && \
+     "${PIP[@]}" --only-binary mmcv --find-links "$WHEELHOUSE" -r "$ROOT/requirements/mminstall.txt"; then
+    say "mmcv 2.1.0 installed from the wheelhouse $WHEELHOUSE"
+  else
+    say "no usable mmcv 2.1.0 wheel${WHEELHOUSE:+ in $WHEELHOUSE}: building it from source with its C++ ops"
+    say "(about 35-55 minutes on 2 cores; the compiler output below shows progress)"
+    "${PIP[@]}" "setuptools<70" wheel ninja
+    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+      "${PIP[@]}" --no-build-isolation --no-binary mmcv -v -r "$ROOT/requirements/mminstall.txt"
+  fi
+fi
+
+say "installing the runtime stack (requirements/runtime.txt)"
+"${PIP[@]}" -r "$ROOT/requirements/runtime.txt"
+
+if [ "$EXTRAS" = tests ]; then
+  say "installing the test extras (requirements/tests*.txt)"
+  "${PIP[@]}" -r "$ROOT/requirements/tests.txt"
+  "${PIP[@]}" --no-deps -r "$ROOT/requirements/tests-nodeps.txt"
+fi
+
+say "installing mmdiff (editable)"
+"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+
+if "$PY" -m pip list 2>/dev/null | grep -qiE '^(torchvision|timm|open[-_]clip[-_]torch) '; then
+  echo "mmdiff setup: torchvision/timm/open_clip is installed in $VENV; it breaks 'import transformers'" \
+       "on CPU torch. Remove it: $PY -m pip uninstall torchvision timm open_clip_torch" >&2
+  exit 1
+fi
+"$PY" -c "import mmdiff, mmseg, mmdet, mmcv, torch, diffusers, transformers; from mmcv.ops import nms
+print('mmdiff', mmdiff.__version__, '| torch', torch.__version__, '| mmcv', mmcv.__version__,
+      '| mmseg', mmseg.__version__, '| mmdet', mmdet.__version__, '| diffusers', diffusers.__version__,
+      '| transformers', transformers.__version__)"
+echo "$KEY" > "$STAMP"
+say "done: $VENV ($EXTRAS)"

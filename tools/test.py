@@ -1,0 +1,81 @@
+"""Evaluate a checkpoint with an mmseg or mmdet config (its ``default_scope``
+decides).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out PATH]
+                         [--show-dir DIR] [--tta] [--cfg-options k=v ...]
+"""
+import argparse
+import os.path as osp
+
+from mmengine.runner import Runner
+
+from mmdiff.utils import (add_common_args, apply_common_args,
+                          register_checkpoint_safe_globals)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Test (and evaluate) a segmentor, depth estimator or '
+        'detector')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--out', help='mmseg: folder for the predicted maps; '
+        'mmdet: .pkl file of the raw detections')
+    parser.add_argument('--show', action='store_true',
+                        help='show the predictions in a window')
+    parser.add_argument('--show-dir',
+                        help='folder to write images with predictions drawn')
+    parser.add_argument('--wait-time', type=float, default=2,
+                        help='seconds each shown image stays')
+    parser.add_argument('--tta', action='store_true',
+                        help='test-time augmentation (the config\'s '
+                        'tta_model and tta_pipeline)')
+    add_common_args(parser)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    register_checkpoint_safe_globals()
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(
+            f'Checkpoint {args.checkpoint!r} does not exist. Train one with '
+            f'tools/train.py {args.config} or pass the path of a downloaded '
+            'or converted checkpoint (tools/model_converters/).')
+    cfg = apply_common_args(args)
+    cfg.load_from = args.checkpoint
+    scope = cfg.default_scope
+
+    if args.show or args.show_dir:
+        hook = cfg.default_hooks.get('visualization')
+        if hook is None:
+            raise ValueError('--show/--show-dir need default_hooks.'
+                             'visualization in the config.')
+        hook.update(draw=True, show=args.show, wait_time=args.wait_time)
+        if args.show_dir:
+            if scope == 'mmdet':
+                hook['test_out_dir'] = args.show_dir
+            else:
+                cfg.visualizer['save_dir'] = args.show_dir
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError('--tta needs tta_model and tta_pipeline in the '
+                             'config.')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.out and scope != 'mmdet':
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+
+    runner = Runner.from_cfg(cfg)
+    if args.out and scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(
+            DumpDetResults(out_file_path=args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

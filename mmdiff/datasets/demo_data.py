@@ -1,0 +1,285 @@
+"""Offline demo data sets in the on-disk formats the host data sets read.
+
+Three small data sets are rendered from the same procedural scenes
+(:func:`mmdiff.datasets.demo_scene.render_scene`): scene ``i`` of a split is
+drawn from ``np.random.default_rng([seed, split, i])``, so the seg, depth and
+coco data sets show the same pictures, and growing ``num_train`` keeps the
+images already there. Layouts (``root`` is usually ``data/demo/<task>``)::
+
+    seg/    images/{training,validation}/demo_00000.jpg     ADE20K layout
+            annotations/{training,validation}/demo_00000.png  uint8 labels
+    depth/  images/{train,test}/<scene>_00000.jpg            NYU layout
+            annotations/{train,test}/<scene>_00000.png        uint16, mm
+    coco/   {train,val}/demo_00000.jpg
+            annotations/instances_{train,val}.json            COCO, polygons
+
+Segmentation labels are ``0..3`` = :data:`DEMO_SEG_CLASSES` (``background``
+is a real class; ``reduce_zero_label=False``; 255 is left as the ignore
+index and never written). Depth is in millimetres (divide by
+:data:`DEMO_DEPTH_SCALE`), every pixel valid and inside
+``demo_scene.DEPTH_RANGE``. COCO category ids are ``1..3`` in the order of
+:data:`DEMO_DET_CLASSES`. ``demo_meta.json`` in each folder records the
+parameters the data was made with.
+"""
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import tempfile
+from typing import Callable, Dict, Sequence, Union
+
+import cv2
+import numpy as np
+
+from .demo_scene import SCENE_NAMES, SHAPE_CLASSES, as_hw, render_scene
+
+DEMO_TASKS = ('seg', 'depth', 'coco')
+DEMO_SEG_CLASSES = ('background', ) + SHAPE_CLASSES
+DEMO_SEG_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 170, 0], [30, 80, 230]]
+DEMO_DET_CLASSES = SHAPE_CLASSES
+DEMO_DET_PALETTE = DEMO_SEG_PALETTE[1:]
+#: Depth pngs store millimetres: ``metres = png / DEMO_DEPTH_SCALE``.
+DEMO_DEPTH_SCALE = 1000
+#: Split folder names per task, (train, val).
+DEMO_SPLITS = dict(
+    seg=('training', 'validation'), depth=('train', 'test'),
+    coco=('train', 'val'))
+FORMAT_VERSION = 1
+META_FILE = 'demo_meta.json'
+
+SizeType = Union[int, Sequence[int]]
+
+
+def _scene_rng(seed: int, split: int, index: int) -> np.random.Generator:
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f'seed must be a non-negative int, got {seed!r}')
+    return np.random.default_rng([int(seed), split, index])
+
+
+def _scenes(num_train: int, num_val: int, size: SizeType, seed: int):
+    """Yield ``(split_index, image_index, scene)`` for both splits."""
+    for split, num in enumerate((num_train, num_val)):
+        if num < 0:
+            raise ValueError(f'image counts must be >= 0, got {num}')
+        for i in range(num):
+            yield split, i, render_scene(_scene_rng(seed, split, i), size)
+
+
+def _write(path: str, array: np.ndarray, ext: str, params=()) -> None:
+    ok, buf = cv2.imencode(ext, array, list(params))
+    if not ok:
+        raise OSError(f'OpenCV could not encode {path}')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(buf.tobytes())
+
+
+def _write_jpg(path: str, rgb: np.ndarray) -> None:
+    _write(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), '.jpg',
+           (cv2.IMWRITE_JPEG_QUALITY, 90))
+
+
+def make_demo_seg(root: str, num_train: int = 64, num_val: int = 16,
+                  size: SizeType = 96, seed: int = 0) -> str:
+    """Write the segmentation demo set (ADE20K layout) under ``root``.
+
+    Args:
+        root (str): Output folder (created if missing).
+        num_train (int): Images in ``training``. Defaults to 64.
+        num_val (int): Images in ``validation``. Defaults to 16.
+        size (int | tuple[int, int]): Image size. Defaults to 96.
+        seed (int): Seed of the scenes. Defaults to 0.
+
+    Returns:
+        str: ``root``.
+    """
+    for split, i, scene in _scenes(num_train, num_val, size, seed):
+        name = DEMO_SPLITS['seg'][split]
+        _write_jpg(osp.join(root, 'images', name, f'demo_{i:05d}.jpg'),
+                   scene['img'])
+        _write(osp.join(root, 'annotations', name, f'demo_{i:05d}.png'),
+               scene['sem_seg'], '.png')
+    return root
+
+
+def make_demo_depth(root: str, num_train: int = 64, num_val: int = 16,
+                    size: SizeType = 96, seed: int = 0) -> str:
+    """Write the depth demo set (mmseg ``NYUDataset`` layout) under ``root``.
+
+    File names are ``<scene>_<index>.jpg`` with ``<scene>`` one of
+    ``demo_scene.SCENE_NAMES``, NYU scene categories, which
+    ``NYUDataset`` parses into ``category_id``. Depth pngs are uint16
+    millimetres (``depth_rescale_factor=1e-3`` gives metres).
+
+    Args:
+        root (str): Output folder (created if missing).
+        num_train (int): Images in ``train``. Defaults to 64.
+        num_val (int): Images in ``test``. Defaults to 16.
+        size (int | tuple[int, int]): Image size. Defaults to 96.
+        seed (int): Seed of the scenes. Defaults to 0.
+
+    Returns:
+        str: ``root``.
+    """
+    for split, i, scene in _scenes(num_train, num_val, size, seed):
+        name = DEMO_SPLITS['depth'][split]
+        stem = f'{SCENE_NAMES[scene["scene"]]}_{i:05d}'
+        _write_jpg(osp.join(root, 'images', name, stem + '.jpg'),
+                   scene['img'])
+        depth_mm = np.round(scene['depth'] * DEMO_DEPTH_SCALE)
+        _write(osp.join(root, 'annotations', name, stem + '.png'),
+               depth_mm.astype(np.uint16), '.png')
+    return root
+
+
+def _coco_annotation(obj: Dict, ann_id: int, image_id: int) -> Dict:
+    # COCO pixel (i, j) covers [j, j + 1) x [i, i + 1); OpenCV puts its
+    # centre at (j, i): shift by half a pixel.
+    poly = obj['polygon'] + 0.5
+    x0, y0 = poly.min(axis=0)
+    x1, y1 = poly.max(axis=0)
+    area = 0.5 * abs(np.dot(poly[:, 0], np.roll(poly[:, 1], 1)) -
+                     np.dot(poly[:, 1], np.roll(poly[:, 0], 1)))
+    return dict(
+        id=ann_id, image_id=image_id, category_id=obj['label'] + 1,
+        bbox=[round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)],
+        area=round(float(area), 2), iscrowd=0,
+        segmentation=[[round(float(v), 2) for v in poly.reshape(-1)]])
+
+
+def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
+                   size: SizeType = 96, seed: int = 0) -> str:
+    """Write the detection / instance demo set (COCO format) under ``root``.
+
+    Every object has a ``bbox`` (x, y, w, h), its polygon ``area``,
+    ``iscrowd=0`` and one polygon in ``segmentation``; every image has at
+    least one object.
+
+    Args:
+        root (str): Output folder (created if missing).
+        num_train (int): Images in ``train``. Defaults to 64.
+        num_val (int): Images in ``val``. Defaults to 16.
+        size (int | tuple[int, int]): Image size. Defaults to 96.
+        seed (int): Seed of the scenes. Defaults to 0.
+
+    Returns:
+        str: ``root``.
+    """
+    h, w = as_hw(size)
+    categories = [dict(id=i + 1, name=n, supercategory='shape')
+                  for i, n in enumerate(DEMO_DET_CLASSES)]
+    splits = [dict(images=[], annotations=[]) for _ in range(2)]
+    for split, i, scene in _scenes(num_train, num_val, size, seed):
+        name = DEMO_SPLITS['coco'][split]
+        file_name = f'demo_{i:05d}.jpg'
+        _write_jpg(osp.join(root, name, file_name), scene['img'])
+        coco = splits[split]
+        image_id = i + 1
+        coco['images'].append(
+            dict(id=image_id, file_name=file_name, height=h, width=w))
+        for obj in scene['objects']:
+            coco['annotations'].append(_coco_annotation(
+                obj, len(coco['annotations']) + 1, image_id))
+    for split, coco in enumerate(splits):
+        name = DEMO_SPLITS['coco'][split]
+        coco.update(
+            info=dict(description='mmdiff demo shapes', version='1.0',
+                      year=2026),
+            licenses=[], categories=categories)
+        path = osp.join(root, 'annotations', f'instances_{name}.json')
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(coco, f, separators=(',', ':'))
+    return root
+
+
+DEMO_MAKERS: Dict[str, Callable[..., str]] = dict(
+    seg=make_demo_seg, depth=make_demo_depth, coco=make_demo_coco)
+
+
+def _read_meta(folder: str):
+    try:
+        with open(osp.join(folder, META_FILE)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_stale_temps(root: str, task: str) -> None:
+    """Delete temp folders left by killed runs (their pid is gone)."""
+    pattern = re.compile(rf'^\.{task}-(?:tmp|old)-(\d+)-')
+    for name in os.listdir(root):
+        match = pattern.match(name)
+        if not match:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)  # signal 0: only a liveness check
+        except ProcessLookupError:
+            shutil.rmtree(osp.join(root, name), ignore_errors=True)
+        except OSError:
+            pass
+
+
+def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
+                     num_val: int = 16, size: SizeType = 96, seed: int = 0,
+                     force: bool = False) -> str:
+    """Make the demo data set of ``task`` under ``root/task`` if missing.
+
+    Idempotent: when ``root/task`` already holds data made with the same
+    parameters nothing is written. Atomic: the data is written into a
+    hidden temp folder beside it and moved into place with ``os.replace``,
+    so an interrupted run never leaves a half-written data set.
+
+    Args:
+        task (str): One of :data:`DEMO_TASKS` ('seg', 'depth', 'coco').
+        root (str): Parent folder. Defaults to 'data/demo'.
+        num_train (int): Training images. Defaults to 64.
+        num_val (int): Validation / test images. Defaults to 16.
+        size (int | tuple[int, int]): Image size. Defaults to 96.
+        seed (int): Seed of the scenes. Defaults to 0.
+        force (bool): Rewrite even if the data exists. Defaults to False.
+
+    Returns:
+        str: The data set folder, ``root/task``.
+
+    Raises:
+        ValueError: If ``root/task`` exists but was made with other
+            parameters (or not by this function) and ``force`` is False.
+    """
+    if task not in DEMO_MAKERS:
+        raise ValueError(f'task must be one of {DEMO_TASKS}, got {task!r}')
+    target = osp.join(root, task)
+    meta = dict(task=task, format_version=FORMAT_VERSION, seed=seed,
+                size=list(as_hw(size)), num_train=num_train, num_val=num_val)
+    if osp.exists(target) and not force:
+        found = _read_meta(target)
+        if found == meta:
+            return target
+        raise ValueError(
+            f'{target} exists but holds {found or "no demo_meta.json"}, not '
+            f'{meta}; delete it or pass force=True (--force) to rewrite it')
+    os.makedirs(root, exist_ok=True)
+    _remove_stale_temps(root, task)
+    tmp = tempfile.mkdtemp(prefix=f'.{task}-tmp-{os.getpid()}-', dir=root)
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data is not
+    old = None
+    try:
+        DEMO_MAKERS[task](tmp, num_train, num_val, size, seed)
+        with open(osp.join(tmp, META_FILE), 'w') as f:
+            json.dump(meta, f, indent=1)
+        if osp.exists(target):  # force: move the old one out of the way
+            old = tempfile.mkdtemp(prefix=f'.{task}-old-{os.getpid()}-',
+                                   dir=root)
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process won the race; fine if it made the same data.
+            if _read_meta(target) != meta:
+                raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover and osp.exists(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
+    return target

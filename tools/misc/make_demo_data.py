@@ -1,0 +1,71 @@
+"""Make the offline demo data sets (see docs/demo_data.md).
+
+Example:
+    python tools/misc/make_demo_data.py                  # all three tasks
+    python tools/misc/make_demo_data.py --tasks seg --size 64 --force
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+    __file__)))))
+
+from mmdiff.datasets.demo_data import DEMO_TASKS, ensure_demo_data  # noqa
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Render the offline demo data sets (seg: ADE20K layout, '
+        'depth: NYU layout, coco: COCO json with polygons).')
+    parser.add_argument('--tasks', nargs='+', choices=DEMO_TASKS,
+                        default=list(DEMO_TASKS), help='data sets to make')
+    parser.add_argument('--root', default='data/demo',
+                        help='parent folder; each task goes to ROOT/TASK')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--size', type=int, nargs='+', default=[96],
+                        help='image size: S or H W')
+    parser.add_argument('--num-train', type=int, default=64)
+    parser.add_argument('--num-val', type=int, default=16)
+    parser.add_argument('--force', action='store_true',
+                        help='rewrite data sets that already exist')
+    args = parser.parse_args(argv)
+    if len(args.size) not in (1, 2):
+        parser.error('--size takes one value (S) or two (H W)')
+    return args
+
+
+def folder_stats(folder):
+    """Return (number of files, total bytes) under ``folder``."""
+    count = total = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            count += 1
+            total += osp.getsize(osp.join(dirpath, name))
+    return count, total
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    size = args.size[0] if len(args.size) == 1 else tuple(args.size)
+    grand = 0
+    for task in args.tasks:
+        existed = osp.exists(osp.join(args.root, task))
+        try:
+            folder = ensure_demo_data(
+                task, root=args.root, num_train=args.num_train,
+                num_val=args.num_val, size=size, seed=args.seed,
+                force=args.force)
+        except ValueError as err:
+            sys.exit(f'error: {err}')
+        count, total = folder_stats(folder)
+        grand += total
+        state = 'kept' if existed and not args.force else 'wrote'
+        print(f'{state} {task:5s} {folder}: {count} files, '
+              f'{total / 2**20:.2f} MiB')
+    print(f'total {grand / 2**20:.2f} MiB under {args.root}')
+
+
+if __name__ == '__main__':
+    main()

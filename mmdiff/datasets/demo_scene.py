@@ -27,6 +27,8 @@ import numpy as np
 SHAPE_CLASSES = ('circle', 'square', 'triangle')
 #: Base hue of each shape class (OpenCV HSV, hue in [0, 180)).
 SHAPE_HUES = (0, 60, 120)
+#: Circumradius factor per class, so the classes cover similar areas.
+SHAPE_SCALES = (0.9, 1.0, 1.3)
 #: NYU scene categories the demo scenes are tagged with (all of them are in
 #: ``mmseg.datasets.NYUDataset.METAINFO['classes']``); each one tints the
 #: background with its own hue.
@@ -101,7 +103,7 @@ def _fill(poly: np.ndarray, hw: Tuple[int, int]) -> np.ndarray:
 
 def render_scene(rng: np.random.Generator,
                  size: Union[int, Sequence[int]] = 96,
-                 max_objects: int = 4,
+                 max_objects: int = 5,
                  distractor_prob: float = 0.2,
                  noise_std: float = 6.0) -> Dict:
     """Render one demo scene.
@@ -111,7 +113,7 @@ def render_scene(rng: np.random.Generator,
         size (int | tuple[int, int]): Image size, ``s`` or ``(h, w)``.
             Defaults to 96.
         max_objects (int): At most this many objects; at least one is always
-            placed. Defaults to 4.
+            placed. Defaults to 5.
         distractor_prob (float): Probability that an object takes a random
             hue instead of its class hue. Defaults to 0.2.
         noise_std (float): Std of the per-pixel Gaussian noise, in 8-bit
@@ -152,12 +154,13 @@ def render_scene(rng: np.random.Generator,
 
     # Objects: non-overlapping, fully inside the image.
     objects: List[Dict] = []
-    num_objects = int(rng.integers(1, max_objects + 1))
-    base_radius = 0.13 * min(h, w)
+    num_objects = int(rng.integers(min(2, max_objects), max_objects + 1))
+    base_radius = 0.16 * min(h, w)
     for _ in range(num_objects):
         label = int(rng.integers(len(SHAPE_CLASSES)))
         obj_depth = float(rng.uniform(*OBJ_DEPTH_RANGE))
-        radius = base_radius * 1.5 / obj_depth * rng.uniform(0.85, 1.15)
+        radius = (base_radius * SHAPE_SCALES[label] * 1.5 / obj_depth *
+                  rng.uniform(0.85, 1.15))
         for _attempt in range(30):
             cx = rng.uniform(radius + 1, w - radius - 2)
             cy = rng.uniform(radius + 1, h - radius - 2)

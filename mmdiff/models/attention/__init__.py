@@ -1,0 +1,9 @@
+"""Cross-attention map collection for diffusion backbones."""
+from .processor import (MapCollectingAttnProcessor, attention_probs,
+                        cross_attention_layers, install_map_processors)
+from .store import AttentionStore
+
+__all__ = [
+    'AttentionStore', 'MapCollectingAttnProcessor', 'attention_probs',
+    'cross_attention_layers', 'install_map_processors'
+]

@@ -1,0 +1,217 @@
+"""Where U-Net and VAE weights come from: diffusers folder, hub id, single file or config.
+
+Architecture (configs) and weights are resolved separately so that a backbone
+can build its modules in ``__init__`` and read weights in ``init_weights()``:
+
+* :func:`load_diffusion_configs` returns the ``UNet2DConditionModel`` and
+  ``AutoencoderKL`` config dicts (cheap: no weights are read, except for a
+  single file without ``original_config``, whose model type diffusers infers
+  from the checkpoint keys).
+* :func:`load_diffusion_weights` copies pretrained weights into already-built
+  modules, through ``from_pretrained`` (folder / hub id) or ``from_single_file``
+  (original ldm ``.ckpt`` / ``.safetensors``).
+"""
+import os.path as osp
+import re
+from typing import Optional, Union
+
+from torch import nn
+
+SINGLE_FILE_SUFFIXES = ('.ckpt', '.safetensors', '.pt', '.pth', '.bin')
+_HUB_ID = re.compile(r'^[\w.-]+/[\w.-]+$')
+
+ConfigLike = Optional[Union[str, dict]]
+
+
+def source_kind(pretrained: Optional[str]) -> str:
+    """Classify a ``pretrained`` value.
+
+    Args:
+        pretrained (str, optional): Diffusers folder, hub id, single-file
+            checkpoint path, or None.
+
+    Returns:
+        str: One of ``'none'``, ``'single_file'``, ``'folder'``, ``'hub'``.
+
+    Raises:
+        FileNotFoundError: If the value looks like a local path that does not
+            exist.
+    """
+    if pretrained is None:
+        return 'none'
+    path = osp.expanduser(str(pretrained))
+    if osp.isdir(path):
+        return 'folder'
+    if path.lower().endswith(SINGLE_FILE_SUFFIXES):
+        if osp.isfile(path) or path.startswith(('http://', 'https://')):
+            return 'single_file'
+        raise FileNotFoundError(_missing_message(pretrained, 'single_file'))
+    if _HUB_ID.match(str(pretrained)) and not osp.exists(path):
+        return 'hub'
+    raise FileNotFoundError(_missing_message(pretrained, 'folder'))
+
+
+def _missing_message(pretrained: str, kind: str, cause: Exception = None,
+                     local_files_only: bool = False) -> str:
+    """Build the single error message for weights that cannot be found."""
+    if kind == 'single_file':
+        looked = f'a single-file checkpoint at {pretrained!r}'
+    elif kind == 'folder':
+        looked = (f'a diffusers folder at {pretrained!r} (with unet/ and vae/ '
+                  'subfolders holding config.json and weights)')
+    else:
+        where = ('in the local Hugging Face cache only (local_files_only=True'
+                 ' or HF_HUB_OFFLINE=1)' if local_files_only else
+                 'in the local Hugging Face cache and on the Hub')
+        looked = (f'the hub id {pretrained!r} (subfolders unet/ and vae/) '
+                  f'{where}')
+    msg = (f'mmdiff could not load Stable Diffusion weights: looked for '
+           f'{looked}.')
+    if cause is not None:
+        msg += f' Cause: {type(cause).__name__}: {cause}.'
+    msg += (' To fix: download them on a machine with network, e.g. '
+            '`huggingface-cli download stable-diffusion-v1-5/'
+            'stable-diffusion-v1-5 --include "unet/*" "vae/*" --local-dir '
+            'DIR`, and set backbone.pretrained=DIR; or set pretrained to an '
+            'original .ckpt/.safetensors file; or set pretrained=None with '
+            'unet_cfg/vae_cfg for a randomly initialised model.')
+    return msg
+
+
+def _single_file_configs(pretrained: str, original_config: ConfigLike,
+                         local_files_only: bool) -> tuple:
+    """Diffusers configs of a single-file checkpoint."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import (
+        create_unet_diffusers_config_from_ldm,
+        create_vae_diffusers_config_from_ldm, fetch_diffusers_config,
+        fetch_original_config, load_single_file_checkpoint)
+    if original_config is not None:
+        if isinstance(original_config, str):
+            original_config = fetch_original_config(
+                original_config, local_files_only=local_files_only)
+        # The checkpoint only feeds ``sample_size``, irrelevant to features;
+        # an empty dict keeps ``__init__`` from reading the weights.
+        return (create_unet_diffusers_config_from_ldm(original_config, {}),
+                create_vae_diffusers_config_from_ldm(original_config, {}))
+    checkpoint = load_single_file_checkpoint(
+        pretrained, local_files_only=local_files_only)
+    repo = fetch_diffusers_config(checkpoint)['pretrained_model_name_or_path']
+    del checkpoint
+    kwargs = dict(local_files_only=local_files_only)
+    return (dict(UNet2DConditionModel.load_config(repo, subfolder='unet',
+                                                  **kwargs)),
+            dict(AutoencoderKL.load_config(repo, subfolder='vae', **kwargs)))
+
+
+def load_diffusion_configs(pretrained: Optional[str] = None,
+                           unet_cfg: Optional[dict] = None,
+                           vae_cfg: Optional[dict] = None,
+                           original_config: ConfigLike = None,
+                           local_files_only: bool = False) -> tuple:
+    """Resolve the U-Net and VAE architectures.
+
+    Args:
+        pretrained (str, optional): Diffusers folder, hub id or single file.
+            None builds from ``unet_cfg``/``vae_cfg``. Defaults to None.
+        unet_cfg (dict, optional): ``UNet2DConditionModel`` config, used when
+            ``pretrained`` is None. Defaults to None.
+        vae_cfg (dict, optional): ``AutoencoderKL`` config, used when
+            ``pretrained`` is None. Defaults to None.
+        original_config (str | dict, optional): The ldm yaml (path or dict)
+            of a single-file checkpoint. Without it diffusers infers the
+            model type from the checkpoint and fetches the matching diffusers
+            config (Hub or HF cache). Defaults to None.
+        local_files_only (bool): Never touch the network. Defaults to False.
+
+    Returns:
+        tuple[dict, dict]: The U-Net and VAE config dicts.
+    """
+    kind = source_kind(pretrained)
+    if kind == 'none':
+        if unet_cfg is None or vae_cfg is None:
+            raise ValueError(
+                'pretrained=None needs both unet_cfg and vae_cfg (diffusers '
+                'UNet2DConditionModel / AutoencoderKL config dicts, e.g. '
+                'mmdiff.models.diffusion.tiny_sd_configs()); or set '
+                'pretrained to a diffusers folder, hub id or .ckpt file.')
+        return dict(unet_cfg), dict(vae_cfg)
+    try:
+        if kind == 'single_file':
+            return _single_file_configs(pretrained, original_config,
+                                        local_files_only)
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        kwargs = dict(local_files_only=local_files_only)
+        return (dict(UNet2DConditionModel.load_config(
+            pretrained, subfolder='unet', **kwargs)),
+                dict(AutoencoderKL.load_config(
+                    pretrained, subfolder='vae', **kwargs)))
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(
+            _missing_message(pretrained, kind, e, local_files_only)) from e
+
+
+def copy_weights(dst: nn.Module, state: dict, what: str,
+                 ignore_prefixes: tuple = ()) -> None:
+    """Copy a state dict into ``dst``, failing loudly on any missing key.
+
+    Args:
+        dst (nn.Module): Module to fill.
+        state (dict): Source state dict (diffusers layout).
+        what (str): Name used in the error message.
+        ignore_prefixes (tuple[str]): Source keys with these prefixes are
+            dropped (e.g. the VAE decoder, which mmdiff never builds).
+    """
+    state = {k: v for k, v in state.items()
+             if not k.startswith(ignore_prefixes)}
+    missing, unexpected = dst.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(
+            f'Pretrained {what} does not match the built architecture: '
+            f'missing {missing[:5]}... ({len(missing)}), unexpected '
+            f'{unexpected[:5]}... ({len(unexpected)}). Check that unet_cfg/'
+            'vae_cfg/original_config describe the same model as pretrained.')
+
+
+def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
+                           pretrained: str,
+                           original_config: ConfigLike = None,
+                           local_files_only: bool = False,
+                           vae_ignore: tuple = ('decoder.',
+                                                'post_quant_conv.')) -> None:
+    """Load pretrained weights into built U-Net and VAE modules.
+
+    Args:
+        unet (nn.Module): The ``UNet2DConditionModel`` to fill.
+        vae (nn.Module): The ``AutoencoderKL`` to fill (decoder removed).
+        pretrained (str): Diffusers folder, hub id or single file.
+        original_config (str | dict, optional): ldm yaml of a single file.
+            Defaults to None.
+        local_files_only (bool): Never touch the network. Defaults to False.
+        vae_ignore (tuple[str]): VAE keys not built by mmdiff.
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    kind = source_kind(pretrained)
+    kwargs = dict(local_files_only=local_files_only)
+    try:
+        if kind == 'single_file':
+            from diffusers.loaders.single_file_utils import \
+                load_single_file_checkpoint
+            checkpoint = load_single_file_checkpoint(pretrained, **kwargs)
+            if original_config is not None:
+                kwargs['original_config'] = original_config
+            src_unet = UNet2DConditionModel.from_single_file(
+                checkpoint, **kwargs)
+            src_vae = AutoencoderKL.from_single_file(checkpoint, **kwargs)
+            del checkpoint
+        else:
+            src_unet = UNet2DConditionModel.from_pretrained(
+                pretrained, subfolder='unet', **kwargs)
+            src_vae = AutoencoderKL.from_pretrained(
+                pretrained, subfolder='vae', **kwargs)
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(
+            _missing_message(pretrained, kind, e, local_files_only)) from e
+    copy_weights(unet, src_unet.state_dict(), 'U-Net')
+    copy_weights(vae, src_vae.state_dict(), 'VAE', vae_ignore)
+

@@ -1,0 +1,106 @@
+"""Feature taps: forward hooks on named modules of a U-Net.
+
+A tap stores the output of a named sub-module during one forward. Once every
+tap has fired the forward can stop early (:class:`TapsDone`), so the layers
+past the last tap (``conv_norm_out``/``conv_out`` for VPD) are never run.
+"""
+from contextlib import contextmanager
+from functools import partial
+from typing import Dict, Iterator, List, Sequence
+
+from torch import Tensor, nn
+
+
+class TapsDone(Exception):
+    """Raised by the last tap to stop the U-Net forward early."""
+
+
+def vpd_default_taps(unet: nn.Module) -> List[str]:
+    """VPD's tap points for any ``UNet2DConditionModel`` block layout.
+
+    VPD taps ldm ``output_blocks`` 1, 4, 7 and the final one: in every up
+    block but the last, the output of its second-to-last layer (attention if
+    the block has cross-attention, else resnet), i.e. before the layer that
+    upsamples; plus the output of the last up block. For SD1.x/2.x this is
+    ``up_blocks.0.resnets.1``, ``up_blocks.1.attentions.1``,
+    ``up_blocks.2.attentions.1`` and ``up_blocks.3``.
+
+    Args:
+        unet (nn.Module): A diffusers ``UNet2DConditionModel``.
+
+    Returns:
+        list[str]: Module paths, finest resolution first.
+    """
+    blocks = unet.up_blocks
+    paths = [f'up_blocks.{len(blocks) - 1}']
+    for i in range(len(blocks) - 2, -1, -1):
+        block = blocks[i]
+        layer = max(len(block.resnets) - 2, 0)
+        kind = 'attentions' if getattr(block, 'attentions', None) else \
+            'resnets'
+        paths.append(f'up_blocks.{i}.{kind}.{layer}')
+    return paths
+
+
+class FeatureTaps:
+    """Collect the outputs of named sub-modules with forward hooks.
+
+    Hooks only record while :meth:`capture` is active, so gradient
+    checkpointing re-computation during backward leaves them untouched.
+
+    Args:
+        model (nn.Module): Module holding the taps.
+        paths (Sequence[str]): Dotted module paths (``model.get_submodule``).
+        stop_early (bool): Raise :class:`TapsDone` once all taps fired.
+            Defaults to True.
+    """
+
+    def __init__(self, model: nn.Module, paths: Sequence[str],
+                 stop_early: bool = True) -> None:
+        self.paths = list(paths)
+        self.stop_early = stop_early
+        self.features: Dict[str, Tensor] = {}
+        self._active = False
+        self._handles = []
+        for path in self.paths:
+            try:
+                module = model.get_submodule(path)
+            except AttributeError as e:
+                raise ValueError(
+                    f'Tap {path!r} is not a module of the U-Net; use dotted '
+                    'paths from unet.named_modules(), e.g. '
+                    "'up_blocks.1.attentions.1'.") from e
+            # A partial of a bound method (not a closure) so that
+            # ``copy.deepcopy`` of the model (e.g. EMA) re-binds the copy.
+            self._handles.append(
+                module.register_forward_hook(partial(self._record, path)))
+
+    def _record(self, path: str, module: nn.Module, args, output) -> None:
+        """Forward hook body: store the output, stop when all taps fired."""
+        if not self._active:
+            return
+        if not isinstance(output, Tensor):
+            output = output[0]
+        self.features[path] = output
+        if self.stop_early and len(self.features) == len(self.paths):
+            raise TapsDone
+
+    @contextmanager
+    def capture(self) -> Iterator[Dict[str, Tensor]]:
+        """Record tap outputs during the enclosed forward.
+
+        Yields:
+            dict[str, Tensor]: Filled with ``path -> output`` as taps fire.
+        """
+        self.features = {}
+        self._active = True
+        try:
+            yield self.features
+        finally:
+            self._active = False
+
+    def remove(self) -> None:
+        """Remove all hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []

@@ -1,0 +1,28 @@
+# A tiny Stable-Diffusion-shaped U-Net + VAE (random init) for demos and tests:
+# SD1.5's layout (4 levels, cross-attention in the 3 finest, 2 layers per
+# block, VAE factor 8, 4 latent channels) with small widths. It equals
+# mmdiff.models.diffusion.tiny_unet_cfg() / tiny_vae_cfg() (a test checks).
+# Feature channels finest-first: [32, 64, 64, 64] at strides [8, 16, 32, 64].
+tiny_unet_cfg = dict(
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
+                      'CrossAttnDownBlock2D', 'DownBlock2D'),
+    up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
+                    'CrossAttnUpBlock2D'),
+    block_out_channels=(32, 64, 64, 64),
+    layers_per_block=2,
+    norm_num_groups=32,
+    cross_attention_dim=32,
+    attention_head_dim=4)
+tiny_vae_cfg = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=('DownEncoderBlock2D', ) * 4,
+    up_block_types=('UpDecoderBlock2D', ) * 4,
+    block_out_channels=(32, 32, 64, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=64)

@@ -22,6 +22,7 @@ import json
 import os
 import os.path as osp
 import re
+import sys
 import tempfile
 from importlib import import_module
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -385,7 +386,7 @@ def compute_class_embeddings(class_names: NameSpec,
     bar = None
     if progress:
         from mmengine.utils import ProgressBar
-        bar = ProgressBar(len(names))
+        bar = ProgressBar(len(names), file=sys.stdout)
     rows = []
     for start in range(0, len(names), per_batch):
         group = names[start:start + per_batch]

@@ -265,6 +265,20 @@ def test_host_metrics_read_the_ground_truth(demo_root):
     assert scores['rmse'] < 1e-6 and scores['d1'] == 1.0
 
 
+def test_chance_levels(demo_root):
+    from mmdiff.datasets.demo_chance import depth_chance, seg_chance
+    labels = np.stack([scene_of(1, i)['sem_seg'] for i in range(NUM_VAL)])
+    background = (labels == 0).mean()
+    res = seg_chance(osp.join(demo_root, 'seg'))
+    assert np.isclose(res['aAcc'], 100 * background, atol=0.01)
+    assert np.isclose(res['mIoU'], 100 * background / len(DEMO_SEG_CLASSES),
+                      atol=0.01)
+    res = depth_chance(osp.join(demo_root, 'depth'))
+    assert set(res) == {'mean_map', 'median'}
+    for scores in res.values():
+        assert scores['rmse'] > 0.1 and 0 < scores['d1'] < 1
+
+
 def test_default_size_and_cli(tmp_path, capsys):
     import importlib.util
     tool = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'misc',
@@ -278,8 +292,9 @@ def test_default_size_and_cli(tmp_path, capsys):
     assert all(f'wrote {t}' in out for t in DEMO_TASKS)
     total = sum(os.path.getsize(p) for p in all_files(root).values())
     assert total < 4 * 2**20, total
-    module.main(['--root', root, '--tasks', 'seg'])
-    assert 'kept seg' in capsys.readouterr().out
+    module.main(['--root', root, '--tasks', 'seg', '--chance'])
+    out = capsys.readouterr().out
+    assert 'kept seg' in out and 'chance seg' in out
     with open(osp.join(root, 'seg', 'demo_meta.json')) as f:
         meta = json.load(f)
     assert meta['num_train'] == 64 and meta['size'] == [96, 96]

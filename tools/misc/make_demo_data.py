@@ -30,6 +30,9 @@ def parse_args(argv=None):
     parser.add_argument('--num-val', type=int, default=16)
     parser.add_argument('--force', action='store_true',
                         help='rewrite data sets that already exist')
+    parser.add_argument('--chance', action='store_true',
+                        help='also print the chance levels of seg and depth '
+                        '(image-blind baselines scored by the host metrics)')
     args = parser.parse_args(argv)
     if len(args.size) not in (1, 2):
         parser.error('--size takes one value (S) or two (H W)')
@@ -65,7 +68,31 @@ def main(argv=None):
         print(f'{state} {task:5s} {folder}: {count} files, '
               f'{total / 2**20:.2f} MiB')
     print(f'total {grand / 2**20:.2f} MiB under {args.root}')
+    if args.chance:
+        print_chance(args.root, args.tasks)
 
+
+def print_chance(root, tasks):
+    from mmengine.logging import MMLogger
+
+    from mmdiff.datasets.demo_chance import depth_chance, seg_chance
+
+    # The host metrics print their tables to the current logger: quieten it
+    # while they run.
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel('ERROR')
+    try:
+        if 'seg' in tasks:
+            res = seg_chance(osp.join(root, 'seg'))
+            print('chance seg   (all background): ' + ', '.join(
+                f'{k} {float(v):.2f}' for k, v in res.items()))
+        if 'depth' in tasks:
+            for name, res in depth_chance(osp.join(root, 'depth')).items():
+                print(f'chance depth ({name}): ' + ', '.join(
+                    f'{k} {res[k]:.3f}' for k in ('rmse', 'abs_rel', 'd1')))
+    finally:
+        logger.setLevel(level)
 
 if __name__ == '__main__':
     main()

@@ -1,4 +1,4 @@
-"""Demo data sets: deterministic, atomic, and readable by the host data sets."""
+"""Demo data sets: deterministic, atomic, read by the host data sets."""
 import filecmp
 import json
 import os

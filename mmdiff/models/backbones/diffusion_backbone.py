@@ -224,6 +224,10 @@ class DiffusionBackbone(BaseModule):
         return torch.zeros(batch_size, 1, self.cross_attention_dim,
                            device=self.unet.device)
 
+    def reduce_maps(self, maps: Dict[int, Tensor]) -> Dict[int, Tensor]:
+        """Turn per-token maps into output channels (identity here)."""
+        return maps
+
     def _unet_kwargs(self, batch_size: int, device) -> dict:
         """Extra U-Net inputs (zero SDXL micro-conditioning if needed)."""
         cfg = self.unet.config
@@ -321,6 +325,7 @@ class DiffusionBackbone(BaseModule):
         latents = self.add_noise(self.encode(inputs))
         cond = self.condition(inputs.shape[0], class_ids)
         feats, maps = self._run_unet(latents, cond.to(latents.device))
+        maps = self.reduce_maps(maps)
         outs = []
         for path, stride in zip(self.tap_paths, self.tap_strides):
             feat = feats[path]

@@ -5,7 +5,7 @@ embeddings refined by a :class:`TextAdapter`, with cross-attention maps
 concatenated to the features (segmentation) or one embedding per image
 (depth, ``class_embed_select``).
 """
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -124,7 +124,7 @@ class VPD(DiffusionBackbone):
 
     @property
     def num_tokens(self) -> int:
-        """Text tokens per image: K, or 1 with ``class_embed_select``."""
+        """Channels of each attention map: K, or 1 with selection."""
         emb = getattr(self, 'class_embeddings', None)
         if emb is None or getattr(self, 'class_embed_select', False):
             return 1
@@ -132,7 +132,11 @@ class VPD(DiffusionBackbone):
 
     def condition(self, batch_size: int,
                   class_ids: Optional[Tensor] = None) -> Tensor:
-        """Adapted class embeddings, ``(B, K, D)`` or ``(B, 1, D)``.
+        """Adapted class embeddings as U-Net encoder hidden states.
+
+        Pooled embeddings ``(K, D)`` give ``K`` tokens per image, token
+        embeddings ``(K, L, D)`` give ``K * L``; with ``class_embed_select``
+        each image gets its own class's 1 (or L) tokens.
 
         Args:
             batch_size (int): Number of images.
@@ -141,24 +145,32 @@ class VPD(DiffusionBackbone):
                 selects the mean embedding. Defaults to None.
 
         Returns:
-            Tensor: Encoder hidden states for the U-Net.
+            Tensor: ``(B, N, D)``.
         """
-        if self.class_embeddings is None:
-            texts = super().condition(1)[0]
-        elif self.class_embed_select:
-            table = torch.cat([
-                self.class_embeddings,
-                self.class_embeddings.mean(0, keepdim=True)
-            ])
-            texts = table[self._select_rows(batch_size, class_ids)]
+        emb = self.class_embeddings
+        if emb is None:
+            texts = super().condition(1)  # a null prompt: one zero token
         else:
-            texts = self.class_embeddings
+            texts = emb if emb.ndim == 3 else emb[:, None]  # (K, L, D)
+        if self.class_embed_select and emb is not None:
+            table = torch.cat([texts, texts.mean(0, keepdim=True)])
+            texts = table[self._select_rows(batch_size, class_ids)]
         if self.text_adapter is not None:
             texts = self.text_adapter(texts)
-        if texts.ndim == 2 and self.class_embed_select and \
-                self.class_embeddings is not None:
-            return texts[:, None]
-        return texts[None].expand(batch_size, -1, -1)
+        if self.class_embed_select and emb is not None:
+            return texts
+        return texts.flatten(0, 1)[None].expand(batch_size, -1, -1)
+
+    def reduce_maps(self, maps: Dict[int, Tensor]) -> Dict[int, Tensor]:
+        """Sum the maps of each class's tokens (token embeddings only)."""
+        emb = self.class_embeddings
+        if emb is None or emb.ndim == 2 or self.class_embed_select:
+            return maps
+        num, length = emb.shape[:2]
+        return {
+            down: m.unflatten(1, (num, length)).sum(2)
+            for down, m in maps.items()
+        }
 
     def _select_rows(self, batch_size: int,
                      class_ids: Optional[Tensor]) -> Tensor:

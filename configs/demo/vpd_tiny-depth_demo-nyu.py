@@ -6,7 +6,8 @@ _base_ = [
     'mmseg::_base_/default_runtime.py', '../_base_/models/vpd_tiny.py'
 ]
 custom_imports = dict(
-    imports=['mmdiff.models', 'mmdiff.datasets'], allow_failed_imports=False)
+    imports=['mmdiff.models', 'mmdiff.datasets.demo_datasets'],
+    allow_failed_imports=False)
 
 image_size = 128  # the head needs the 1/64 map to be half the 1/32 map
 data_preprocessor = dict(

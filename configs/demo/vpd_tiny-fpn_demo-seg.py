@@ -6,7 +6,8 @@ _base_ = [
     'mmseg::_base_/default_runtime.py', '../_base_/models/vpd_tiny.py'
 ]
 custom_imports = dict(
-    imports=['mmdiff.models', 'mmdiff.datasets'], allow_failed_imports=False)
+    imports=['mmdiff.models', 'mmdiff.datasets.demo_datasets'],
+    allow_failed_imports=False)
 
 num_classes = 4
 data_preprocessor = dict(

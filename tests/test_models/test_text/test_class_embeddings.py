@@ -297,3 +297,38 @@ def test_cache_key_follows_weights_and_env(clip_dir, tmp_path, monkeypatch):
     b = get_or_build_class_embeddings(NAMES, other, **kw)
     assert not torch.equal(a, b)
     assert len(os.listdir(tmp_path / 'root' / 'class_embeddings')) == 4
+
+
+def _fake_hub_repo(cache, repo_id, files_from, sub=None, commit='c0ffee' * 6
+                   + 'c0ff'):
+    """Lay out ``repo_id`` in a hub cache as huggingface_hub writes it."""
+    repo = cache / ('models--' + repo_id.replace('/', '--'))
+    (repo / 'refs').mkdir(parents=True)
+    (repo / 'refs' / 'main').write_text(commit)
+    snap = repo / 'snapshots' / commit
+    if sub is None:
+        shutil.copytree(files_from, snap)
+    else:
+        shutil.copytree(files_from, snap / 'text_encoder')
+        shutil.copytree(files_from, snap / 'tokenizer')
+    return commit
+
+
+def test_hub_id_offline_from_cache(clip_dir, tmp_path, monkeypatch):
+    """A hub id resolves in the local hub cache, pinned to its commit."""
+    from huggingface_hub import constants
+    cache = tmp_path / 'hub'
+    monkeypatch.setattr(constants, 'HF_HUB_CACHE', str(cache))
+    commit = _fake_hub_repo(cache, 'mmdiff-test/tiny-clip', clip_dir)
+    _fake_hub_repo(cache, 'mmdiff-test/tiny-sd', clip_dir, sub=True)
+    kw = dict(local_files_only=True, progress=False)
+    ref = compute_class_embeddings(NAMES, clip_dir, **kw)
+    emb, meta = compute_class_embeddings(NAMES, 'mmdiff-test/tiny-clip',
+                                         return_metadata=True, **kw)
+    assert torch.equal(emb, ref)
+    assert meta['model_identity'] == f'hub:mmdiff-test/tiny-clip@{commit}/'
+    sd = compute_class_embeddings(NAMES, 'mmdiff-test/tiny-sd', **kw)
+    assert torch.equal(sd, ref)
+    cached = get_or_build_class_embeddings(
+        NAMES, 'mmdiff-test/tiny-clip', cache_dir=str(tmp_path / 'c'), **kw)
+    assert torch.equal(cached, ref)

@@ -1,0 +1,105 @@
+"""mmdiff.VPD inside mmseg EncoderDecoder and mmdet Mask R-CNN, from configs.
+
+The config files in tests/data/configs use the host's default_scope and
+``type='mmdiff.VPD'`` with ``custom_imports``, as user configs do.
+"""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+
+from mmdiff.models.backbones import VPD, check_in_channels
+
+CONFIGS = osp.join(osp.dirname(__file__), '..', '..', 'data', 'configs')
+
+
+def _build(name):
+    from mmengine.registry import MODELS
+    from mmengine.utils import import_modules_from_strings
+    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return cfg, model
+
+
+@pytest.fixture(autouse=True)
+def _restore_scope():
+    yield
+    DefaultScope._instance_dict.clear()
+
+
+def _seg_inputs(num_classes, size=64):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for _ in range(2):
+        inputs.append(torch.randint(0, 256, (3, size, size), generator=gen,
+                                    dtype=torch.uint8))
+        sample = SegDataSample()
+        sample.gt_sem_seg = PixelData(data=torch.randint(
+            0, num_classes, (1, size, size), generator=gen))
+        sample.set_metainfo(dict(img_shape=(size, size),
+                                 ori_shape=(size, size),
+                                 pad_shape=(size, size)))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def test_mmseg_encoder_decoder_train_and_predict():
+    from mmengine.optim import OptimWrapper
+    cfg, model = _build('vpd_tiny_fpn_seg.py')
+    assert isinstance(model.backbone, VPD)
+    assert list(model.backbone.out_channels) == cfg.model.neck.in_channels
+    check_in_channels(model)
+    model.train()
+    optim = OptimWrapper(torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.01))
+    data = _seg_inputs(cfg.num_classes)
+    gamma = model.backbone.text_adapter.gamma.detach().clone()
+    losses = model.train_step(data, optim)
+    assert torch.isfinite(losses['decode.loss_ce'])
+    assert not torch.equal(gamma, model.backbone.text_adapter.gamma)
+    assert all(p.grad is None for p in model.backbone.vae.parameters())
+    preds = model.val_step(_seg_inputs(cfg.num_classes))
+    assert preds[0].pred_sem_seg.data.shape == (1, 64, 64)
+
+
+def test_mmdet_mask_rcnn_loss_and_predict():
+    from mmdet.testing import demo_mm_inputs
+    cfg, model = _build('vpd_tiny_maskrcnn_det.py')
+    assert list(model.backbone.out_channels) == cfg.model.neck.in_channels
+    check_in_channels(model)
+    packed = demo_mm_inputs(
+        batch_size=2, image_shapes=[(3, 96, 80), (3, 64, 64)],
+        num_items=[2, 1], num_classes=cfg.num_classes, with_mask=True)
+    data = model.data_preprocessor(packed, True)
+    model.train()
+    losses = model(**data, mode='loss')
+    total, _ = model.parse_losses(losses)
+    assert torch.isfinite(total)
+    total.backward()
+    assert model.backbone.text_adapter.gamma.grad is not None
+    model.eval()
+    with torch.no_grad():
+        results = model(**model.data_preprocessor(packed, False),
+                        mode='predict')
+    assert len(results) == 2
+    assert hasattr(results[0].pred_instances, 'masks')
+
+
+def test_neck_channel_mismatch_names_the_fix():
+    from mmengine.registry import MODELS
+    cfg = Config.fromfile(osp.join(CONFIGS, 'vpd_tiny_fpn_seg.py'))
+    init_default_scope(cfg.default_scope)
+    # embeddings for 6 classes, neck still written for K=4
+    cfg.model.backbone.class_embeddings = dict(num_classes=6, dim=32)
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ValueError, match=r'neck.in_channels=\[32, 70, 70, '
+                       r'64\]'):
+        check_in_channels(model)

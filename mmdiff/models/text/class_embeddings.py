@@ -102,7 +102,9 @@ TEMPLATE_SETS: Dict[str, List[str]] = {
 
 OUTPUTS = ('pooled', 'tokens')
 _FORMAT = 'mmdiff.class_embeddings/1'
-_WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.json', '.txt', '.model')
+_SAFETENSORS = re.compile(r'model(-\d+-of-\d+)?\.safetensors')
+_BIN = re.compile(r'pytorch_model(-\d+-of-\d+)?\.bin')
+_META_SUFFIXES = ('.json', '.txt', '.model')
 _HUB_ID = re.compile(r'^[\w.-]+(/[\w.-]+)?$')
 
 NameSpec = Union[str, os.PathLike, Sequence[str]]
@@ -199,7 +201,7 @@ def _missing_encoder_error(text_encoder: str, local_files_only: bool,
         'folder with text_encoder/ and tokenizer/ subfolders; (3) a Hugging '
         f'Face hub id, in the local hub cache'
         f'{" only (local_files_only=True)" if local_files_only else " or online"}'
-        '. Provide one: e.g. download once with `huggingface-cli download '
+        '. Provide one: e.g. download once with `hf download '
         'openai/clip-vit-large-patch14` (then pass the id, offline with '
         'local_files_only=True) or pass a local folder.'
         + (f' ({detail})' if detail else ''))
@@ -264,32 +266,58 @@ def _file_sha256(path: str) -> str:
 
 
 def _identity(loc: dict) -> str:
-    """A string that changes whenever the encoder's weights/tokenizer do."""
+    """A string that changes whenever the encoder's weights/tokenizer do.
+
+    Local folders: sha256 of the weights ``from_pretrained`` reads
+    (``model*.safetensors``, else ``pytorch_model*.bin``) and of the
+    config/tokenizer files. Hub ids: id + resolved commit + subfolder.
+    """
     if loc['hub']:
         return (f'hub:{loc["path"]}@{loc["revision"]}'
                 f'/{loc["model_sub"]}')
     h = hashlib.sha256()
     for sub in sorted({loc['model_sub'], loc['tok_sub']}):
         folder = osp.join(loc['path'], sub)
-        for name in sorted(os.listdir(folder)):
-            file = osp.join(folder, name)
-            if osp.isfile(file) and name.endswith(_WEIGHT_SUFFIXES):
-                h.update(f'{sub}/{name}:{_file_sha256(file)}\n'.encode())
+        files = sorted(f for f in os.listdir(folder)
+                       if osp.isfile(osp.join(folder, f)))
+        weights = [f for f in files if _SAFETENSORS.fullmatch(f)] or [
+            f for f in files if _BIN.fullmatch(f)]
+        small = [f for f in files if f.endswith(_META_SUFFIXES)]
+        for name in weights + small:
+            digest = _file_sha256(osp.join(folder, name))
+            h.update(f'{sub}/{name}:{digest}\n'.encode())
     return f'local:sha256:{h.hexdigest()}'
 
 
 def _load_text_encoder(loc: dict, local_files_only: bool, device: str):
-    """Load ``CLIPTextModel`` + ``CLIPTokenizer`` from a located source."""
+    """Load ``CLIPTextModel`` + ``CLIPTokenizer`` from a located source.
+
+    A full ``CLIPModel`` folder (e.g. ``openai/clip-vit-large-patch14``)
+    works: its text tower is loaded and the vision/projection weights are
+    skipped silently; a missing text weight is an error.
+    """
     from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers.utils import logging as hf_logging
     kw = dict(revision=loc['revision'], local_files_only=local_files_only)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # no report of the skipped vision keys
     try:
-        model = CLIPTextModel.from_pretrained(
-            loc['path'], subfolder=loc['model_sub'], **kw)
+        model, info = CLIPTextModel.from_pretrained(
+            loc['path'], subfolder=loc['model_sub'], output_loading_info=True,
+            **kw)
         tokenizer = CLIPTokenizer.from_pretrained(
             loc['path'], subfolder=loc['tok_sub'], **kw)
     except OSError as e:
         raise _missing_encoder_error(loc['path'], local_files_only,
                                      str(e).splitlines()[0]) from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = sorted(info.get('missing_keys') or [])
+    if missing:
+        raise ValueError(
+            f'{loc["path"]} ({loc["model_sub"] or "root"}) is not a complete '
+            f'CLIP text encoder: {len(missing)} weights missing, e.g. '
+            f'{missing[:3]}. Pass a CLIP model or a Stable Diffusion folder.')
     return model.to(device=device, dtype=torch.float32).eval(), tokenizer
 
 

@@ -198,7 +198,7 @@ def test_missing_model_errors(tmp_path):
     with pytest.raises(OSError, match='Looked for.*text_encoder/') as e:
         compute_class_embeddings(NAMES, str(tmp_path / 'nope'),
                                  local_files_only=True)
-    assert 'huggingface-cli download' in str(e.value)
+    assert 'hf download' in str(e.value)
     (tmp_path / 'empty').mkdir()
     with pytest.raises(OSError, match='neither config.json'):
         compute_class_embeddings(NAMES, str(tmp_path / 'empty'))
@@ -332,3 +332,32 @@ def test_hub_id_offline_from_cache(clip_dir, tmp_path, monkeypatch):
     cached = get_or_build_class_embeddings(
         NAMES, 'mmdiff-test/tiny-clip', cache_dir=str(tmp_path / 'c'), **kw)
     assert torch.equal(cached, ref)
+
+
+def test_full_clip_model_folder(clip_dir, tmp_path):
+    """A CLIPModel folder (the openai/clip-vit-* layout): its text tower."""
+    from transformers.utils import logging as hf_logging
+    text_cfg = transformers.CLIPTextConfig.from_pretrained(clip_dir)
+    vision_cfg = transformers.CLIPVisionConfig(
+        hidden_size=16, intermediate_size=20, num_hidden_layers=1,
+        num_attention_heads=2, image_size=8, patch_size=4)
+    cfg = transformers.CLIPConfig(text_config=text_cfg.to_dict(),
+                                  vision_config=vision_cfg.to_dict(),
+                                  projection_dim=8)
+    torch.manual_seed(1)
+    full = transformers.CLIPModel(cfg).eval()
+    folder = tmp_path / 'full'
+    full.save_pretrained(folder)
+    for name in os.listdir(clip_dir):
+        if name.startswith('tokenizer'):
+            shutil.copy(osp.join(clip_dir, name), folder)
+    verbosity = hf_logging.get_verbosity()
+    emb = compute_class_embeddings(['cat'], str(folder), progress=False,
+                                   local_files_only=True)
+    assert hf_logging.get_verbosity() == verbosity
+    ids = transformers.CLIPTokenizer.from_pretrained(folder)(
+        ['a photo of a cat'], padding='max_length', max_length=77,
+        return_tensors='pt').input_ids
+    with torch.no_grad():
+        ref = full.text_model(input_ids=ids).pooler_output
+    torch.testing.assert_close(emb, ref, rtol=0, atol=0)

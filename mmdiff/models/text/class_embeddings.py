@@ -171,7 +171,8 @@ def resolve_templates(spec: NameSpec = 'vpd') -> List[str]:
         templates = list(spec)
     if not templates:
         raise ValueError('Templates must not be empty.')
-    bad = [t for t in templates if not isinstance(t, str) or t.count('{}') != 1]
+    bad = [t for t in templates
+           if not isinstance(t, str) or t.count('{}') != 1]
     if bad:
         raise ValueError(
             f'Each template needs exactly one "{{}}" for the class name; '
@@ -194,13 +195,15 @@ def append_mean_row(embeddings: Tensor) -> Tensor:
 # --------------------------------------------------------------------------
 def _missing_encoder_error(text_encoder: str, local_files_only: bool,
                            detail: str = '') -> OSError:
+    where = ' only (local_files_only=True)' if local_files_only else (
+        ' or online')
     return OSError(
         f'Cannot find a CLIP text encoder at {text_encoder!r}. Looked for: '
         '(1) a local folder with config.json and its tokenizer files '
         '(a CLIP model saved with save_pretrained); (2) a Stable Diffusion '
         'folder with text_encoder/ and tokenizer/ subfolders; (3) a Hugging '
         f'Face hub id, in the local hub cache'
-        f'{" only (local_files_only=True)" if local_files_only else " or online"}'
+        f'{where}'
         '. Provide one: e.g. download once with `hf download '
         'openai/clip-vit-large-patch14` (then pass the id, offline with '
         'local_files_only=True) or pass a local folder.'
@@ -363,10 +366,11 @@ def compute_class_embeddings(class_names: NameSpec,
 
     Args:
         class_names (str | Sequence[str]): see :func:`resolve_class_names`.
-        text_encoder (str | tuple): a hub id (``openai/clip-vit-large-patch14``),
-            a local CLIP folder, a Stable Diffusion folder (its
-            ``text_encoder``/``tokenizer`` subfolders are used), or an
-            already loaded ``(CLIPTextModel, tokenizer)`` pair.
+        text_encoder (str | tuple): a hub id
+            (``openai/clip-vit-large-patch14``), a local CLIP folder, a
+            Stable Diffusion folder (its ``text_encoder``/``tokenizer``
+            subfolders are used), or an already loaded
+            ``(CLIPTextModel, tokenizer)`` pair.
         templates (str | Sequence[str]): ``'vpd'``, ``'imagenet80'``, a list
             or a text file. Defaults to ``'vpd'``.
         output (str): ``'pooled'`` -> (K, D) ``pooler_output`` (EOS token),

@@ -35,7 +35,9 @@ class MapCollectingAttnProcessor(AttnProcessor2_0):
                  temb: Optional[Tensor] = None,
                  *args,
                  **kwargs) -> Tensor:
-        if self.store.active and encoder_hidden_states is not None:
+        if encoder_hidden_states is not None:
+            # Computed even when the store is idle, so that gradient
+            # checkpointing recomputes exactly what the forward computed.
             self.store.add(
                 self.name,
                 attention_probs(attn, hidden_states, encoder_hidden_states,

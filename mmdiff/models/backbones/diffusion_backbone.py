@@ -161,8 +161,10 @@ class DiffusionBackbone(BaseModule):
         latents = torch.zeros(1, self.unet.config.in_channels, size, size)
         cond = torch.zeros(1, 2, self.cross_attention_dim)
         self.attn_store.layer_tokens = {}
+        self.taps.stop_early = False
         with torch.no_grad():
             feats, _ = self._run_unet(latents, cond)
+        self.taps.stop_early = self.taps.last_fired_is_block()
         self.tap_channels, self.tap_strides = [], []
         for path in self.tap_paths:
             feat = feats[path]

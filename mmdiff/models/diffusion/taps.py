@@ -4,6 +4,7 @@ A tap stores the output of a named sub-module during one forward. Once every
 tap has fired the forward can stop early (:class:`TapsDone`), so the layers
 past the last tap (``conv_norm_out``/``conv_out`` for VPD) are never run.
 """
+import re
 from contextlib import contextmanager
 from functools import partial
 from typing import Dict, Iterator, List, Sequence
@@ -84,6 +85,17 @@ class FeatureTaps:
         self.features[path] = output
         if self.stop_early and len(self.features) == len(self.paths):
             raise TapsDone
+
+    def last_fired_is_block(self) -> bool:
+        """Whether the tap that fired last is a whole U-Net block.
+
+        Stopping from inside a block (e.g. a resnet run under gradient
+        checkpointing) would break recomputation, so callers only stop
+        early when the last tap is a top-level block.
+        """
+        last = list(self.features)[-1]
+        return re.fullmatch(r'(down_blocks|up_blocks)\.\d+|mid_block',
+                            last) is not None
 
     @contextmanager
     def capture(self) -> Iterator[Dict[str, Tensor]]:

@@ -68,13 +68,15 @@ def _missing_message(pretrained: str, kind: str, cause: Exception = None,
     msg = (f'mmdiff could not load Stable Diffusion weights: looked for '
            f'{looked}.')
     if cause is not None:
-        msg += f' Cause: {type(cause).__name__}: {cause}.'
+        msg += f' Cause: {type(cause).__name__}: {str(cause).rstrip(".")}.'
+    repo = pretrained if kind == 'hub' else \
+        'stable-diffusion-v1-5/stable-diffusion-v1-5'
     msg += (' To fix: download them on a machine with network, e.g. '
-            '`huggingface-cli download stable-diffusion-v1-5/'
-            'stable-diffusion-v1-5 --include "unet/*" "vae/*" --local-dir '
-            'DIR`, and set backbone.pretrained=DIR; or set pretrained to an '
-            'original .ckpt/.safetensors file; or set pretrained=None with '
-            'unet_cfg/vae_cfg for a randomly initialised model.')
+            f'`hf download {repo} --include "unet/*" "vae/*" --local-dir '
+            'DIR` (or `huggingface-cli download ...`), and set '
+            'backbone.pretrained=DIR; or set pretrained to an original '
+            '.ckpt/.safetensors file; or set pretrained=None with unet_cfg/'
+            'vae_cfg for a randomly initialised model.')
     return msg
 
 

@@ -116,8 +116,6 @@ class DiffusionBackbone(BaseModule):
         vae.decoder = None  # never used: features come from the encoder
         vae.post_quant_conv = None
         self.vae = vae
-        if grad_checkpointing:
-            self.unet.enable_gradient_checkpointing()
         self.scheduler = None
         if noise != 'none':
             from diffusers import DDPMScheduler
@@ -141,6 +139,8 @@ class DiffusionBackbone(BaseModule):
         self.attn_places = tuple(attn_places)
         self.attn_min_downsample = attn_min_downsample
         self._probe()
+        if grad_checkpointing:
+            self.unet.enable_gradient_checkpointing()
         self._update_feature_info()
         self._freeze_stages()
 
@@ -162,9 +162,16 @@ class DiffusionBackbone(BaseModule):
         cond = torch.zeros(1, 2, self.cross_attention_dim)
         self.attn_store.layer_tokens = {}
         self.taps.stop_early = False
-        with torch.no_grad():
+        with torch.enable_grad():
             feats, _ = self._run_unet(latents, cond)
         self.taps.stop_early = self.taps.last_fired_is_block()
+        # Parameters no tap depends on (conv_norm_out/conv_out for VPD) are
+        # frozen, so that DDP needs no find_unused_parameters.
+        used = _graph_leaves(list(feats.values()))
+        self.unused_unet_params = [
+            name for name, param in self.unet.named_parameters()
+            if param not in used
+        ]
         self.tap_channels, self.tap_strides = [], []
         for path in self.tap_paths:
             feat = feats[path]
@@ -210,6 +217,8 @@ class DiffusionBackbone(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
+        for name in self.unused_unet_params:
+            self.unet.get_parameter(name).requires_grad = False
 
     def train(self, mode: bool = True) -> 'DiffusionBackbone':
         """Set training mode, keeping frozen parts frozen and in eval."""
@@ -337,3 +346,18 @@ class DiffusionBackbone(BaseModule):
             outs.append(feat[..., :math.ceil(height / stride),
                              :math.ceil(width / stride)])
         return tuple(outs)
+
+
+def _graph_leaves(outputs: List[Tensor]) -> set:
+    """Parameters (autograd leaves) that ``outputs`` depend on."""
+    leaves, seen = set(), set()
+    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        if hasattr(node, 'variable'):
+            leaves.add(node.variable)
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return leaves

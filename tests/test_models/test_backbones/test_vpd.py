@@ -153,7 +153,8 @@ def test_vae_never_and_frozen_unet_never_gets_gradients():
         assert model.unet.training != freeze
         assert not any(p.requires_grad for p in model.vae.parameters())
         assert all(p.requires_grad != freeze
-                   for p in model.unet.parameters())
+                   for n, p in model.unet.named_parameters()
+                   if n not in model.unused_unet_params)
         sum(o.sum() for o in model(images())).backward()
         assert all(p.grad is None for p in model.vae.parameters())
         unet_grads = [p.grad is not None for p in model.unet.parameters()]
@@ -271,3 +272,16 @@ def test_bad_inputs_name_the_fix(vpd):
         build(noise='gaussian')
     with pytest.raises(FileNotFoundError, match='build_class_embeddings'):
         build(class_embeddings='/nonexistent/emb.pth')
+
+
+def test_parameters_past_the_last_tap_are_frozen(vpd):
+    """DDP needs every trainable parameter to get a gradient."""
+    assert sorted(vpd.unused_unet_params) == [
+        'conv_norm_out.bias', 'conv_norm_out.weight', 'conv_out.bias',
+        'conv_out.weight'
+    ]
+    model = copy.deepcopy(vpd).train()
+    sum(o.sum() for o in model(images())).backward()
+    trainable = [(n, p) for n, p in model.named_parameters()
+                 if p.requires_grad]
+    assert trainable and all(p.grad is not None for _, p in trainable)

@@ -81,8 +81,9 @@ def attention_probs(attn: nn.Module,
     return probs.view(batch, attn.heads, *probs.shape[1:]).mean(1)
 
 
-def cross_attention_layers(unet: nn.Module,
-                           places: Iterable[str] = ('down', 'up')) -> List[str]:
+def cross_attention_layers(
+        unet: nn.Module,
+        places: Iterable[str] = ('down', 'up')) -> List[str]:
     """Processor names of the ``attn2`` layers of the chosen places.
 
     Args:

@@ -54,10 +54,10 @@ def check_in_channels(model: nn.Module) -> None:
     if expected != provided:
         attn = ''
         if backbone.use_attn:
+            strides = [backbone.vae_factor * d
+                       for d in backbone.attn_downsamples]
             attn = (f' With use_attn=True each tap at a resolution with '
-                    f'cross-attention maps (strides '
-                    f'{[backbone.vae_factor * d for d in backbone.attn_downsamples]}'
-                    f') gains K={backbone.num_tokens} channels, K being the '
+                    f'cross-attention maps (strides {strides}) gains K={backbone.num_tokens} channels, K being the '
                     'number of class embeddings.')
         raise ValueError(
             f'{name}.in_channels={expected} but the backbone '

@@ -1,4 +1,6 @@
-"""Where U-Net and VAE weights come from: diffusers folder, hub id, single file or config.
+"""Where U-Net and VAE weights come from.
+
+Sources: a diffusers folder, a hub id, an original single file, or configs.
 
 Architecture (configs) and weights are resolved separately so that a backbone
 can build its modules in ``__init__`` and read weights in ``init_weights()``:
@@ -8,8 +10,8 @@ can build its modules in ``__init__`` and read weights in ``init_weights()``:
   single file without ``original_config``, whose model type diffusers infers
   from the checkpoint keys).
 * :func:`load_diffusion_weights` copies pretrained weights into already-built
-  modules, through ``from_pretrained`` (folder / hub id) or ``from_single_file``
-  (original ldm ``.ckpt`` / ``.safetensors``).
+  modules, through ``from_pretrained`` (folder / hub id) or
+  ``from_single_file`` (original ldm ``.ckpt`` / ``.safetensors``).
 """
 import os.path as osp
 import re

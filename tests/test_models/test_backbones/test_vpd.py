@@ -285,3 +285,45 @@ def test_parameters_past_the_last_tap_are_frozen(vpd):
     trainable = [(n, p) for n, p in model.named_parameters()
                  if p.requires_grad]
     assert trainable and all(p.grad is not None for _, p in trainable)
+
+
+SD2_UNET = dict(
+    sample_size=8, in_channels=4, out_channels=4,
+    down_block_types=('CrossAttnDownBlock2D', ) * 3 + ('DownBlock2D', ),
+    up_block_types=('UpBlock2D', ) + ('CrossAttnUpBlock2D', ) * 3,
+    block_out_channels=(32, 64, 64, 64), layers_per_block=2,
+    attention_head_dim=(2, 4, 4, 4), use_linear_projection=True,
+    cross_attention_dim=48, norm_num_groups=32)
+SDXL_UNET = dict(
+    sample_size=8, in_channels=4, out_channels=4,
+    down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D',
+                      'CrossAttnDownBlock2D'),
+    up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
+                    'UpBlock2D'),
+    block_out_channels=(32, 64, 64), layers_per_block=2,
+    transformer_layers_per_block=(1, 2, 2), attention_head_dim=(2, 4, 4),
+    use_linear_projection=True, cross_attention_dim=32, norm_num_groups=32,
+    addition_embed_type='text_time', addition_time_embed_dim=8,
+    projection_class_embeddings_input_dim=32 + 6 * 8)
+
+
+@pytest.mark.parametrize('unet_cfg,taps,strides,channels', [
+    (SD2_UNET, [
+        'up_blocks.3', 'up_blocks.2.attentions.1',
+        'up_blocks.1.attentions.1', 'up_blocks.0.resnets.1'
+    ], [8, 16, 32, 64], (32, 67, 67, 64)),
+    (SDXL_UNET, [
+        'up_blocks.2', 'up_blocks.1.attentions.1', 'up_blocks.0.attentions.1'
+    ], [8, 16, 32], (32, 67, 67)),
+])
+def test_other_unet_layouts(unet_cfg, taps, strides, channels):
+    from mmdiff.models.diffusion import tiny_vae_cfg
+    model = VPD(unet_cfg=unet_cfg, vae_cfg=tiny_vae_cfg(),
+                class_embeddings=dict(num_classes=3))
+    assert model.tap_paths == taps
+    assert [i['reduction'] for i in model.feature_info] == strides
+    assert model.out_channels == channels
+    with torch.no_grad():
+        outs = model(images((70, 70), batch=1))
+    assert [o.shape[1] for o in outs] == list(channels)
+    assert [o.shape[-1] for o in outs] == [-(-70 // s) for s in strides]

@@ -233,7 +233,7 @@ class DiffusionBackbone(BaseModule):
                   class_ids: Optional[Tensor] = None) -> Tensor:
         """Encoder hidden states ``(B, N, D)``: here a null (zero) token."""
         return torch.zeros(batch_size, 1, self.cross_attention_dim,
-                           device=self.unet.device)
+                           device=self.unet.device, dtype=self.unet.dtype)
 
     def reduce_maps(self, maps: Dict[int, Tensor]) -> Dict[int, Tensor]:
         """Turn per-token maps into output channels (identity here)."""

@@ -120,6 +120,10 @@ def test_latent_scaling_and_noise_policies():
         ratio = scaled.encode(x) / base.encode(x)
     assert torch.allclose(ratio, torch.full_like(
         ratio, base.vae.config.scaling_factor), rtol=1e-4)
+    sampled = build(use_attn=False, latent_mode='sample')
+    with torch.no_grad():
+        diff = sampled.encode(x) - base.encode(x)
+    assert diff.abs().max() > 0  # a posterior sample, not its mode
     seeded = build(use_attn=False, noise='seeded', noise_seed=3)
     rand = build(use_attn=False, noise='random')
     with torch.no_grad():

@@ -159,15 +159,19 @@ def convert_ldm(kind: str, state: Dict[str, Tensor], config: dict,
     unplaced = sorted(origin + k for k, v in state.items()
                       if _storage_key(v) not in placed)
     expected = _expected(kind, config)
-    unexpected = sorted(k for k in converted if k not in expected)
-    if unplaced or unexpected:
+    source_of = {_storage_key(v): origin + k for k, v in state.items()}
+    misnamed = sorted(
+        (source_of.get(_storage_key(v), '?'), k)
+        for k, v in converted.items() if k not in expected)
+    if unplaced or misnamed:
+        lines = [f'  {k} (not converted)' for k in unplaced]
+        lines += [f'  {src} (converted to {name!r}, which the diffusers '
+                  f'{kind} does not have)' for src, name in misnamed]
         raise ConversionError(
-            f'diffusers could not place {len(unplaced) + len(unexpected)} '
-            f'{kind} weights: source keys left over {unplaced}; converted '
-            f'names the diffusers {kind} does not have {unexpected}. The ldm '
-            'config does not describe this checkpoint: pass '
-            '--original-config <the ldm yaml it was trained with>.',
-            unplaced + unexpected)
+            f'diffusers could not place {len(lines)} {kind} weights:\n' +
+            '\n'.join(lines) + '\nIf the ldm config does not describe this '
+            'checkpoint, pass --original-config <the ldm yaml it was trained '
+            'with>.', unplaced + [src for src, _ in misnamed])
     placeholders = []
     if kind == 'unet' and not any(k in converted for k in UNET_HEAD):
         for name in UNET_HEAD:  # VPD depth deleted ldm's ``out``

@@ -4,11 +4,18 @@
 Host configs keep their own ``default_scope`` ('mmseg' or 'mmdet') and name
 our modules with the scope prefix, e.g. ``backbone=dict(type='mmdiff.VPD')``;
 mmengine then imports ``mmdiff.registry`` and, through ``locations``,
-``mmdiff.models``.
+``mmdiff.models``. ``HOOKS`` works the same way for training hooks
+(``custom_hooks=[dict(type='mmdiff.NaNGuardHook')]``), found in
+``mmdiff.engine``.
 """
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmdiff',
     locations=['mmdiff.models'])
+
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmdiff',
+    locations=['mmdiff.engine'])

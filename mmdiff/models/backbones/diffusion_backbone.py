@@ -313,13 +313,17 @@ class DiffusionBackbone(BaseModule):
                 'preprocessor mean=[127.5] * 3, std=[127.5] * 3, '
                 'bgr_to_rgb=True) or a VAE whose in_channels match.')
 
-    def forward(self, inputs: Tensor,
+    def forward(self,
+                inputs: Union[Tensor, Tuple[Tensor, Tensor]],
                 class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """Extract features.
 
         Args:
-            inputs (Tensor): Images ``(B, 3, H, W)`` in [-1, 1]; any size,
-                padded internally to a multiple of ``size_divisor``.
+            inputs (Tensor | tuple[Tensor, Tensor]): Images ``(B, 3, H, W)``
+                in [-1, 1]; any size, padded internally to a multiple of
+                ``size_divisor``. Or ``(images, class_ids)``, as mmseg's
+                ``DepthEstimator`` passes them when the backbone has
+                ``class_embed_select`` and the metainfo a ``category_id``.
             class_ids (Tensor, optional): Per-image class index for
                 conditioning with one embedding per image. Defaults to None.
 
@@ -327,6 +331,8 @@ class DiffusionBackbone(BaseModule):
             tuple[Tensor]: One map per tap, ``(B, out_channels[i],
             ceil(H / s_i), ceil(W / s_i))`` with ``s_i`` the tap's stride.
         """
+        if isinstance(inputs, (tuple, list)):
+            inputs, class_ids = inputs
         self._check_inputs(inputs)
         height, width = inputs.shape[-2:]
         div = self.size_divisor

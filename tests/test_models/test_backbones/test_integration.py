@@ -103,3 +103,49 @@ def test_neck_channel_mismatch_names_the_fix():
     with pytest.raises(ValueError, match=r'neck.in_channels=\[32, 70, 70, '
                        r'64\]'):
         check_in_channels(model)
+
+
+def _depth_inputs(scene_ids, size=64):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(0)
+    inputs, samples = [], []
+    for scene in scene_ids:
+        inputs.append(torch.randint(0, 256, (3, size, size), generator=gen,
+                                    dtype=torch.uint8))
+        sample = SegDataSample()
+        sample.gt_depth_map = PixelData(
+            data=torch.rand(1, size, size, generator=gen) * 9 + 0.5)
+        sample.set_metainfo(dict(img_shape=(size, size),
+                                 ori_shape=(size, size),
+                                 pad_shape=(size, size),
+                                 category_id=scene))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def test_mmseg_depth_estimator_selects_scene_embeddings():
+    from mmengine.optim import OptimWrapper
+    cfg, model = _build('vpd_tiny_depth.py')
+    backbone = model.backbone
+    seen = []
+    handle = backbone.unet.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(kwargs['encoder_hidden_states']),
+        with_kwargs=True)
+    model.train()
+    optim = OptimWrapper(torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=0.01))
+    losses = model.train_step(_depth_inputs([1, -1]), optim)
+    assert all(torch.isfinite(v) for v in losses.values())
+    preds = model.val_step(_depth_inputs([3, -1]))
+    handle.remove()
+    assert preds[0].pred_depth_map.data.shape == (1, 64, 64)
+    # each image was conditioned on its scene's row; -1 on the mean row
+    emb = backbone.class_embeddings.detach()
+    adapter = backbone.text_adapter
+    train_cond, val_cond = seen[0].detach(), seen[1].detach()
+    assert train_cond.shape == (2, 1, 32)
+    with torch.no_grad():
+        assert torch.allclose(val_cond[0, 0], adapter(emb[3]), atol=1e-6)
+        assert torch.allclose(val_cond[1, 0], adapter(emb.mean(0)),
+                              atol=1e-6)

@@ -66,6 +66,13 @@ class DiffusionBackbone(BaseModule):
             False.
         grad_checkpointing (bool): diffusers gradient checkpointing in the
             U-Net. Defaults to False.
+        pad_shape (int | Sequence[int], optional): mmseg-VPD padding: pad
+            inputs (bottom/right) to at least this ``(h, w)`` and return the
+            features of the padded image, uncropped (VPD's NYU setting: 480
+            crops padded to 512, the head's ``fmap_border`` trims). None:
+            pad to the U-Net multiple and crop features back to
+            ``ceil(H / stride)``. Defaults to None.
+        pad_val (float): Padding value, in normalised units. Defaults to 0.
         init_cfg (dict | list[dict], optional): mmengine init config, applied
             after the pretrained SD weights. Defaults to None.
     """
@@ -88,6 +95,8 @@ class DiffusionBackbone(BaseModule):
                  noise_seed: int = 0,
                  freeze_unet: bool = False,
                  grad_checkpointing: bool = False,
+                 pad_shape: Optional[Union[int, Sequence[int]]] = None,
+                 pad_val: float = 0.,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
         from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -108,6 +117,10 @@ class DiffusionBackbone(BaseModule):
         self.noise = noise
         self.noise_seed = noise_seed
         self.freeze_unet = freeze_unet
+        if isinstance(pad_shape, int):
+            pad_shape = (pad_shape, pad_shape)
+        self.pad_shape = tuple(pad_shape) if pad_shape is not None else None
+        self.pad_val = pad_val
 
         unet_config, vae_config = load_diffusion_configs(
             pretrained, unet_cfg, vae_cfg, original_config, local_files_only)
@@ -335,10 +348,14 @@ class DiffusionBackbone(BaseModule):
             inputs, class_ids = inputs
         self._check_inputs(inputs)
         height, width = inputs.shape[-2:]
+        if self.pad_shape is not None:
+            height = max(height, self.pad_shape[0])
+            width = max(width, self.pad_shape[1])
         div = self.size_divisor
-        pad_h, pad_w = (-height) % div, (-width) % div
+        pad_h = math.ceil(height / div) * div - inputs.shape[-2]
+        pad_w = math.ceil(width / div) * div - inputs.shape[-1]
         if pad_h or pad_w:
-            inputs = F.pad(inputs, (0, pad_w, 0, pad_h))
+            inputs = F.pad(inputs, (0, pad_w, 0, pad_h), value=self.pad_val)
         latents = self.add_noise(self.encode(inputs))
         cond = self.condition(inputs.shape[0], class_ids)
         feats, maps = self._run_unet(latents, cond.to(latents.device))

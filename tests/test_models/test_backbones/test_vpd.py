@@ -41,6 +41,16 @@ def test_shapes_match_feature_info(vpd, size):
                                   -(-size[1] // stride))
 
 
+def test_pad_shape_keeps_padded_maps_like_mmseg(vpd):
+    padded = build(pad_shape=(96, 128)).eval()
+    x = images((70, 90))
+    manual = torch.nn.functional.pad(x, (0, 128 - 90, 0, 96 - 70))
+    with torch.no_grad():
+        outs, ref = padded(x), vpd.eval()(manual)
+    assert [o.shape[-2:] for o in outs] == [(12, 16), (6, 8), (3, 4), (2, 2)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(outs, ref))
+
+
 def test_default_layout_is_vpd(vpd):
     # ldm output blocks 1, 4, 7, final; finest first; maps at 1/16, 1/32
     assert vpd.tap_paths == [

@@ -40,4 +40,3 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
     clip_grad=dict(max_norm=1.0))
-find_unused_parameters = True

@@ -74,6 +74,3 @@ default_hooks = dict(
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-# SD's U-Net has parameters the taps never reach (conv_out, the last block's
-# unused branches): DDP must not wait for their gradients.
-find_unused_parameters = True

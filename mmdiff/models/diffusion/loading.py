@@ -57,7 +57,9 @@ def _missing_message(pretrained: str, kind: str, cause: Exception = None,
                      local_files_only: bool = False) -> str:
     """Build the single error message for weights that cannot be found."""
     if kind == 'single_file':
-        looked = f'a single-file checkpoint at {pretrained!r}'
+        looked = (f'a single-file checkpoint at {pretrained!r} (and, without '
+                  'original_config, the diffusers config diffusers infers '
+                  'for it, on the Hub or in the HF cache)')
     elif kind == 'folder':
         looked = (f'a diffusers folder at {pretrained!r} (with unet/ and vae/ '
                   'subfolders holding config.json and weights)')
@@ -77,8 +79,10 @@ def _missing_message(pretrained: str, kind: str, cause: Exception = None,
             f'`hf download {repo} --include "unet/*" "vae/*" --local-dir '
             'DIR` (or `huggingface-cli download ...`), and set '
             'backbone.pretrained=DIR; or set pretrained to an original '
-            '.ckpt/.safetensors file; or set pretrained=None with unet_cfg/'
-            'vae_cfg for a randomly initialised model.')
+            '.ckpt/.safetensors file (offline: with original_config set to '
+            "its ldm yaml, e.g. CompVis' v1-inference.yaml); or set "
+            'pretrained=None with unet_cfg/vae_cfg for a randomly '
+            'initialised model.')
     return msg
 
 

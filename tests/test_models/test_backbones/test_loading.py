@@ -119,3 +119,11 @@ def test_missing_weights_one_clear_error(tmp_path, offline):
     empty.mkdir()
     with pytest.raises(FileNotFoundError, match='unet/ and vae/'):
         VPD(pretrained=str(empty), local_files_only=True)
+
+
+def test_single_file_without_config_offline_names_original_config(
+        single_file_ckpt, offline):
+    """diffusers would fetch the inferred SD config from the Hub."""
+    ckpt, _ = single_file_ckpt
+    with pytest.raises(FileNotFoundError, match='original_config'):
+        VPD(pretrained=ckpt, local_files_only=True, use_attn=False)

@@ -177,7 +177,7 @@ class DiffusionBackbone(BaseModule):
         self.taps.stop_early = False
         with torch.enable_grad():
             feats, _ = self._run_unet(latents, cond)
-        self.taps.stop_early = self.taps.last_fired_is_block()
+        self.taps.stop_early = self.taps.last_fired_is_block(feats)
         # Parameters no tap depends on (conv_norm_out/conv_out for VPD) are
         # frozen, so that DDP needs no find_unused_parameters.
         used = _graph_leaves(list(feats.values()))

@@ -86,14 +86,19 @@ class FeatureTaps:
         if self.stop_early and len(self.features) == len(self.paths):
             raise TapsDone
 
-    def last_fired_is_block(self) -> bool:
+    @staticmethod
+    def last_fired_is_block(features: Dict[str, Tensor]) -> bool:
         """Whether the tap that fired last is a whole U-Net block.
 
         Stopping from inside a block (e.g. a resnet run under gradient
         checkpointing) would break recomputation, so callers only stop
         early when the last tap is a top-level block.
+
+        Args:
+            features (dict[str, Tensor]): Filled by :meth:`capture`, in
+                firing order.
         """
-        last = list(self.features)[-1]
+        last = list(features)[-1]
         return re.fullmatch(r'(down_blocks|up_blocks)\.\d+|mid_block',
                             last) is not None
 
@@ -110,6 +115,9 @@ class FeatureTaps:
             yield self.features
         finally:
             self._active = False
+            # The caller owns the yielded dict; drop our reference so no
+            # activations outlive the forward.
+            self.features = {}
 
     def remove(self) -> None:
         """Remove all hooks."""

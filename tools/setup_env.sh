@@ -36,7 +36,12 @@ PIP=("$PY" -m pip install --disable-pip-version-check)
 # Skip everything when nothing that decides the install changed since the last
 # successful run (the stamp is written only at the very end).
 STAMP="$VENV/.mmdiff-setup-$EXTRAS"
-KEY=$(cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+# The package is installed as a copy (that is what ships configs/ and tools/
+# in mmdiff/.mim for `mmdiff::` bases), so its sources are part of the key.
+KEY=$(cd "$ROOT" && { cat requirements/*.txt setup.py "${BASH_SOURCE[0]}"; \
+      find mmdiff configs tools -type f \( -name '*.py' -o -name '*.yml' -o -name '*.sh' \) \
+        -not -path 'mmdiff/.mim/*' | LC_ALL=C sort | xargs cat; \
+      cat model-index.yml 2>/dev/null; } | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] && \
    "$PY" -c "import mmdiff, mmseg, mmdet; from mmcv.ops import nms" 2>/dev/null; then
   say "environment $VENV is up to date ($EXTRAS)"
@@ -70,8 +75,10 @@ if [ "$EXTRAS" = tests ]; then
   "${PIP[@]}" --no-deps -r "$ROOT/requirements/tests-nodeps.txt"
 fi
 
-say "installing mmdiff (editable)"
-"${PIP[@]}" --no-deps --no-build-isolation -e "$ROOT"
+say "installing mmdiff"
+# A regular (non-editable) install: mmengine finds `mmdiff::` configs under
+# the installed package's .mim folder, which an editable install lacks.
+"${PIP[@]}" --no-deps --no-build-isolation --force-reinstall "$ROOT"
 
 if "$PY" -m pip list 2>/dev/null | grep -qiE '^(torchvision|timm|open[-_]clip[-_]torch) '; then
   echo "mmdiff setup: torchvision/timm/open_clip is installed in $VENV; it breaks 'import transformers'" \

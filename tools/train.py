@@ -4,12 +4,20 @@
                           [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
+import os.path as osp
+import sys
+
+# Run from a checkout, the checkout's mmdiff wins over an installed copy.
+_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
+    sys.path.insert(0, _ROOT)
 
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdiff.utils import (add_common_args, apply_common_args,
-                          register_checkpoint_safe_globals)
+                          register_checkpoint_safe_globals,
+                          setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,6 +62,7 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     runner.train()

@@ -6,8 +6,10 @@ our modules with the scope prefix, e.g. ``backbone=dict(type='mmdiff.VPD')``;
 mmengine then imports ``mmdiff.registry`` and, through ``locations``,
 ``mmdiff.models``. ``HOOKS`` works the same way for training hooks
 (``custom_hooks=[dict(type='mmdiff.NaNGuardHook')]``), found in
-``mmdiff.engine``.
+``mmdiff.engine``, and so does ``FUNCTIONS`` for callables named in
+configs (the FSDP wrap policy ``'mmdiff.diffusion_block_wrap_policy'``).
 """
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
@@ -18,4 +20,8 @@ MODELS = Registry(
 
 HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='mmdiff',
+    locations=['mmdiff.engine'])
+
+FUNCTIONS = Registry(
+    'function', parent=MMENGINE_FUNCTIONS, scope='mmdiff',
     locations=['mmdiff.engine'])

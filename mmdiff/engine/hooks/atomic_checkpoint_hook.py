@@ -28,8 +28,9 @@ Use it in place of the default checkpoint hook::
     default_hooks = dict(checkpoint=dict(
         type='mmdiff.AtomicCheckpointHook', by_epoch=False, interval=1000))
 
-Remote backends (``backend_args`` / ``out_dir`` on Petrel, ...) and
-``save_best`` checkpoints fall back to ``CheckpointHook``'s plain writes.
+Remote backends (``backend_args`` / ``out_dir`` on Petrel, ...),
+FlexibleRunner strategies (FSDP, DeepSpeed) and ``save_best`` checkpoints
+fall back to ``CheckpointHook``'s plain writes.
 """
 import os
 import os.path as osp
@@ -86,7 +87,8 @@ class AtomicCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         """Set up as ``CheckpointHook``; drop temp files of killed saves."""
         super().before_train(runner)
-        if self._is_local() and is_main_process() and osp.isdir(self.out_dir):
+        if self._is_local(runner) and is_main_process() and \
+                osp.isdir(self.out_dir):
             for name in os.listdir(self.out_dir):
                 if name.startswith('.') and '.tmp-' in name:
                     os.remove(osp.join(self.out_dir, name))
@@ -115,14 +117,20 @@ class AtomicCheckpointHook(CheckpointHook):
                 torch.cuda.set_rng_state_all(states)
 
     # -- atomic save -----------------------------------------------------
-    def _is_local(self) -> bool:
+    def _is_local(self, runner=None) -> bool:
+        """Plain local files written by ``Runner.save_checkpoint``.
+
+        FlexibleRunner strategies (FSDP, DeepSpeed) save through their own
+        code (DeepSpeed writes folders): those keep CheckpointHook's writes.
+        """
         return isinstance(self.file_backend, LocalBackend) and \
-            self.file_client_args is None
+            self.file_client_args is None and \
+            not hasattr(runner, 'strategy')
 
     def _save_checkpoint_with_step(self, runner, step: int,
                                    meta: dict) -> None:
         """``CheckpointHook._save_checkpoint_with_step``, made atomic."""
-        if not self._is_local():
+        if not self._is_local(runner):
             return super()._save_checkpoint_with_step(runner, step, meta)
 
         ckpt_filename = self.filename_tmpl.format(step)

@@ -16,7 +16,7 @@ if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
 from mmengine.runner import Runner
 
 from mmdiff.utils import (add_common_args, apply_common_args,
-                          register_checkpoint_safe_globals,
+                          check_before_run, register_checkpoint_safe_globals,
                           setup_cpu_distributed)
 
 
@@ -78,6 +78,8 @@ def main() -> None:
 
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg)
+    # neck/head vs backbone channels, checkpoint intact and same shapes
+    check_before_run(runner, mode='test')
     if args.out and scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(

@@ -16,7 +16,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdiff.utils import (add_common_args, apply_common_args,
-                          register_checkpoint_safe_globals,
+                          check_before_run, register_checkpoint_safe_globals,
                           setup_cpu_distributed)
 
 
@@ -65,6 +65,8 @@ def main() -> None:
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
+    # neck/head vs backbone channels, checkpoint present/intact/same shapes
+    check_before_run(runner, mode='train')
     runner.train()
 
 

@@ -1,0 +1,224 @@
+"""Checks that turn bad input into one clear error naming the fix.
+
+Called by ``tools/train.py`` and ``tools/test.py`` right after the Runner is
+built (:func:`check_before_run`), before any weights are loaded or any step
+is taken, and by the backbone on its inputs (:func:`check_image_size`).
+
+Covered here:
+
+* the neck (or head) ``in_channels`` disagree with the backbone's
+  ``out_channels`` (``mmdiff.models.backbones.check_in_channels``), and the
+  number K of class embeddings disagrees with the head's ``num_classes``;
+* a checkpoint to load (``load_from``, ``--resume``, ``tools/test.py``) that
+  is missing, truncated/corrupted, or made for a different U-Net shape (the
+  mismatched keys are listed: mmengine would only warn and go on with
+  randomly initialised layers);
+* images smaller than the U-Net's minimum.
+
+Elsewhere: wrong image channels and a wrong embedding width D are refused
+by the backbone itself; NaN inputs/losses by ``mmdiff.NaNGuardHook``.
+"""
+import os.path as osp
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+# parameters that must match a checkpoint even when fine-tuning (load_from)
+_DIFFUSION_PREFIXES = ('backbone.unet.', 'backbone.vae.')
+
+
+def _unwrap(model):
+    return getattr(model, 'module', model)
+
+
+def _backbone(model: nn.Module):
+    from mmdiff.models.backbones import DiffusionBackbone
+    backbone = getattr(model, 'backbone', None)
+    return backbone if isinstance(backbone, DiffusionBackbone) else None
+
+
+def check_image_size(backbone, inputs: Tensor) -> None:
+    """Refuse images smaller than the U-Net's coarsest level.
+
+    ``size_divisor`` (VAE factor x U-Net downsampling, 64 for SD) is the
+    smallest image whose coarsest U-Net level sees one latent pixel of
+    image; smaller images would be mostly padding there.
+
+    Args:
+        backbone: A :class:`~mmdiff.models.backbones.DiffusionBackbone`.
+        inputs (Tensor): ``(B, C, H, W)`` images.
+
+    Raises:
+        ValueError: Naming the minimum size and the fix.
+    """
+    minimum = backbone.size_divisor
+    pad = getattr(backbone, 'pad_shape', None) or (0, 0)
+    height, width = inputs.shape[-2:]
+    if max(height, pad[0]) >= minimum and max(width, pad[1]) >= minimum:
+        return
+    raise ValueError(
+        f'Image of {height}x{width} pixels is smaller than the U-Net\'s '
+        f'minimum {minimum}x{minimum} (VAE x{backbone.vae_factor} times '
+        f'U-Net x{backbone.unet_factor} downsampling: its coarsest level '
+        'would see less than one pixel of the image). Fix: resize in the '
+        "pipeline (e.g. dict(type='Resize', scale=(512, 512))), pad in the "
+        f'data preprocessor (size=({minimum}, {minimum})) or set the '
+        f'backbone\'s pad_shape={minimum}.')
+
+
+def _head_num_classes(model: nn.Module) -> Optional[Tuple[str, int]]:
+    """``(name, num_classes)`` of the head that scores classes."""
+    candidates = [('decode_head', getattr(model, 'decode_head', None)),
+                  ('bbox_head', getattr(model, 'bbox_head', None))]
+    roi = getattr(model, 'roi_head', None)
+    if roi is not None:
+        head = getattr(roi, 'bbox_head', None)
+        if isinstance(head, nn.ModuleList):
+            head = head[-1]
+        candidates.append(('roi_head.bbox_head', head))
+    for name, head in candidates:
+        num = getattr(head, 'num_classes', None)
+        if isinstance(num, int):
+            return name, num
+    return None
+
+
+def check_class_embeddings(model: nn.Module) -> None:
+    """Refuse K class embeddings for a head scoring another number of classes.
+
+    Skipped for ``class_embed_select`` (depth: one scene prompt per image)
+    and for backbones without class embeddings.
+
+    Raises:
+        ValueError: Naming both numbers and the fix.
+    """
+    backbone = _backbone(model)
+    emb = getattr(backbone, 'class_embeddings', None)
+    if emb is None or getattr(backbone, 'class_embed_select', False):
+        return
+    found = _head_num_classes(model)
+    if found is None or found[1] == emb.shape[0]:
+        return
+    name, num = found
+    raise ValueError(
+        f'The backbone has K={emb.shape[0]} class embeddings (one prompt '
+        f'per class) but {name}.num_classes={num}. Fix: build embeddings '
+        'for the data set\'s classes (tools/misc/build_class_embeddings.py '
+        f'or class_embeddings=dict(class_names=...)) or set num_classes={emb.shape[0]}'
+        f', and the neck in_channels to match.')
+
+
+def check_model(model: nn.Module) -> None:
+    """All config-consistency checks of a built host model."""
+    from mmdiff.models.backbones import check_in_channels
+    model = _unwrap(model)
+    if not isinstance(model, nn.Module) or _backbone(model) is None:
+        return
+    check_class_embeddings(model)
+    check_in_channels(model)
+
+
+def _load_state(path: str) -> Dict[str, Tensor]:
+    """The ``state_dict`` of a checkpoint file, or a clear error."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'Checkpoint {path!r} does not exist. Fix: check the path (a '
+            'work_dir holds iter_N.pth / epoch_N.pth and last_checkpoint), '
+            'train one with tools/train.py, or convert a released one with '
+            'tools/model_converters/.')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True,
+                          mmap=True)
+    except Exception as e:  # truncated zip, wrong format, unpickling
+        raise RuntimeError(
+            f'Checkpoint {path!r} is corrupted or not a PyTorch checkpoint '
+            f'({type(e).__name__}: {str(e).splitlines()[0][:200]}). Fix: '
+            'use an earlier checkpoint of the run (tools/train.py --resume '
+            'PATH), or download/convert it again.') from e
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise RuntimeError(
+            f'Checkpoint {path!r} holds no state_dict. Fix: pass a '
+            'checkpoint written by tools/train.py or a model converter.')
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in state.items()}
+
+
+def check_checkpoint(path: str, model: Optional[nn.Module] = None,
+                     strict: bool = True) -> None:
+    """Refuse a missing, corrupted or mismatched checkpoint.
+
+    Args:
+        path (str): Local checkpoint file (URLs are not checked).
+        model (nn.Module, optional): Compare shapes with this model.
+        strict (bool): Every parameter must match (resume, test); else only
+            the U-Net and VAE (fine-tuning with ``load_from``, where the
+            head and class embeddings may differ). Defaults to True.
+
+    Raises:
+        FileNotFoundError | RuntimeError: Naming the path and the fix.
+    """
+    if '://' in str(path):
+        return
+    state = _load_state(path)
+    if model is None:
+        return
+    own = _unwrap(model).state_dict()
+    scope = None if strict else _DIFFUSION_PREFIXES
+
+    def relevant(key):
+        return scope is None or key.startswith(scope)
+
+    lines: List[str] = []
+    for key in sorted(set(own) & set(state)):
+        if relevant(key) and tuple(own[key].shape) != tuple(state[key].shape):
+            lines.append(f'{key}: checkpoint {tuple(state[key].shape)}, '
+                         f'model {tuple(own[key].shape)}')
+    missing = [k for k in sorted(set(own) - set(state)) if relevant(k)]
+    unexpected = [k for k in sorted(set(state) - set(own)) if relevant(k)]
+    if not (lines or missing or unexpected):
+        return
+
+    def show(keys, n=20):
+        more = f' ... ({len(keys)} in all)' if len(keys) > n else ''
+        return '\n  '.join(keys[:n]) + more
+    parts = []
+    if lines:
+        parts.append(f'shape mismatch ({len(lines)}):\n  {show(lines)}')
+    if missing:
+        parts.append(f'missing in the checkpoint ({len(missing)}):\n  '
+                     f'{show(missing)}')
+    if unexpected:
+        parts.append(f'not in the model ({len(unexpected)}):\n  '
+                     f'{show(unexpected)}')
+    raise RuntimeError(
+        f'Checkpoint {path!r} was made for a different model than the '
+        'config builds (e.g. another U-Net: unet_cfg / pretrained differ):\n'
+        + '\n'.join(parts) + '\nFix: use the config the checkpoint was '
+        'trained with, or a checkpoint of this architecture.')
+
+
+def check_before_run(runner, mode: str = 'train') -> None:
+    """Check a built Runner's model and the checkpoint it will load.
+
+    Call right after ``Runner.from_cfg`` in an entry point. Models a
+    FlexibleRunner has not built yet are not checked.
+
+    Args:
+        runner: An mmengine ``Runner``.
+        mode (str): ``'train'``: a ``load_from`` checkpoint must match in
+            the U-Net/VAE (fine-tuning may change heads), a resumed one
+            everywhere. ``'test'``: everywhere. Defaults to 'train'.
+    """
+    model = getattr(runner, 'model', None)
+    if isinstance(model, nn.Module):
+        check_model(model)
+    path = getattr(runner, '_load_from', None)
+    resume = getattr(runner, '_resume', False)
+    if resume and path is None:
+        from mmengine.runner import find_latest_checkpoint
+        path = find_latest_checkpoint(runner.work_dir)
+    if path is not None:
+        check_checkpoint(path, model if isinstance(model, nn.Module) else None,
+                         strict=bool(resume) or mode == 'test')

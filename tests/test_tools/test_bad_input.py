@@ -1,0 +1,213 @@
+"""Bad input: one clear error naming the fix, for each case of issue 6.
+
+Most checks run in-process on the tiny SD-shaped VPD (seconds); two runs of
+``tools/train.py`` / ``tools/test.py`` (concurrent) show that the entry
+points refuse a bad config and a mismatched checkpoint before training or
+testing starts.
+"""
+import copy
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+from torch import nn
+
+from mmdiff.models.backbones import VPD
+from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+from mmdiff.utils.validation import (check_before_run, check_checkpoint,
+                                     check_image_size, check_model)
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+SEG_CFG = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-fpn_demo-seg.py')
+
+
+@pytest.fixture(autouse=True)
+def _restore_scope():
+    yield
+    DefaultScope._instance_dict.clear()
+
+
+def _vpd(**kwargs) -> VPD:
+    torch.manual_seed(0)
+    args = dict(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
+                class_embeddings=dict(num_classes=4, dim=32))
+    args.update(kwargs)
+    return VPD(**args)
+
+
+def _seg_model(**backbone):
+    from mmengine.registry import MODELS
+    import mmdiff.models  # noqa: F401
+    cfg = Config.fromfile(SEG_CFG)
+    cfg.model.backbone.update(backbone)
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model), cfg
+
+
+# -- images -----------------------------------------------------------------
+@pytest.mark.parametrize('channels', [1, 4])
+def test_image_channels(channels):
+    backbone = _vpd()
+    with pytest.raises(ValueError, match=r'expects images \(B, 3, H, W\).*'
+                       r'Fix: use RGB inputs'):
+        backbone(torch.zeros(1, channels, 64, 64))
+
+
+def test_image_smaller_than_unet_minimum():
+    backbone = _vpd()
+    minimum = backbone.vae_factor * backbone.unet_factor  # 8 * 8 = 64
+    check_image_size(backbone, torch.zeros(1, 3, minimum, minimum))
+    with pytest.raises(ValueError, match=rf'32x{minimum} pixels is smaller '
+                       rf'than the U-Net\'s minimum {minimum}x{minimum}.*Fix'):
+        check_image_size(backbone, torch.zeros(1, 3, 32, minimum))
+
+
+# -- class embeddings ---------------------------------------------------------
+def test_class_embeddings_wrong_dim():
+    dim = tiny_unet_cfg()['cross_attention_dim']
+    with pytest.raises(ValueError, match=rf'dim {dim + 8} but the U-Net\'s '
+                       rf'cross_attention_dim is {dim}\. Fix'):
+        _vpd(class_embeddings=torch.randn(4, dim + 8))
+
+
+def test_class_embeddings_wrong_k():
+    model, cfg = _seg_model(class_embeddings=dict(num_classes=6, dim=32))
+    with pytest.raises(ValueError, match=r'K=6 class embeddings .* '
+                       r'decode_head.num_classes=4\. Fix'):
+        check_model(model)
+
+
+def test_neck_in_channels_say_the_right_numbers():
+    model, cfg = _seg_model()
+    check_model(model)  # the demo config is consistent
+    right = list(model.backbone.out_channels)
+    model.neck.in_channels = [c - 4 if i in (1, 2) else c
+                              for i, c in enumerate(right)]
+    with pytest.raises(ValueError, match=rf'Fix: set neck.in_channels='
+                       rf'{re_list(right)}'):
+        check_model(model)
+
+
+def re_list(values) -> str:
+    return str(list(values)).replace('[', r'\[').replace(']', r'\]')
+
+
+# -- checkpoints --------------------------------------------------------------
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """An mmengine-layout checkpoint of the tiny seg model."""
+    model, _ = _seg_model()
+    DefaultScope._instance_dict.clear()
+    path = tmp_path_factory.mktemp('ckpt') / 'iter_2.pth'
+    torch.save(dict(meta=dict(iter=2), state_dict=model.state_dict()), path)
+    return str(path)
+
+
+def test_checkpoint_missing(tmp_path):
+    path = str(tmp_path / 'work_dir' / 'iter_9.pth')
+    with pytest.raises(FileNotFoundError, match=rf'{path}.*does not exist.*'
+                       'Fix'):
+        check_checkpoint(path)
+
+
+def test_checkpoint_truncated(tmp_path, checkpoint):
+    data = open(checkpoint, 'rb').read()
+    bad = tmp_path / 'iter_2.pth'
+    bad.write_bytes(data[:len(data) // 2])
+    with pytest.raises(RuntimeError, match=rf'{bad}.*corrupted.*Fix'):
+        check_checkpoint(str(bad))
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(RuntimeError, match='corrupted'):
+        check_checkpoint(str(bad))
+    check_checkpoint(checkpoint)  # the intact one passes
+
+
+def test_checkpoint_for_another_unet_lists_keys(tmp_path):
+    wide = nn.ModuleDict(dict(backbone=_vpd()))
+    narrow_cfg = tiny_unet_cfg()
+    narrow_cfg['layers_per_block'] = 1  # another U-Net layout
+    narrow = nn.ModuleDict(dict(backbone=_vpd(unet_cfg=narrow_cfg)))
+    path = str(tmp_path / 'other_unet.pth')
+    torch.save(dict(state_dict=wide.state_dict()), path)
+    extra = sorted(set(wide.state_dict()) - set(narrow.state_dict()))
+    assert extra and all(k.startswith('backbone.unet.') for k in extra)
+    with pytest.raises(RuntimeError) as err:
+        check_checkpoint(path, narrow, strict=False)
+    msg = str(err.value)
+    assert 'different model' in msg and 'Fix' in msg
+    assert f'not in the model ({len(extra)})' in msg
+    assert extra[0] in msg
+
+    # same layout, other width: shape mismatches listed with both shapes
+    other = tiny_unet_cfg(cross_attention_dim=48)
+    wrong = nn.ModuleDict(dict(backbone=_vpd(
+        unet_cfg=other, class_embeddings=dict(num_classes=4, dim=48))))
+    with pytest.raises(RuntimeError, match=r'attn2.to_k.weight: checkpoint '
+                       r'\(\d+, 32\), model \(\d+, 48\)'):
+        check_checkpoint(path, wrong, strict=False)
+
+
+def test_fine_tuning_may_change_the_head_not_the_unet(checkpoint):
+    model, _ = _seg_model(class_embeddings=dict(num_classes=6, dim=32))
+    check_checkpoint(checkpoint, model, strict=False)  # load_from: fine
+    with pytest.raises(RuntimeError, match='class_embeddings: checkpoint '
+                       r'\(4, 32\), model \(6, 32\)'):
+        check_checkpoint(checkpoint, model, strict=True)  # resume / test
+
+
+class _FakeRunner:
+    def __init__(self, model, load_from=None, resume=False, work_dir='.'):
+        self.model, self._load_from = model, load_from
+        self._resume, self.work_dir = resume, work_dir
+
+
+def test_check_before_run_resume_picks_latest(tmp_path, checkpoint):
+    model, _ = _seg_model()
+    work_dir = tmp_path / 'run'
+    work_dir.mkdir()
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_4.pth'))
+    with pytest.raises(FileNotFoundError, match='iter_4.pth'):
+        check_before_run(_FakeRunner(model, resume=True,
+                                     work_dir=str(work_dir)))
+    check_before_run(_FakeRunner(model, load_from=checkpoint))
+
+
+# -- through the entry points ------------------------------------------------
+def test_entry_points_refuse_before_running(tmp_path, checkpoint):
+    """tools/train.py with a wrong neck and tools/test.py with another
+    U-Net's checkpoint stop with the errors above, before any step."""
+    model, _ = _seg_model()
+    right = list(model.backbone.out_channels)
+    wrong = [right[0], right[1] - 4, right[2] - 4, right[3]]
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    common = ['--cfg-options', 'train_dataloader.dataset.num_train=8',
+              'train_dataloader.dataset.num_val=2',
+              'val_dataloader.dataset.num_train=8',
+              'val_dataloader.dataset.num_val=2',
+              'test_dataloader.dataset.num_train=8',
+              'test_dataloader.dataset.num_val=2']
+    train = subprocess.Popen(
+        [sys.executable, osp.join(REPO, 'tools', 'train.py'), SEG_CFG,
+         '--work-dir', str(tmp_path / 'train'), *common,
+         f'model.neck.in_channels={wrong}'.replace(' ', '')],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    test = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'test.py'), SEG_CFG,
+         checkpoint, '--work-dir', str(tmp_path / 'test'), *common,
+         'model.backbone.unet_cfg.layers_per_block=1'],
+        cwd=tmp_path, env=env, capture_output=True, text=True)
+    out = train.communicate()[0]
+    assert train.returncode != 0
+    assert f'Fix: set neck.in_channels={right}' in out, out[-3000:]
+    assert 'Iter(train)' not in out
+    assert test.returncode != 0
+    err = test.stdout + test.stderr
+    assert 'was made for a different model' in err, err[-3000:]
+    assert 'backbone.unet.' in err and 'Iter(test)' not in err

@@ -211,3 +211,80 @@ def test_entry_points_refuse_before_running(tmp_path, checkpoint):
     err = test.stdout + test.stderr
     assert 'was made for a different model' in err, err[-3000:]
     assert 'backbone.unet.' in err and 'Iter(test)' not in err
+
+
+# -- NaN in inputs or losses --------------------------------------------------
+def _toy_runner(work_dir, data):
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    import mmdiff.engine  # noqa: F401  (registers the hooks)
+
+    class Toy(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(4, 1)
+
+        def forward(self, inputs, data_samples=None, mode='loss'):
+            x = torch.stack(inputs)
+            return dict(loss=self.linear(x).pow(2).mean() * x.max())
+
+    return Runner(
+        model=Toy(), work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=data, sampler=dict(type='DefaultSampler', shuffle=False),
+            batch_size=2, collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=4),
+        default_hooks=dict(
+            logger=dict(type='LoggerHook', interval=1),
+            checkpoint=dict(type='mmdiff.AtomicCheckpointHook',
+                            by_epoch=False, interval=1)),
+        custom_hooks=[dict(type='mmdiff.NaNGuardHook')],
+        log_processor=dict(by_epoch=False),
+        default_scope='mmengine')
+
+
+def _toy_data(bad_index=None, value=float('nan')):
+    data = [dict(inputs=torch.full((4, ), 1.0 + i)) for i in range(8)]
+    if bad_index is not None:
+        data[bad_index]['inputs'][2] = value
+    return data
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_nan_input_stops_before_the_step(tmp_path, value):
+    # samples 4, 5 form the 3rd batch; sample 5 is the batch's image #1
+    runner = _toy_runner(tmp_path, _toy_data(5, value))
+    with pytest.raises(FloatingPointError, match=r'input images at iteration'
+                       r' 3 \(batch 2\): \[\'#1\'\].*Fix'):
+        runner.train()
+    assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) \
+        == ['iter_1.pth', 'iter_2.pth']
+
+
+def test_nan_loss_stops_unlogged_and_uncheckpointed(tmp_path):
+    runner = _toy_runner(tmp_path, _toy_data())
+
+    # the loss turns NaN at the 3rd iteration (weights poisoned before it)
+    from mmengine.hooks import Hook
+
+    class Poison(Hook):
+        priority = 'VERY_HIGH'
+
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            if runner.iter == 2:
+                with torch.no_grad():
+                    runner.model.linear.bias.fill_(float('nan'))
+
+    runner.register_hook(Poison())
+    with pytest.raises(FloatingPointError, match=r'Non-finite loss at '
+                       r'iteration 3 .*\'loss\': nan.*last good checkpoint '
+                       r'is .*iter_2.pth.*--resume'):
+        runner.train()
+    names = os.listdir(tmp_path)
+    assert 'iter_3.pth' not in names and 'iter_2.pth' in names
+    # the NaN iteration never reached the logs
+    logs = [osp.join(tmp_path, d, 'vis_data', 'scalars.json')
+            for d in os.listdir(tmp_path)]
+    text = ''.join(open(p).read() for p in logs if osp.isfile(p))
+    assert '"iter": 2' in text and '"iter": 3' not in text

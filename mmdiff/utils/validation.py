@@ -105,8 +105,8 @@ def check_class_embeddings(model: nn.Module) -> None:
         f'The backbone has K={emb.shape[0]} class embeddings (one prompt '
         f'per class) but {name}.num_classes={num}. Fix: build embeddings '
         'for the data set\'s classes (tools/misc/build_class_embeddings.py '
-        f'or class_embeddings=dict(class_names=...)) or set num_classes={emb.shape[0]}'
-        f', and the neck in_channels to match.')
+        'or class_embeddings=dict(class_names=...)) or set '
+        f'num_classes={emb.shape[0]}, and the neck in_channels to match.')
 
 
 def check_model(model: nn.Module) -> None:

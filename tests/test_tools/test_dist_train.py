@@ -65,7 +65,8 @@ class RankProbeHook(Hook):
 
     def after_train(self, runner):
         model = getattr(runner.model, 'module', runner.model)
-        torch.save(dict(losses=self.losses, lrs=self.lrs, world=runner.world_size,
+        torch.save(dict(losses=self.losses, lrs=self.lrs,
+                        world=runner.world_size,
                         state={k: v.detach().clone() for k, v in
                                model.state_dict().items()}),
                    os.path.join(runner.work_dir, f'rank{get_rank()}.pth'))
@@ -78,6 +79,17 @@ custom_imports = dict(
     allow_failed_imports=False)
 custom_hooks = [dict(type='RankProbeHook')]
 '''
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP threads
+    oversubscribed by parallel jobs make CPU steps ~40x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 
 def tiny_options(batch_size: int) -> list:

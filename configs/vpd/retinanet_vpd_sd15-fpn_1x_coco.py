@@ -1,36 +1,19 @@
 # RetinaNet with FPN on VPD features (SD1.5 taps + cross-attention maps of
 # the 80 COCO class prompts), COCO 1x. The taps' strides 8-64 plus an extra
-# 1/128 level are RetinaNet's usual P3-P7.
+# 1/128 level are RetinaNet's usual P3-P7. Shared settings:
+# configs/_base_/models/vpd_sd15.py.
 _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py',
     '../_base_/models/vpd_sd15.py'
 ]
 custom_imports = dict(imports=['mmdiff.models'], allow_failed_imports=False)
 
-num_classes = 80
 model = dict(
-    data_preprocessor=dict(
-        mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5],
-        pad_size_divisor=64),
-    backbone=dict(
-        _delete_=True,
-        type='mmdiff.VPD',
-        pretrained={{_base_.sd15}},
-        class_embeddings=dict(
-            class_names='coco',
-            text_encoder={{_base_.clip_l14}},
-            templates='vpd',
-            output='pooled'),
-        use_attn=True),
+    data_preprocessor={{_base_.det_data_preprocessor}},
+    backbone={{_base_.coco_backbone}},
     neck=dict(
-        in_channels=[320, 640 + num_classes, 1280 + num_classes, 1280],
+        in_channels={{_base_.coco_neck_in_channels}},
         start_level=0,
         add_extra_convs='on_input',
         num_outs=5))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
-    clip_grad=dict(max_norm=1.0))
+optim_wrapper = {{_base_.det_optim_wrapper}}

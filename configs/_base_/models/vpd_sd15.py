@@ -13,3 +13,32 @@ clip_l14 = 'openai/clip-vit-large-patch14'
 # cross-attention maps the 1/16 and 1/32 taps carry K class channels more.
 sd15_channels = [320, 640, 1280, 1280]
 sd15_strides = [8, 16, 32, 64]
+
+# Detection / instance segmentation on COCO: VPD conditioned on the 80 class
+# prompts with their cross-attention maps. The taps have strides 8-64 (no
+# 1/4 level): FPN adds a 1/128 level, anchors start at 32 px (scale 4 at
+# stride 8), RoI extractors read strides 8-64.
+coco_num_classes = 80
+coco_backbone = dict(
+    _delete_=True,
+    type='mmdiff.VPD',
+    pretrained=sd15,
+    class_embeddings=dict(
+        class_names='coco', text_encoder=clip_l14, templates='vpd',
+        output='pooled'),
+    use_attn=True)
+coco_neck_in_channels = [
+    320, 640 + coco_num_classes, 1280 + coco_num_classes, 1280
+]
+det_data_preprocessor = dict(
+    mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5],
+    pad_size_divisor=64)
+det_roi_strides = [8, 16, 32, 64]
+det_rpn_anchor_generator = dict(scales=[4], strides=[8, 16, 32, 64, 128])
+# AdamW with the U-Net at 0.1x, VPD's segmentation practice.
+det_optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
+    clip_grad=dict(max_norm=1.0))

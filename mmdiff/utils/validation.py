@@ -13,7 +13,8 @@ Covered here:
   is missing, truncated/corrupted, or made for a different U-Net shape (the
   mismatched keys are listed: mmengine would only warn and go on with
   randomly initialised layers);
-* images smaller than the U-Net's minimum.
+* images smaller than the U-Net's minimum (the backbone calls
+  :func:`check_image_size`).
 
 Elsewhere: wrong image channels and a wrong embedding width D are refused
 by the backbone itself; NaN inputs/losses by ``mmdiff.NaNGuardHook``.
@@ -38,33 +39,38 @@ def _backbone(model: nn.Module):
     return backbone if isinstance(backbone, DiffusionBackbone) else None
 
 
-def check_image_size(backbone, inputs: Tensor) -> None:
-    """Refuse images smaller than the U-Net's coarsest level.
+def check_image_size(backbone, inputs: Tensor,
+                     minimum: Optional[int] = None) -> None:
+    """Refuse images smaller than the backbone can see.
 
-    ``size_divisor`` (VAE factor x U-Net downsampling, 64 for SD) is the
-    smallest image whose coarsest U-Net level sees one latent pixel of
-    image; smaller images would be mostly padding there.
+    The backbone pads images up to a multiple of ``size_divisor`` (64 for
+    SD), so any size runs; but below the VAE factor (8 for SD) the U-Net
+    gets less than one latent pixel of image, all else is padding.
 
     Args:
         backbone: A :class:`~mmdiff.models.backbones.DiffusionBackbone`.
         inputs (Tensor): ``(B, C, H, W)`` images.
+        minimum (int, optional): Smallest height/width accepted. Defaults
+            to None: the VAE factor. Pass ``backbone.size_divisor`` to also
+            refuse images padded at the U-Net's coarsest level.
 
     Raises:
         ValueError: Naming the minimum size and the fix.
     """
-    minimum = backbone.size_divisor
+    if minimum is None:
+        minimum = backbone.vae_factor
     pad = getattr(backbone, 'pad_shape', None) or (0, 0)
     height, width = inputs.shape[-2:]
     if max(height, pad[0]) >= minimum and max(width, pad[1]) >= minimum:
         return
     raise ValueError(
         f'Image of {height}x{width} pixels is smaller than the U-Net\'s '
-        f'minimum {minimum}x{minimum} (VAE x{backbone.vae_factor} times '
-        f'U-Net x{backbone.unet_factor} downsampling: its coarsest level '
-        'would see less than one pixel of the image). Fix: resize in the '
-        "pipeline (e.g. dict(type='Resize', scale=(512, 512))), pad in the "
-        f'data preprocessor (size=({minimum}, {minimum})) or set the '
-        f'backbone\'s pad_shape={minimum}.')
+        f'minimum {minimum}x{minimum}: the VAE downsamples by '
+        f'{backbone.vae_factor}, so the U-Net would see less than one latent '
+        'pixel of image (images are padded to multiples of '
+        f'{backbone.size_divisor}). Fix: resize in the pipeline (e.g. '
+        "dict(type='Resize', scale=(512, 512))) or check that the inputs are "
+        '(B, 3, H, W) images, not crops or feature maps.')
 
 
 def _head_num_classes(model: nn.Module) -> Optional[Tuple[str, int]]:

@@ -72,11 +72,19 @@ def test_image_channels(channels):
 
 def test_image_smaller_than_unet_minimum():
     backbone = _vpd()
-    minimum = backbone.vae_factor * backbone.unet_factor  # 8 * 8 = 64
-    check_image_size(backbone, torch.zeros(1, 3, minimum, minimum))
-    with pytest.raises(ValueError, match=rf'32x{minimum} pixels is smaller '
-                       rf'than the U-Net\'s minimum {minimum}x{minimum}.*Fix'):
-        check_image_size(backbone, torch.zeros(1, 3, 32, minimum))
+    minimum = backbone.vae_factor  # one latent pixel: 8 for SD
+    outs = backbone(torch.zeros(1, 3, minimum, 2 * minimum))  # padded: runs
+    assert outs[-1].shape[-2:] == (1, 1)
+    for size in [(minimum // 2, 64), (64, minimum - 1)]:
+        with pytest.raises(ValueError, match=rf'{size[0]}x{size[1]} pixels is'
+                           rf' smaller than the U-Net\'s minimum {minimum}x'
+                           rf'{minimum}.*Fix'):
+            backbone(torch.zeros(1, 3, *size))
+    # stricter: no padding at the U-Net's coarsest level
+    strict = backbone.size_divisor
+    with pytest.raises(ValueError, match=rf'minimum {strict}x{strict}'):
+        check_image_size(backbone, torch.zeros(1, 3, strict - 1, strict),
+                         minimum=strict)
 
 
 # -- class embeddings ---------------------------------------------------------

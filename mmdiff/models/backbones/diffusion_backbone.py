@@ -19,6 +19,7 @@ from mmdiff.models.diffusion import (FeatureTaps, TapsDone,
                                      load_diffusion_configs,
                                      load_diffusion_weights, vpd_default_taps)
 from mmdiff.registry import MODELS
+from mmdiff.utils.validation import check_image_size
 
 
 @MODELS.register_module()
@@ -325,6 +326,7 @@ class DiffusionBackbone(BaseModule):
                 f'{tuple(inputs.shape)}. Fix: use RGB inputs (data '
                 'preprocessor mean=[127.5] * 3, std=[127.5] * 3, '
                 'bgr_to_rgb=True) or a VAE whose in_channels match.')
+        check_image_size(self, inputs)  # at least one latent pixel
 
     def forward(self,
                 inputs: Union[Tensor, Tuple[Tensor, Tensor]],

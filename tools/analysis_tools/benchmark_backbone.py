@@ -228,7 +228,7 @@ def build_mmdiff(args, paths: dict) -> nn.Module:
     model = VPD(pretrained=paths['diffusers'], local_files_only=True,
                 class_embeddings=paths['embeddings'],
                 use_attn=args.attn_maps, grad_checkpointing=args.grad_ckpt,
-                freeze_unet=args.freeze_unet or args.lora_rank > 0)
+                freeze_unet=args.freeze_unet)
     model.init_weights()
     adapter = torch.load(paths['adapter'], weights_only=True)
     model.text_adapter.fc.load_state_dict(adapter['fc'])

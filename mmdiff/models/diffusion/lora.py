@@ -1,0 +1,105 @@
+"""LoRA fine-tuning of a diffusers U-Net through peft (diffusers' adapters).
+
+A memory lever beside full fine-tuning and freezing: the U-Net's weights are
+frozen and low-rank adapters on its attention projections are trained, so
+gradients and optimizer state cover only the adapters (about 0.1-1% of an
+SD1.5 U-Net's 860M parameters).
+
+Opt in from a backbone's ``__init__`` (before the optimizer is built):
+
+    from mmdiff.models.diffusion.lora import add_unet_lora
+    add_unet_lora(self.unet, **lora_cfg)
+
+and load pretrained weights with :func:`lora_compatible_state_dict`, since
+peft renames each wrapped layer's weight to ``<layer>.base_layer.weight``.
+"""
+from typing import Dict, Optional, Sequence
+
+from torch import Tensor, nn
+
+# The attention projections (self- and cross-attention), as in diffusers'
+# own SD LoRA training scripts.
+DEFAULT_TARGETS = ('to_q', 'to_k', 'to_v', 'to_out.0')
+
+
+def _require_peft():
+    try:
+        import peft  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            'LoRA needs peft: `pip install peft` (0.21.2 tested; it brings '
+            'accelerate and psutil, no torchvision).') from e
+
+
+def add_unet_lora(unet: nn.Module,
+                  rank: int = 8,
+                  alpha: Optional[float] = None,
+                  target_modules: Sequence[str] = DEFAULT_TARGETS,
+                  dropout: float = 0.0,
+                  adapter_name: str = 'default') -> int:
+    """Freeze the U-Net and add trainable LoRA adapters with peft.
+
+    Uses diffusers' ``unet.add_adapter(LoraConfig(...))``. Adapters start
+    as the identity (peft zero-inits ``lora_B``), so features do not change
+    until training moves them.
+
+    Args:
+        unet (nn.Module): A diffusers ``UNet2DConditionModel``.
+        rank (int): LoRA rank ``r``. Defaults to 8.
+        alpha (float, optional): LoRA scale numerator (scale = alpha / r).
+            Defaults to None (= rank, scale 1).
+        target_modules (Sequence[str]): Module name suffixes to wrap.
+            Defaults to the attention projections.
+        dropout (float): LoRA dropout. Defaults to 0.
+        adapter_name (str): peft adapter name. Defaults to 'default'.
+
+    Returns:
+        int: Number of trainable (adapter) parameters.
+    """
+    _require_peft()
+    from peft import LoraConfig
+    if rank < 1:
+        raise ValueError(f'LoRA rank must be >= 1, got {rank}.')
+    unet.requires_grad_(False)
+    unet.add_adapter(
+        LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank,
+                   lora_dropout=dropout, init_lora_weights=True,
+                   target_modules=list(target_modules)),
+        adapter_name=adapter_name)
+    trainable = 0
+    for name, param in unet.named_parameters():
+        is_lora = 'lora_' in name
+        param.requires_grad = is_lora
+        trainable += param.numel() if is_lora else 0
+    if trainable == 0:
+        raise ValueError(f'No U-Net module matched LoRA target_modules '
+                         f'{list(target_modules)}.')
+    return trainable
+
+
+def lora_compatible_state_dict(unet: nn.Module,
+                               state: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Map a plain U-Net state dict onto a LoRA-wrapped U-Net's keys.
+
+    ``to_q.weight`` becomes ``to_q.base_layer.weight`` where peft wrapped the
+    layer, and the adapters' own current tensors fill the ``lora_`` keys, so
+    a strict load (e.g. ``copy_weights``) still catches any real mismatch.
+    A U-Net without adapters gets ``state`` back unchanged.
+
+    Args:
+        unet (nn.Module): The (possibly LoRA-wrapped) U-Net.
+        state (dict): Its pretrained weights in plain diffusers layout.
+
+    Returns:
+        dict: A state dict with ``unet``'s keys.
+    """
+    own = unet.state_dict()
+    if not any('lora_' in k for k in own):
+        return state
+    out = {}
+    for key, value in state.items():
+        module, _, leaf = key.rpartition('.')
+        wrapped = f'{module}.base_layer.{leaf}'
+        out[wrapped if key not in own and wrapped in own else key] = value
+    out.update({k: v for k, v in own.items() if 'lora_' in k})
+    return out

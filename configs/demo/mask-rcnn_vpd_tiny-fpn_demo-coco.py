@@ -92,10 +92,10 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
 
+# The U-Net is random here, so it trains at the full learning rate.
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=1e-3),
-    paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
     clip_grad=dict(max_norm=5.0))
 max_iters = 400
 param_scheduler = [

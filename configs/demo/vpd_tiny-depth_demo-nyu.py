@@ -2,12 +2,7 @@
 # generated demo scenes (NYU layout, depth in mm, scene name in the file
 # name), mmseg's DepthEstimator + VPDDepthHead, as in mmseg's VPD NYU config.
 # Runs on 2 CPU cores in minutes:  python tools/train.py <this file>
-_base_ = [
-    'mmseg::_base_/default_runtime.py', '../_base_/models/vpd_tiny.py'
-]
-custom_imports = dict(
-    imports=['mmdiff.models', 'mmdiff.datasets.demo_datasets'],
-    allow_failed_imports=False)
+_base_ = ['../_base_/demo_mmseg.py']
 
 image_size = 128  # the head needs the 1/64 map to be half the 1/32 map
 data_preprocessor = dict(
@@ -84,33 +79,3 @@ test_dataloader = val_dataloader
 val_evaluator = dict(
     type='DepthMetric', min_depth_eval=0.001, max_depth_eval=10.0)
 test_evaluator = val_evaluator
-
-# mmseg's VPD NYU recipe (AdamW, U-Net at 0.01x lr, no bias decay), scaled.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),
-                   weight_decay=0.01),
-    paramwise_cfg=dict(
-        bias_decay_mult=0, custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
-    clip_grad=dict(max_norm=1.0))
-max_iters = 300
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-         end=30),
-    dict(type='PolyLR', power=0.9, by_epoch=False, begin=30,
-         end=max_iters, eta_min=0.0)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters // 2, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0)

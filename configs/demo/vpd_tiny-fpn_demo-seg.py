@@ -2,14 +2,10 @@
 # generated demo scenes (4 classes incl. background), mmseg's Semantic FPN.
 # Runs on 2 CPU cores in minutes:  python tools/train.py <this file>
 # The data is written to data/demo/seg on first use.
-_base_ = [
-    'mmseg::_base_/default_runtime.py', '../_base_/models/vpd_tiny.py'
-]
-custom_imports = dict(
-    imports=['mmdiff.models', 'mmdiff.datasets.demo_datasets'],
-    allow_failed_imports=False)
+_base_ = ['../_base_/demo_mmseg.py']
 
 num_classes = 4
+image_size = 128  # generated demo images; 1/8 features are 16 x 16
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[127.5, 127.5, 127.5],  # images to [-1, 1], as the VAE expects
@@ -17,7 +13,7 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=255,
-    size_divisor=8)
+    size=(image_size, image_size))
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=data_preprocessor,
@@ -70,6 +66,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
+        size=image_size,
         data_prefix=dict(
             img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline))
@@ -80,6 +77,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
+        size=image_size,
         data_prefix=dict(
             img_path='images/validation',
             seg_map_path='annotations/validation'),
@@ -87,31 +85,3 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
-
-# The reference recipe (AdamW, U-Net at 0.1x lr, poly) scaled down.
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-3),
-    paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
-    clip_grad=dict(max_norm=1.0))
-max_iters = 300
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-         end=30),
-    dict(type='PolyLR', power=1.0, by_epoch=False, begin=30,
-         end=max_iters, eta_min=0.0)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters // 2, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0)

@@ -2,35 +2,15 @@
 # Same structure as the ADE20K VPD config, with a tiny random SD-shaped
 # U-Net/VAE (mmdiff.models.diffusion.tiny_sd_configs) and K=4 learned class
 # embeddings: out_channels = (32, 64 + 4, 64 + 4, 64).
-_base_ = 'mmseg::_base_/models/fpn_r50.py'
+_base_ = [
+    'mmseg::_base_/models/fpn_r50.py',
+    '../../../configs/_base_/models/vpd_tiny.py'
+]
 custom_imports = dict(imports=['mmdiff.models'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
 num_classes = 4
 norm_cfg = dict(type='BN', requires_grad=True)
-tiny_unet_cfg = dict(
-    sample_size=8,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
-                      'CrossAttnDownBlock2D', 'DownBlock2D'),
-    up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
-                    'CrossAttnUpBlock2D'),
-    block_out_channels=(32, 64, 64, 64),
-    layers_per_block=2,
-    norm_num_groups=32,
-    cross_attention_dim=32,
-    attention_head_dim=4)
-tiny_vae_cfg = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=('DownEncoderBlock2D', ) * 4,
-    up_block_types=('UpDecoderBlock2D', ) * 4,
-    block_out_channels=(32, 32, 64, 64),
-    layers_per_block=1,
-    latent_channels=4,
-    norm_num_groups=32,
-    sample_size=64)
 
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -47,8 +27,8 @@ model = dict(
         _delete_=True,
         type='mmdiff.VPD',
         pretrained=None,
-        unet_cfg=tiny_unet_cfg,
-        vae_cfg=tiny_vae_cfg,
+        unet_cfg={{_base_.tiny_unet_cfg}},
+        vae_cfg={{_base_.tiny_vae_cfg}},
         class_embeddings=dict(num_classes=num_classes, dim=32),
         use_attn=True),
     neck=dict(

@@ -3,34 +3,14 @@
 # anchors and RoI extractors use those strides. Tiny random SD-shaped
 # U-Net/VAE (mmdiff.models.diffusion.tiny_sd_configs), K=3 learned class
 # embeddings with attention maps: out_channels = (32, 64 + 3, 64 + 3, 64).
-_base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    '../../../configs/_base_/models/vpd_tiny.py'
+]
 custom_imports = dict(imports=['mmdiff.models'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
 num_classes = 3
-tiny_unet_cfg = dict(
-    sample_size=8,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
-                      'CrossAttnDownBlock2D', 'DownBlock2D'),
-    up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
-                    'CrossAttnUpBlock2D'),
-    block_out_channels=(32, 64, 64, 64),
-    layers_per_block=2,
-    norm_num_groups=32,
-    cross_attention_dim=32,
-    attention_head_dim=4)
-tiny_vae_cfg = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=('DownEncoderBlock2D', ) * 4,
-    up_block_types=('UpDecoderBlock2D', ) * 4,
-    block_out_channels=(32, 32, 64, 64),
-    layers_per_block=1,
-    latent_channels=4,
-    norm_num_groups=32,
-    sample_size=64)
 
 model = dict(
     data_preprocessor=dict(
@@ -42,8 +22,8 @@ model = dict(
         _delete_=True,
         type='mmdiff.VPD',
         pretrained=None,
-        unet_cfg=tiny_unet_cfg,
-        vae_cfg=tiny_vae_cfg,
+        unet_cfg={{_base_.tiny_unet_cfg}},
+        vae_cfg={{_base_.tiny_vae_cfg}},
         class_embeddings=dict(num_classes=num_classes, dim=32),
         use_attn=True),
     neck=dict(

@@ -402,10 +402,11 @@ def run_case(args, impl: str, mode: str) -> dict:
     memory = PeakMemory(device)
     import gc
     gc.collect()
-    result['base_bytes'] = memory.current()
     memory.reset()
+    result['base_bytes'] = memory.current()
     result['times'] = _timed(step, args.warmup, args.repeats, sync)
-    result['peak_bytes'] = memory.peak()
+    # RSS may dip below the reading taken at reset: a peak is never lower.
+    result['peak_bytes'] = max(memory.peak(), result['base_bytes'])
     result['peak_includes_build'] = memory.build_included
     if mode == 'train':
         state = wrapper.optimizer.state

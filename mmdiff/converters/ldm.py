@@ -104,7 +104,13 @@ def _plain(config: dict) -> dict:
 
 
 def _storage_key(tensor: Tensor) -> tuple:
-    return (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+    """Identity of a tensor's data, shared by the views diffusers makes.
+
+    Uses the root tensor of a view (``_base``) and the offset into it, so it
+    also works on ``meta`` tensors (which have no data pointer).
+    """
+    root = tensor._base if tensor._base is not None else tensor
+    return (id(root), tensor.storage_offset(), tensor.dtype)
 
 
 def _expected(kind: str, config: dict) -> Dict[str, torch.Size]:

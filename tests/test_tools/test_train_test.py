@@ -1,0 +1,148 @@
+"""tools/train.py and tools/test.py on every demo config, in subprocesses.
+
+The same entry points serve mmseg and mmdet configs (the config's
+default_scope decides). Each demo trains a few iterations from the real
+config file (data generated on first use in a temp folder), writes a
+checkpoint, ``--resume`` continues from it (one mmseg and one mmdet config),
+and tools/test.py re-evaluates it with the host's real metric.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import mmdiff  # noqa: F401  (weights-only allow-list for mmengine files)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'configs', 'demo')
+# config -> (metric keys tools/test.py must report, resume tested)
+DEMOS = {
+    'vpd_tiny-fpn_demo-seg.py': (['mIoU', 'aAcc'], True),
+    'vpd_tiny-depth_demo-nyu.py': (['rmse', 'abs_rel', 'd1'], False),
+    'faster-rcnn_vpd_tiny-fpn_demo-coco.py': (['coco/bbox_mAP'], False),
+    'mask-rcnn_vpd_tiny-fpn_demo-coco.py':
+    (['coco/bbox_mAP', 'coco/segm_mAP'], True),
+}
+# Small and quick: 2-image batches, no validation inside training.
+FAST = ['train_dataloader.batch_size=2', 'val_cfg=None',
+        'val_dataloader=None', 'val_evaluator=None',
+        'default_hooks.checkpoint.interval=2',
+        'default_hooks.logger.interval=1']
+
+
+def run_tool(tool: str, *args: str, cwd: str) -> str:
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2')
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', tool), *args], cwd=cwd,
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (
+        f'{tool} {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+    return proc.stdout + proc.stderr
+
+
+def test_every_demo_is_covered():
+    assert sorted(DEMOS) == sorted(
+        osp.basename(p) for p in glob.glob(osp.join(DEMO, '*.py')))
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Train a demo once (4 iterations) when a test first asks for it."""
+    cwd = str(tmp_path_factory.mktemp('demos'))
+    runs = {}
+
+    def get(name):
+        if name not in runs:
+            work_dir = osp.join(cwd, 'work_dirs', name[:-3])
+            log = run_tool('train.py', osp.join(DEMO, name), '--work-dir',
+                           work_dir, '--cfg-options',
+                           'train_cfg.max_iters=4', *FAST, cwd=cwd)
+            runs[name] = (cwd, work_dir, log)
+        return runs[name]
+
+    return get
+
+
+@pytest.mark.parametrize('name', sorted(DEMOS))
+def test_train_writes_checkpoint_and_test_reports_metrics(trained, name):
+    cwd, work_dir, log = trained(name)
+    assert 'Iter(train) [4/4]' in log
+    ckpt = osp.join(work_dir, 'iter_4.pth')
+    assert osp.isfile(ckpt)
+    state = torch.load(ckpt, map_location='cpu')  # weights-only default
+    assert state['meta']['iter'] == 4
+    assert any(k.startswith('backbone.unet.') for k in state['state_dict'])
+
+    test_dir = osp.join(work_dir, 'test')
+    out = run_tool('test.py', osp.join(DEMO, name), ckpt, '--work-dir',
+                   test_dir, cwd=cwd)
+    metrics = _last_metrics(test_dir)
+    for key in DEMOS[name][0]:
+        assert key in metrics, f'{key} missing from {metrics} / {out[-2000:]}'
+        assert isinstance(metrics[key], (int, float))
+
+
+@pytest.mark.parametrize('name', [n for n in sorted(DEMOS) if DEMOS[n][1]])
+def test_resume_continues_from_checkpoint(trained, name):
+    cwd, work_dir, _ = trained(name)
+    log = run_tool('train.py', osp.join(DEMO, name), '--work-dir', work_dir,
+                   '--resume', '--cfg-options', 'train_cfg.max_iters=6',
+                   *FAST, cwd=cwd)
+    assert 'resumed' in log.lower()
+    assert 'Iter(train) [6/6]' in log
+    assert 'Iter(train) [1/6]' not in log  # did not start over
+    before = torch.load(osp.join(work_dir, 'iter_4.pth'), map_location='cpu')
+    after = torch.load(osp.join(work_dir, 'iter_6.pth'), map_location='cpu')
+    assert after['meta']['iter'] == 6
+    # the optimizer state went on from the checkpoint's (AdamW step count)
+    steps = [s['step'] for s in after['optimizer']['state'].values()]
+    steps_before = [s['step'] for s in before['optimizer']['state'].values()]
+    assert max(steps) == max(steps_before) + 2
+
+
+def _last_metrics(work_dir: str) -> dict:
+    logs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
+    assert logs, f'no scalar log under {work_dir}'
+    with open(logs[-1]) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def test_depth_prediction_size_and_positive(trained):
+    from mmseg.apis import inference_model, init_model
+    cwd, work_dir, _ = trained('vpd_tiny-depth_demo-nyu.py')
+    config = osp.join(DEMO, 'vpd_tiny-depth_demo-nyu.py')
+    model = init_model(config, osp.join(work_dir, 'iter_4.pth'), 'cpu')
+    # an image alone, no ground truth to load
+    model.cfg.test_pipeline = [
+        t for t in model.cfg.test_pipeline
+        if t['type'] != 'LoadDepthAnnotation'
+    ]
+    img = sorted(glob.glob(osp.join(cwd, 'data/demo/depth/images/test/*')))[0]
+    import mmcv
+    h, w = mmcv.imread(img).shape[:2]
+    result = inference_model(model, img)
+    depth = result.pred_depth_map.data
+    assert depth.shape[-2:] == (h, w)
+    assert bool((depth > 0).all())
+
+
+def test_detection_boxes_inside_image(trained):
+    from mmdet.apis import inference_detector, init_detector
+    cwd, work_dir, _ = trained('faster-rcnn_vpd_tiny-fpn_demo-coco.py')
+    config = osp.join(DEMO, 'faster-rcnn_vpd_tiny-fpn_demo-coco.py')
+    model = init_detector(
+        config, osp.join(work_dir, 'iter_4.pth'), device='cpu')
+    img = sorted(glob.glob(osp.join(cwd, 'data/demo/coco/val/*.jpg')))[0]
+    import mmcv
+    h, w = mmcv.imread(img).shape[:2]
+    pred = inference_detector(model, img).pred_instances
+    assert len(pred.bboxes) > 0
+    boxes = pred.bboxes
+    assert bool((boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all())
+    assert bool((boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all())
+    assert bool((boxes[:, 2] >= boxes[:, 0]).all())

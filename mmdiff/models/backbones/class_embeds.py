@@ -17,7 +17,8 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
             - a ``.pth``/``.safetensors`` path;
             - ``dict(class_names=..., text_encoder=..., templates=...,
               output='pooled'|'tokens', cache_dir=...)``, computed (and
-              cached) by ``mmdiff.models.text.class_embeddings``;
+              cached) by ``mmdiff.models.text.class_embeddings``; a list of
+              text encoders concatenates their embeddings (SDXL);
             - ``dict(num_classes=K, dim=D)``: random, learnable embeddings;
             - a tensor ``(K, D)``;
             - None: no class embeddings (null prompt).
@@ -47,7 +48,16 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
             get_or_build_class_embeddings
         kwargs = dict(spec)
         kwargs.setdefault('local_files_only', local_files_only)
-        emb = get_or_build_class_embeddings(**kwargs).detach().float()
+        encoders = kwargs.pop('text_encoder', None)
+        if not isinstance(encoders, (list, tuple)):
+            encoders = [encoders]
+        # Several encoders (SDXL: CLIP ViT-L/14 + ViT-bigG/14, 768 + 1280
+        # = 2048): their embeddings are concatenated along the width.
+        emb = torch.cat([
+            get_or_build_class_embeddings(text_encoder=enc,
+                                          **kwargs).detach().float()
+            for enc in encoders
+        ], dim=-1)
     else:
         raise TypeError(
             'class_embeddings must be a .pth/.safetensors path, '
@@ -61,6 +71,7 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
             f'class embeddings have dim {emb.shape[-1]} but the U-Net\'s '
             f'cross_attention_dim is {dim}. Fix: build the embeddings with a '
             f'text encoder of width {dim} (SD1.x: CLIP ViT-L/14, 768; SD2.x: '
-            'OpenCLIP ViT-H/14, 1024), or use a U-Net whose '
+            'OpenCLIP ViT-H/14, 1024; SDXL: a list of CLIP ViT-L/14 '
+            'and ViT-bigG/14, 2048), or use a U-Net whose '
             f'cross_attention_dim is {emb.shape[-1]}.')
     return emb, learnable

@@ -17,7 +17,11 @@ from mmdiff.models.attention import (AttentionStore, cross_attention_layers,
                                      install_map_processors)
 from mmdiff.models.diffusion import (FeatureTaps, TapsDone,
                                      load_diffusion_configs,
-                                     load_diffusion_weights, vpd_default_taps)
+                                     load_diffusion_weights,
+                                     load_unet_weights,
+                                     resolve_pooled_text_embeds,
+                                     sdxl_time_ids, text_time_dims,
+                                     vpd_default_taps)
 from mmdiff.registry import MODELS
 from mmdiff.utils.validation import check_image_size
 
@@ -42,6 +46,21 @@ class DiffusionBackbone(BaseModule):
             single-file checkpoint. Defaults to None (diffusers infers the
             model type and fetches its config, from the Hub or HF cache).
         local_files_only (bool): Never touch the network. Defaults to False.
+        unet_weights (str, optional): A U-Net state dict file (diffusers
+            layout, same architecture) loaded after ``pretrained``, as a
+            drop-in U-Net, e.g. CleanDIFT's noise-free fine-tuned SD 2.1
+            U-Net (use it with ``noise='none'``; see
+            ``projects/sd2_sdxl/README.md`` for the timestep).
+            Defaults to None.
+        text_embeds (str | Tensor | dict, optional): SDXL (``text_time``
+            U-Nets) only: the pooled prompt embedding given as
+            ``added_cond_kwargs['text_embeds']`` to every image. None:
+            zeros; a tensor or file ``(1280, )``; ``dict(learnable=True)``.
+            Defaults to None.
+        time_ids (str | Sequence[float]): SDXL only: micro-conditioning
+            ``(orig_h, orig_w, crop_top, crop_left, target_h, target_w)``.
+            ``'input_size'`` uses the padded input's size, uncropped; or a
+            fixed sequence. Defaults to 'input_size'.
         taps (Sequence[str], optional): U-Net module paths whose outputs are
             returned, in this order. Defaults to None: VPD's four (ldm output
             blocks 1, 4, 7 and final), finest first.
@@ -84,6 +103,9 @@ class DiffusionBackbone(BaseModule):
                  vae_cfg: Optional[dict] = None,
                  original_config: Optional[Union[str, dict]] = None,
                  local_files_only: bool = False,
+                 unet_weights: Optional[str] = None,
+                 text_embeds: Optional[Union[str, Tensor, dict]] = None,
+                 time_ids: Union[str, Sequence[float]] = 'input_size',
                  taps: Optional[Sequence[str]] = None,
                  use_attn: bool = False,
                  attn_grad: bool = False,
@@ -110,6 +132,7 @@ class DiffusionBackbone(BaseModule):
         self.pretrained = pretrained
         self.original_config = original_config
         self.local_files_only = local_files_only
+        self.unet_weights = unet_weights
         self.use_attn = use_attn
         self.attn_grad = attn_grad
         self.timestep = timestep
@@ -146,6 +169,7 @@ class DiffusionBackbone(BaseModule):
             1 for b in self.unet.down_blocks
             if getattr(b, 'downsamplers', None))
         self.size_divisor = self.vae_factor * self.unet_factor
+        self._init_added_cond(text_embeds, time_ids)
 
         self.tap_paths = list(taps) if taps else vpd_default_taps(self.unet)
         self.taps = FeatureTaps(self.unet, self.tap_paths)
@@ -199,6 +223,26 @@ class DiffusionBackbone(BaseModule):
         install_map_processors(self.unet, self.attn_store, self.attn_layers)
         self.attn_downsamples = sorted(set(self.attn_layers.values()))
 
+    def _init_added_cond(self, text_embeds, time_ids) -> None:
+        """SDXL ``text_time`` inputs: pooled prompt embedding, time ids."""
+        self.time_ids = time_ids
+        num_ids = 6 if isinstance(time_ids, str) else len(time_ids)
+        dims = text_time_dims(self.unet.config, num_ids)
+        if dims is None:
+            if text_embeds is not None:
+                raise ValueError(
+                    'text_embeds is only used by U-Nets with SDXL added '
+                    "conditioning (addition_embed_type='text_time'); this "
+                    'U-Net has none. Fix: drop text_embeds.')
+            self.pooled_text_embeds = None
+            return
+        sdxl_time_ids(time_ids, 1, (1, 1), 'cpu')  # validate early
+        emb, learnable = resolve_pooled_text_embeds(text_embeds, dims[0])
+        if learnable:
+            self.pooled_text_embeds = torch.nn.Parameter(emb)
+        else:
+            self.register_buffer('pooled_text_embeds', emb)
+
     def _update_feature_info(self) -> None:
         """Set ``out_channels`` and timm-style ``feature_info``."""
         channels = []
@@ -221,6 +265,8 @@ class DiffusionBackbone(BaseModule):
             load_diffusion_weights(self.unet, self.vae, self.pretrained,
                                    self.original_config,
                                    self.local_files_only)
+        if not self._is_init and self.unet_weights is not None:
+            load_unet_weights(self.unet, self.unet_weights)
         super().init_weights()
         self._is_init = True
 
@@ -253,17 +299,17 @@ class DiffusionBackbone(BaseModule):
         """Turn per-token maps into output channels (identity here)."""
         return maps
 
-    def _unet_kwargs(self, batch_size: int, device) -> dict:
-        """Extra U-Net inputs (zero SDXL micro-conditioning if needed)."""
-        cfg = self.unet.config
-        if cfg.addition_embed_type != 'text_time':
+    def _unet_kwargs(self, latents: Tensor) -> dict:
+        """Extra U-Net inputs: SDXL's ``added_cond_kwargs`` if needed."""
+        if self.pooled_text_embeds is None:
             return {}
-        num_ids = 6
-        text_dim = cfg.projection_class_embeddings_input_dim - \
-            num_ids * cfg.addition_time_embed_dim
+        batch = latents.shape[0]
+        image_hw = tuple(s * self.vae_factor for s in latents.shape[-2:])
+        text = self.pooled_text_embeds.to(latents.device, latents.dtype)
         return dict(added_cond_kwargs=dict(
-            text_embeds=torch.zeros(batch_size, text_dim, device=device),
-            time_ids=torch.zeros(batch_size, num_ids, device=device)))
+            text_embeds=text[None].expand(batch, -1),
+            time_ids=sdxl_time_ids(self.time_ids, batch, image_hw,
+                                   latents.device).to(latents.dtype)))
 
     def _run_unet(self, latents: Tensor,
                   cond: Tensor) -> Tuple[Dict[str, Tensor], Dict[int, Tensor]]:
@@ -277,7 +323,7 @@ class DiffusionBackbone(BaseModule):
                 try:
                     self.unet(latents, t, encoder_hidden_states=cond,
                               return_dict=False,
-                              **self._unet_kwargs(batch, latents.device))
+                              **self._unet_kwargs(latents))
                 except TapsDone:
                     pass
             maps = self.attn_store.maps(latents.shape[-2:])

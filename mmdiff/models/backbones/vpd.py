@@ -62,7 +62,8 @@ class VPD(DiffusionBackbone):
         grad_checkpointing (bool): Defaults to False.
         init_cfg (dict | list[dict], optional): Defaults to None.
         **kwargs: Further :class:`DiffusionBackbone` arguments
-            (``original_config``, ``attn_places``, ``attn_min_downsample``,
+            (``original_config``, ``unet_weights``, ``text_embeds``,
+            ``time_ids``, ``attn_places``, ``attn_min_downsample``,
             ``pad_shape``, ``pad_val``).
     """
 

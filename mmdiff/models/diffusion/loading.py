@@ -172,7 +172,15 @@ def copy_weights(dst: nn.Module, state: dict, what: str,
     """
     state = {k: v for k, v in state.items()
              if not k.startswith(ignore_prefixes)}
-    missing, unexpected = dst.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = dst.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        lines = str(e).splitlines()
+        raise RuntimeError(
+            f'Pretrained {what} does not match the built architecture: '
+            f'{" ".join(x.strip() for x in lines[1:3])} ... '
+            f'({len(lines) - 1} mismatches). Check that unet_cfg/vae_cfg/'
+            'original_config describe the same model as pretrained.') from e
     if missing or unexpected:
         raise RuntimeError(
             f'Pretrained {what} does not match the built architecture: '
@@ -223,3 +231,35 @@ def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
     copy_weights(unet, src_unet.state_dict(), 'U-Net')
     copy_weights(vae, src_vae.state_dict(), 'VAE', vae_ignore)
 
+
+
+def load_unet_weights(unet: nn.Module, path: str) -> None:
+    """Load a U-Net state dict file as a drop-in (e.g. CleanDIFT).
+
+    The file holds a full ``UNet2DConditionModel`` state dict in diffusers
+    layout (``.safetensors``, or a ``.pth``/``.bin``/``.ckpt`` torch file,
+    optionally wrapped in ``state_dict``, keys optionally prefixed
+    ``unet.``), of the same architecture as the built U-Net; it replaces
+    every U-Net weight (missing or extra keys are errors).
+
+    Args:
+        unet (nn.Module): The built ``UNet2DConditionModel``.
+        path (str): The state dict file.
+    """
+    import torch
+    path = osp.expanduser(str(path))
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'unet_weights={path!r} does not exist: expected a diffusers-'
+            'layout UNet2DConditionModel state dict (.safetensors or .pth), '
+            'e.g. CleanDIFT\'s cleandift_sd21_unet.safetensors downloaded '
+            'with `hf download CompVis/cleandift <file> --local-dir DIR`.')
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+        state = state.get('state_dict', state)
+    if state and all(k.startswith('unet.') for k in state):
+        state = {k[len('unet.'):]: v for k, v in state.items()}
+    copy_weights(unet, state, f'U-Net state dict {path!r}')

@@ -60,6 +60,78 @@ def tiny_vae_cfg(block_out_channels: Tuple[int, ...] = (32, 32, 64, 64)
         sample_size=64)
 
 
+def tiny_sd2_unet_cfg(cross_attention_dim: int = 1024,
+                      block_out_channels: Tuple[int, ...] = (32, 64, 64, 64),
+                      num_heads: Tuple[int, ...] = (2, 4, 4, 4)) -> dict:
+    """A tiny SD 2.x-shaped ``UNet2DConditionModel`` config.
+
+    SD 2.x keeps SD1's block layout but has 64-channel heads, i.e. a head
+    count per level (diffusers' ``attention_head_dim``, which
+    ``UNet2DConditionModel`` uses as the number of heads: ``(5, 10, 20,
+    20)`` for SD2), ``use_linear_projection=True`` and a 1024-d context
+    (OpenCLIP ViT-H/14).
+
+    Args:
+        cross_attention_dim (int): Defaults to 1024 (SD2's).
+        block_out_channels (tuple[int]): Defaults to (32, 64, 64, 64).
+        num_heads (tuple[int]): ``attention_head_dim`` per level (heads of
+            16 channels here). Defaults to (2, 4, 4, 4).
+
+    Returns:
+        dict: Keyword arguments of ``UNet2DConditionModel``.
+    """
+    cfg = tiny_unet_cfg(cross_attention_dim, block_out_channels)
+    cfg.update(attention_head_dim=tuple(num_heads),
+               use_linear_projection=True)
+    return cfg
+
+
+def tiny_sdxl_unet_cfg(cross_attention_dim: int = 2048,
+                       pooled_dim: int = 1280,
+                       time_embed_dim: int = 256,
+                       block_out_channels: Tuple[int, ...] = (32, 64, 64),
+                       transformer_depth: Tuple[int, ...] = (1, 2, 2)
+                       ) -> dict:
+    """A tiny SDXL-shaped ``UNet2DConditionModel`` config.
+
+    SDXL's layout: 3 levels, no attention in the finest, transformer depth
+    per level (SDXL: ``(1, 2, 10)``), linear projections, a 2048-d context
+    (CLIP ViT-L + ViT-bigG tokens) and ``text_time`` added conditioning: a
+    pooled text embedding (1280) plus 6 micro-conditioning ids embedded
+    with ``addition_time_embed_dim`` (256) each.
+
+    Args:
+        cross_attention_dim (int): Defaults to 2048 (SDXL's).
+        pooled_dim (int): Width of ``text_embeds``. Defaults to 1280.
+        time_embed_dim (int): ``addition_time_embed_dim``. Defaults to 256.
+        block_out_channels (tuple[int]): Defaults to (32, 64, 64).
+        transformer_depth (tuple[int]): ``transformer_layers_per_block``.
+            Defaults to (1, 2, 2).
+
+    Returns:
+        dict: Keyword arguments of ``UNet2DConditionModel``.
+    """
+    return dict(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D',
+                          'CrossAttnDownBlock2D'),
+        up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
+                        'UpBlock2D'),
+        block_out_channels=tuple(block_out_channels),
+        layers_per_block=2,
+        transformer_layers_per_block=tuple(transformer_depth),
+        attention_head_dim=(2, 4, 4),
+        use_linear_projection=True,
+        norm_num_groups=32,
+        cross_attention_dim=cross_attention_dim,
+        addition_embed_type='text_time',
+        addition_time_embed_dim=time_embed_dim,
+        projection_class_embeddings_input_dim=pooled_dim +
+        6 * time_embed_dim)
+
+
 def tiny_sd_configs(cross_attention_dim: int = 32) -> Tuple[dict, dict]:
     """Both tiny configs, ``(unet_cfg, vae_cfg)``.
 

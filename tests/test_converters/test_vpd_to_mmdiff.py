@@ -229,17 +229,20 @@ def test_mmseg_vpd_depth(tool, tmp_path, helpers, original_config_yaml,
     _load_strict(model, ckpt['state_dict'])
     model.eval()
 
-    # end to end: data preprocessor -> backbone -> head -> postprocess;
-    # no scene ids, so both use the mean-embedding row
-    data = _depth_batch()
-    with torch.no_grad():
-        ref = source.test_step(data)
-        ours = model.test_step(data)
-    for r, o in zip(ref, ours):
-        diff = _max_diff(o.pred_depth_map.data, r.pred_depth_map.data)
-        print(f'mmseg_vpd end to end (mean row): max abs diff {diff:.2e}')
-        assert diff <= TOL
-        _assert_varied(r.pred_depth_map.data)
+    # end to end: data preprocessor -> backbone -> head -> postprocess,
+    # without scene ids (both use the mean-embedding row) and with them
+    # (DepthEstimator passes (inputs, category ids) to the backbone)
+    for with_ids in (False, True):
+        data = _depth_batch(with_ids=with_ids)
+        with torch.no_grad():
+            ref = source.test_step(data)
+            ours = model.test_step(data)
+        for r, o in zip(ref, ours):
+            diff = _max_diff(o.pred_depth_map.data, r.pred_depth_map.data)
+            print(f'mmseg_vpd end to end (scene ids: {with_ids}): max abs '
+                  f'diff {diff:.2e}')
+            assert diff <= TOL
+            _assert_varied(r.pred_depth_map.data)
     # with scene ids: mmseg's backbone takes (x, ids), ours class_ids=ids
     images, ids = _images(), torch.tensor([4, 17])
     with torch.no_grad():

@@ -10,7 +10,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
 
-import torch
 from torch import Tensor
 
 from .layouts import (SCHEDULE_BUFFERS, VAE_UNUSED, Layout, detect_layout,
@@ -83,7 +82,7 @@ class ConversionResult:
 
 def _is_mean_row(emb: Tensor) -> bool:
     """Is the last row the mean of the others (mmseg's unknown-scene row)?"""
-    if emb.ndim != 2 or emb.shape[0] < 3:
+    if emb.ndim != 2 or emb.shape[0] < 3 or emb.is_meta:
         return False
     rows = emb.float()
     mean = rows[:-1].mean(0)

@@ -124,3 +124,53 @@ def test_mmseg_nyu_release_loads_into_zoo_config(ldm_parts):
     model = _host_model('configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py',
                         result, 27)
     _load_strict(model, result.state_dict)
+
+
+def test_vpd_nyu_release_loads_into_zoo_config(ldm_parts):
+    """VPD's own NYU checkpoint (``VPDDepth``, in ``{'model': ...}``)."""
+    import mmdiff.models  # noqa: F401
+    unet, vae = ldm_parts
+    unet = {k: v for k, v in unet.items()  # VPD deletes the U-Net's ``out``
+            if not k.startswith('out.')}
+    vae = {k: v for k, v in vae.items() if not k.startswith('decoder.')}
+    prior, out_dim, embed = [320, 640, 1280 + 1280], 192 * 8, 192
+    with torch.device('meta'):  # depth/models_depth/model.py, test.sh args
+        enc = nn.Module()
+        enc.layer1 = nn.Sequential(
+            nn.Conv2d(prior[0], prior[0], 3, 2, 1), nn.GroupNorm(16, prior[0]),
+            nn.ReLU(), nn.Conv2d(prior[0], prior[0], 3, 2, 1))
+        enc.layer2 = nn.Sequential(nn.Conv2d(prior[1], prior[1], 3, 2, 1))
+        enc.out_layer = nn.Sequential(
+            nn.Conv2d(sum(prior), out_dim, 1), nn.GroupNorm(16, out_dim),
+            nn.ReLU())
+        layers, in_ch = [], out_dim
+        for filters in (32, 32, 32):  # --num_filters 32 32 32
+            layers += [nn.ConvTranspose2d(in_ch, filters, 2, 2, bias=False),
+                       nn.BatchNorm2d(filters), nn.ReLU()]
+            in_ch = filters
+        decoder = nn.Module()
+        decoder.deconv_layers = nn.Sequential(*layers)
+        decoder.conv_layers = nn.Sequential(
+            nn.Conv2d(in_ch, embed, 3, 1, 1), nn.BatchNorm2d(embed),
+            nn.ReLU())
+        last = nn.Sequential(nn.Conv2d(embed, embed, 3, 1, 1), nn.ReLU(),
+                             nn.Conv2d(embed, 1, 3, 1, 1))
+    state = _prefixed('encoder.unet.unet.diffusion_model.', unet)
+    state.update(_prefixed('encoder.encoder_vq.', vae))
+    state.update(_prefixed('encoder.', enc.state_dict()))
+    state.update(_prefixed('decoder.', decoder.state_dict()))
+    state.update(_prefixed('last_layer_depth.', last.state_dict()))
+    state.update({
+        'encoder.text_adapter.fc.0.weight': torch.zeros(768, 768),
+        'encoder.text_adapter.fc.0.bias': torch.zeros(768),
+        'encoder.text_adapter.fc.2.weight': torch.zeros(768, 768),
+        'encoder.text_adapter.fc.2.bias': torch.zeros(768),
+        'encoder.gamma': torch.zeros(768),
+        'encoder.class_embeddings': torch.randn(27, 768)})
+    state = {'module.' + k: v for k, v in state.items()}  # saved from DDP
+    result = convert_state_dict({'model': state, 'optimizer': {}})
+    assert result.layout.name == 'vpd_depth'
+    assert len(result.placeholders) == 4
+    model = _host_model('configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py',
+                        result, 27)
+    _load_strict(model, result.state_dict)

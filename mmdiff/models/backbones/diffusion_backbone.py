@@ -311,11 +311,13 @@ class DiffusionBackbone(BaseModule):
             time_ids=sdxl_time_ids(self.time_ids, batch, image_hw,
                                    latents.device).to(latents.dtype)))
 
-    def _run_unet(self, latents: Tensor,
-                  cond: Tensor) -> Tuple[Dict[str, Tensor], Dict[int, Tensor]]:
+    def _run_unet(self, latents: Tensor, cond: Tensor,
+                  timestep: Optional[int] = None
+                  ) -> Tuple[Dict[str, Tensor], Dict[int, Tensor]]:
         """Run the U-Net up to the last tap; return taps and maps."""
         batch = latents.shape[0]
-        t = torch.full((batch, ), self.timestep, device=latents.device)
+        timestep = self.timestep if timestep is None else timestep
+        t = torch.full((batch, ), timestep, device=latents.device)
         self.attn_store.reset()
         self.attn_store.active = True
         try:
@@ -350,17 +352,20 @@ class DiffusionBackbone(BaseModule):
             latents = latents * self.vae.config.scaling_factor
         return latents
 
-    def add_noise(self, latents: Tensor) -> Tensor:
-        """Apply the noise policy at ``timestep``."""
+    def add_noise(self, latents: Tensor, timestep: Optional[int] = None,
+                  seed: Optional[int] = None) -> Tensor:
+        """Apply the noise policy at ``timestep`` (default: the backbone's),
+        with ``seed`` for ``'seeded'`` noise (default: ``noise_seed``)."""
         if self.noise == 'none':
             return latents
+        timestep = self.timestep if timestep is None else timestep
         generator = None
         if self.noise == 'seeded':
             generator = torch.Generator(latents.device).manual_seed(
-                self.noise_seed)
+                self.noise_seed if seed is None else seed)
         noise = torch.randn(latents.shape, generator=generator,
                             device=latents.device, dtype=latents.dtype)
-        t = torch.full((latents.shape[0], ), self.timestep,
+        t = torch.full((latents.shape[0], ), timestep,
                        device=latents.device, dtype=torch.long)
         return self.scheduler.add_noise(latents, noise, t)
 
@@ -392,6 +397,15 @@ class DiffusionBackbone(BaseModule):
             tuple[Tensor]: One map per tap, ``(B, out_channels[i],
             ceil(H / s_i), ceil(W / s_i))`` with ``s_i`` the tap's stride.
         """
+        inputs, class_ids, out_hw = self._prepare(inputs, class_ids)
+        latents = self.add_noise(self.encode(inputs))
+        cond = self.condition(inputs.shape[0], class_ids)
+        return self._outputs(*self._run_unet(latents, cond.to(latents.device)),
+                             out_hw)
+
+    def _prepare(self, inputs: Union[Tensor, Tuple[Tensor, Tensor]],
+                 class_ids: Optional[Tensor]) -> tuple:
+        """Check and pad the images; the size the outputs are cropped to."""
         if isinstance(inputs, (tuple, list)):
             inputs, class_ids = inputs
         self._check_inputs(inputs)
@@ -404,9 +418,12 @@ class DiffusionBackbone(BaseModule):
         pad_w = math.ceil(width / div) * div - inputs.shape[-1]
         if pad_h or pad_w:
             inputs = F.pad(inputs, (0, pad_w, 0, pad_h), value=self.pad_val)
-        latents = self.add_noise(self.encode(inputs))
-        cond = self.condition(inputs.shape[0], class_ids)
-        feats, maps = self._run_unet(latents, cond.to(latents.device))
+        return inputs, class_ids, (height, width)
+
+    def _outputs(self, feats: Dict[str, Tensor], maps: Dict[int, Tensor],
+                 out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
+        """Taps (+ maps of their resolution), cropped to ``out_hw``."""
+        height, width = out_hw
         maps = self.reduce_maps(maps)
         outs = []
         for path, stride in zip(self.tap_paths, self.tap_strides):

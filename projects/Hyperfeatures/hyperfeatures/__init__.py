@@ -1,0 +1,4 @@
+"""Diffusion Hyperfeatures-style multi-timestep / noise-ensemble VPD."""
+from .hyperfeature_vpd import HyperfeatureVPD
+
+__all__ = ['HyperfeatureVPD']

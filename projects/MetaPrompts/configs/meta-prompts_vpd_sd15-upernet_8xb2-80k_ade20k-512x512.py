@@ -1,0 +1,36 @@
+# Meta Prompts on SD1.5 for ADE20K: 64 learned meta prompts (no text
+# encoder), 3 refinement loops with a learned timestep embedding per loop,
+# prompt re-weighted features, UPerHead on the four taps, VPD's schedule.
+# Reference (Meta Prompts paper): 55.83 mIoU (56.81 ms+flip); not
+# reproduced here (needs SD1.5 weights and 8 GPUs).
+_base_ = ['../../../configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
+custom_imports = dict(
+    imports=['mmdiff.models', 'projects.MetaPrompts.meta_prompts'],
+    allow_failed_imports=False)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+num_classes = 150
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmdiff.MetaPromptsVPD',
+        pretrained='stable-diffusion-v1-5/stable-diffusion-v1-5',
+        num_prompts=64,
+        num_loops=3,
+        learned_timestep=True,
+        reweight=True,
+        timestep=1,
+        grad_checkpointing=True),  # 3 U-Net passes per image
+    neck=None,
+    decode_head=dict(
+        _delete_=True,
+        type='UPerHead',
+        in_channels=[320, 640, 1280, 1280],
+        in_index=[0, 1, 2, 3],
+        pool_scales=(1, 2, 3, 6),
+        channels=512,
+        dropout_ratio=0.1,
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

@@ -1,0 +1,21 @@
+# Meta Prompts on SD1.5 for NYUv2 depth: mmdiff's VPD NYU recipe (mmseg's
+# DepthEstimator + VPDDepthHead, 480 crops padded to 512) with 64 learned
+# meta prompts instead of the scene prompts (no scene label needed), 3
+# refinement loops, learned timestep embedding, prompt re-weighted features.
+# Reference (Meta Prompts paper): RMSE 0.223; not reproduced here.
+_base_ = ['../../../configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py']
+custom_imports = dict(
+    imports=['mmdiff.models', 'projects.MetaPrompts.meta_prompts'],
+    allow_failed_imports=False)
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmdiff.MetaPromptsVPD',
+        pretrained='stable-diffusion-v1-5/stable-diffusion-v1-5',
+        num_prompts=64,
+        num_loops=3,
+        learned_timestep=True,
+        reweight=True,
+        pad_shape=512,
+        grad_checkpointing=True),
+    decode_head=dict(in_channels=[320, 640, 1280, 1280]))

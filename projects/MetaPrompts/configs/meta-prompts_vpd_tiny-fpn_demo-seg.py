@@ -1,0 +1,23 @@
+# Meta Prompts demo: the tiny random-init U-Net on the generated demo
+# scenes; 8 learned meta prompts instead of class prompts, 2 refinement
+# loops, learned timestep embedding, prompt re-weighted features.
+#   python tools/train.py projects/MetaPrompts/configs/<this file>
+_base_ = ['../../../configs/demo/vpd_tiny-fpn_demo-seg.py']
+custom_imports = dict(
+    imports=[
+        'mmdiff.models', 'mmdiff.datasets.demo_datasets',
+        'projects.MetaPrompts.meta_prompts'
+    ],
+    allow_failed_imports=False)
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmdiff.MetaPromptsVPD',
+        pretrained=None,
+        unet_cfg={{_base_.tiny_unet_cfg}},
+        vae_cfg={{_base_.tiny_vae_cfg}},
+        num_prompts=8,
+        num_loops=2,
+        learned_timestep=True,
+        reweight=True),
+    neck=dict(in_channels=[32, 64, 64, 64]))

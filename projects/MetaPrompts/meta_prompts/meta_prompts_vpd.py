@@ -1,0 +1,134 @@
+"""Meta prompts: learned prompts instead of text, a learned timestep
+embedding per refinement loop, recurrent refinement through the U-Net, and
+features re-weighted by the prompts.
+
+Data path: image -> VAE latents z0 -> loop k = 0..L-1: U-Net(z_k, t,
+meta prompts) with time embedding + delta_k -> taps; z_{k+1} = z0 +
+proj(finest tap_k) -> taps of the last loop -> per tap, prompt
+re-weighting ``F + gamma * sum_n softmax_n(<F, P_n>) P_n`` -> tuple.
+"""
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from mmdiff.models.backbones import VPD
+from mmdiff.registry import MODELS
+
+
+class PromptReweight(nn.Module):
+    """Re-weight a feature map by its affinity to the meta prompts.
+
+    ``P = W prompts`` (``N x C``); per pixel ``a = softmax_n(<F, P_n> /
+    sqrt(C))``; ``out = F + gamma * sum_n a_n P_n``, ``gamma`` per channel,
+    zero at init (the backbone starts as plain VPD features).
+
+    Args:
+        prompt_dim (int): Prompt width ``D``.
+        channels (int): Feature channels ``C``.
+    """
+
+    def __init__(self, prompt_dim: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(prompt_dim, channels)
+        self.gamma = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, feat: Tensor, prompts: Tensor) -> Tensor:
+        keys = self.proj(prompts).to(feat.dtype)  # (N, C)
+        logits = torch.einsum('bchw,nc->bnhw', feat, keys)
+        attn = (logits / math.sqrt(feat.shape[1])).softmax(1)
+        mixed = torch.einsum('bnhw,nc->bchw', attn, keys)
+        return feat + self.gamma.to(feat.dtype)[:, None, None] * mixed
+
+
+@MODELS.register_module()
+class MetaPromptsVPD(VPD):
+    """VPD conditioned on learned meta prompts, with recurrent refinement.
+
+    Args:
+        num_prompts (int): Meta prompts ``N`` (learned, ``N x D`` with D the
+            U-Net's ``cross_attention_dim``). Defaults to 64.
+        num_loops (int): Passes through the U-Net (recurrent refinement);
+            1 is a single pass. Defaults to 2.
+        learned_timestep (bool): Add a learned vector (zero init) per loop
+            to the U-Net's time embedding. Defaults to True.
+        reweight (bool): Re-weight every output by the prompts
+            (:class:`PromptReweight`). Defaults to True.
+        prompt_std (float): Init std of the prompts. Defaults to 0.02.
+        text_adapter (bool): VPD's adapter on the prompts (redundant for
+            learned prompts). Defaults to False.
+        use_attn (bool): Concatenate the N-channel prompt attention maps.
+            Defaults to False.
+        **kwargs: :class:`VPD` arguments (``class_embeddings`` must not be
+            given: the prompts replace them).
+    """
+
+    def __init__(self,
+                 num_prompts: int = 64,
+                 num_loops: int = 2,
+                 learned_timestep: bool = True,
+                 reweight: bool = True,
+                 prompt_std: float = 0.02,
+                 text_adapter: bool = False,
+                 use_attn: bool = False,
+                 **kwargs) -> None:
+        if kwargs.get('class_embeddings') is not None:
+            raise ValueError('MetaPromptsVPD learns its prompts: drop '
+                             'class_embeddings (set num_prompts instead).')
+        if num_loops < 1:
+            raise ValueError(f'num_loops must be >= 1, got {num_loops}.')
+        kwargs.pop('class_embeddings', None)
+        super().__init__(
+            class_embeddings=dict(num_classes=num_prompts, std=prompt_std),
+            text_adapter=text_adapter, use_attn=use_attn, **kwargs)
+        self.num_loops = num_loops
+        self._loop = 0
+        if num_loops > 1:
+            if self.tap_strides[0] != self.vae_factor:
+                raise ValueError(
+                    'Recurrent refinement feeds the first tap back into the '
+                    'latent: it must be at latent resolution (stride '
+                    f'{self.vae_factor}), got stride {self.tap_strides[0]}.')
+            self.refine_proj = nn.Conv2d(self.tap_channels[0],
+                                         self.unet.config.in_channels, 1)
+            nn.init.zeros_(self.refine_proj.weight)
+            nn.init.zeros_(self.refine_proj.bias)
+        self.time_delta = None
+        if learned_timestep:
+            dim = self.unet.time_embedding.linear_2.out_features
+            self.time_delta = nn.Parameter(torch.zeros(num_loops, dim))
+            self.unet.time_embedding.register_forward_hook(
+                self._add_time_delta)
+        self.reweight = nn.ModuleList(
+            PromptReweight(self.cross_attention_dim, c)
+            for c in self.out_channels) if reweight else None
+
+    def _add_time_delta(self, module, args, output: Tensor) -> Tensor:
+        """Forward hook on ``unet.time_embedding``: + this loop's delta."""
+        return output + self.time_delta[self._loop].to(output.dtype)
+
+    def forward(self,
+                inputs: Union[Tensor, Tuple[Tensor, Tensor]],
+                class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        """Features of the last refinement loop, re-weighted."""
+        inputs, class_ids, out_hw = self._prepare(inputs, class_ids)
+        start = self.add_noise(self.encode(inputs))
+        cond = self.condition(inputs.shape[0], class_ids).to(start.device)
+        latents = start
+        try:
+            for loop in range(self.num_loops):
+                self._loop = loop
+                feats, maps = self._run_unet(latents, cond)
+                if loop < self.num_loops - 1:
+                    first = feats[self.tap_paths[0]]
+                    latents = start + self.refine_proj(first).to(start.dtype)
+        finally:
+            self._loop = 0
+        outs = self._outputs(feats, maps, out_hw)
+        if self.reweight is None:
+            return outs
+        prompts = self.class_embeddings
+        if self.text_adapter is not None:
+            prompts = self.text_adapter(prompts)
+        return tuple(rw(f, prompts) for rw, f in zip(self.reweight, outs))

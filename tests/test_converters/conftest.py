@@ -288,8 +288,11 @@ class VPDDepthSource(nn.Module):
         return outs[::-1]
 
     def forward(self, img, class_ids):
+        return self.head(self.features(img, class_ids))
+
+    def head(self, outs):
+        """VPDDepthEncoder's convs after the U-Net, decoder, last layer."""
         enc = self.encoder
-        outs = self.features(img, class_ids)
         feats = [outs[0], outs[1], torch.cat(
             [outs[2], nn.functional.interpolate(outs[3], scale_factor=2)],
             dim=1)]
@@ -301,6 +304,17 @@ class VPDDepthSource(nn.Module):
         x = up(up(self.decoder.conv_layers(self.decoder.deconv_layers(x))))
         return torch.sigmoid(self.last_layer_depth(x)) * \
             DEPTH_HEAD['max_depth']
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    """One intra-op thread: these models are tiny, and on a shared 2-core
+    machine several OpenMP threads per process mostly wait for each other
+    (measured: 31 s instead of 130 s for this folder under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')

@@ -29,6 +29,7 @@ records the layout, the diffusers ``unet_cfg``/``vae_cfg`` and what was
 dropped.
 """
 import argparse
+import os.path as osp
 import sys
 
 from mmdiff.converters import (ConversionError, convert_state_dict,
@@ -65,7 +66,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import os.path as osp
     if osp.abspath(args.src) == osp.abspath(args.dst):
         print('error: DST must differ from SRC', file=sys.stderr)
         return 2
@@ -73,13 +73,18 @@ def main(argv=None) -> int:
     if args.class_embeddings:
         from mmdiff.models.text.class_embeddings import load_class_embeddings
         emb = load_class_embeddings(args.class_embeddings)[0]
-    source = load_source(args.src, trust_pickle=args.trust_pickle)
     try:
+        source = load_source(args.src, trust_pickle=args.trust_pickle)
         result = convert_state_dict(source, args.original_config, emb)
-    except (ConversionError, ValueError) as e:
+    except (ConversionError, ValueError, FileNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     del source
+    tensor = result.state_dict.get('backbone.class_embeddings')
+    if args.save_class_embeddings and tensor is None:
+        print('error: --save-class-embeddings: the checkpoint has no class '
+              'embeddings (pass --class-embeddings FILE)', file=sys.stderr)
+        return 1
     meta = dict(
         mmdiff_version=__version__,
         converted_from=dict(
@@ -92,10 +97,6 @@ def main(argv=None) -> int:
     print(f'saved {args.dst}')
     if args.save_class_embeddings:
         from mmdiff.models.text.class_embeddings import save_class_embeddings
-        tensor = result.state_dict.get('backbone.class_embeddings')
-        if tensor is None:
-            print('error: no class embeddings to save', file=sys.stderr)
-            return 1
         save_class_embeddings(
             args.save_class_embeddings, tensor,
             dict(source=osp.basename(args.src), layout=result.layout.name,

@@ -21,7 +21,7 @@ stores each rank's per-iteration loss and final parameters. Checked:
   first loss agrees to rounding. Afterwards AdamW's first steps are
   ``lr * g / |g|`` per coordinate: a coordinate whose gradient is at rounding
   level can step +lr in one run and -lr in the other, which is why later
-  losses drift to ~1e-5 relative (measured 1.5e-6, 2.2e-5 at iterations 2,
+  losses drift up to ~1e-5 relative (measured at most 2.2e-5 at iteration
   3) and parameters to at most ``sum(lr)``. Dropout and random flips draw
   per process, so they are off here (``dropout_ratio=0``, flip ``prob=0``).
 

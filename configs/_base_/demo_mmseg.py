@@ -27,9 +27,11 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=max_iters // 2,
+        type='mmdiff.AtomicCheckpointHook', by_epoch=False, interval=max_iters // 2,
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+# Stop with the iteration number on a NaN/inf input or loss.
+custom_hooks = [dict(type='mmdiff.NaNGuardHook')]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -109,8 +109,10 @@ train_cfg = dict(
     val_interval=max_iters)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(by_epoch=False, interval=max_iters // 2,
+    checkpoint=dict(type='mmdiff.AtomicCheckpointHook', by_epoch=False,
+                    interval=max_iters // 2,
                     max_keep_ckpts=2))
+custom_hooks = [dict(type='mmdiff.NaNGuardHook')]
 log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -16,3 +16,6 @@ model = dict(
         bbox_roi_extractor=dict(featmap_strides={{_base_.det_roi_strides}}),
         mask_roi_extractor=dict(featmap_strides={{_base_.det_roi_strides}})))
 optim_wrapper = {{_base_.det_optim_wrapper}}
+# Atomic checkpoints (no truncated file after a kill); stop on NaN/inf.
+default_hooks = dict(checkpoint=dict(type='mmdiff.AtomicCheckpointHook'))
+custom_hooks = [dict(type='mmdiff.NaNGuardHook')]

@@ -17,3 +17,6 @@ model = dict(
         add_extra_convs='on_input',
         num_outs=5))
 optim_wrapper = {{_base_.det_optim_wrapper}}
+# Atomic checkpoints (no truncated file after a kill); stop on NaN/inf.
+default_hooks = dict(checkpoint=dict(type='mmdiff.AtomicCheckpointHook'))
+custom_hooks = [dict(type='mmdiff.NaNGuardHook')]

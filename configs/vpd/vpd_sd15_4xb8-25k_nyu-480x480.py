@@ -34,3 +34,6 @@ optim_wrapper = dict(
         bias_decay_mult=0,
         force_default_settings=True,
         custom_keys={'backbone.unet': dict(lr_mult=0.01)}))
+# Atomic checkpoints (no truncated file after a kill); stop on NaN/inf.
+default_hooks = dict(checkpoint=dict(type='mmdiff.AtomicCheckpointHook'))
+custom_hooks = [dict(type='mmdiff.NaNGuardHook')]

@@ -70,7 +70,9 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=8000,
+        type='mmdiff.AtomicCheckpointHook', by_epoch=False, interval=8000,
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
+# Stop with the iteration number on a NaN/inf input or loss.
+custom_hooks = [dict(type='mmdiff.NaNGuardHook')]

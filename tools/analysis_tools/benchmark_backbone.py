@@ -338,6 +338,24 @@ def _timed(fn, warmup: int, repeats: int, sync) -> list:
     return times
 
 
+def count_cpu_sdpa() -> None:
+    """Teach torch's flop counter the CPU flash-attention kernel.
+
+    ``FlopCounterMode`` (torch 2.13) has formulas for the CUDA SDPA kernels
+    but not for ``_scaled_dot_product_flash_attention_for_cpu``, so SDPA on
+    CPU would count 0 FLOPs while ldm's explicit einsum attention counts in
+    full. The same formulas (2 matmuls forward, 4 backward) apply.
+    """
+    from torch.utils import flop_counter as fc
+    pairs = (('_scaled_dot_product_flash_attention_for_cpu', fc.sdpa_flop),
+             ('_scaled_dot_product_flash_attention_for_cpu_backward',
+              fc.sdpa_backward_flop))
+    for name, formula in pairs:
+        op = getattr(torch.ops.aten, name, None)
+        if op is not None and op not in fc.flop_registry:
+            fc.register_flop_formula(op, get_raw=True)(formula)
+
+
 def run_case(args, impl: str, mode: str) -> dict:
     """Build one backbone and measure one mode; return a result dict."""
     device = torch.device(args.device)
@@ -422,6 +440,7 @@ def run_case(args, impl: str, mode: str) -> dict:
                                       sync)
         if not args.no_flops:
             from torch.utils.flop_counter import FlopCounterMode
+            count_cpu_sdpa()
             with FlopCounterMode(display=False) as counter:
                 unet_step()
             result['unet_flops'] = counter.get_total_flops()

@@ -47,8 +47,9 @@ class MetaPromptsVPD(VPD):
     """VPD conditioned on learned meta prompts, with recurrent refinement.
 
     Args:
-        num_prompts (int): Meta prompts ``N`` (learned, ``N x D`` with D the
-            U-Net's ``cross_attention_dim``). Defaults to 64.
+        num_prompts (int): Meta prompts ``N`` (learned ``meta_prompts``,
+            ``N x D`` with D the U-Net's ``cross_attention_dim``).
+            Defaults to 64.
         num_loops (int): Passes through the U-Net (recurrent refinement);
             1 is a single pass. Defaults to 2.
         learned_timestep (bool): Add a learned vector (zero init) per loop
@@ -79,9 +80,13 @@ class MetaPromptsVPD(VPD):
         if num_loops < 1:
             raise ValueError(f'num_loops must be >= 1, got {num_loops}.')
         kwargs.pop('class_embeddings', None)
-        super().__init__(
-            class_embeddings=dict(num_classes=num_prompts, std=prompt_std),
-            text_adapter=text_adapter, use_attn=use_attn, **kwargs)
+        self._num_prompts = num_prompts
+        # The prompts are not class embeddings (no class count to match):
+        # VPD gets none and :meth:`condition` supplies the prompts.
+        super().__init__(class_embeddings=None, text_adapter=text_adapter,
+                         use_attn=use_attn, **kwargs)
+        self.meta_prompts = nn.Parameter(
+            torch.randn(num_prompts, self.cross_attention_dim) * prompt_std)
         self.num_loops = num_loops
         self._loop = 0
         if num_loops > 1:
@@ -103,6 +108,22 @@ class MetaPromptsVPD(VPD):
         self.reweight = nn.ModuleList(
             PromptReweight(self.cross_attention_dim, c)
             for c in self.out_channels) if reweight else None
+
+    @property
+    def num_tokens(self) -> int:
+        """Meta prompts per image (= attention-map channels)."""
+        return getattr(self, '_num_prompts', 1)
+
+    def prompts(self) -> Tensor:
+        """The meta prompts ``(N, D)``, through the adapter if any."""
+        if self.text_adapter is None:
+            return self.meta_prompts
+        return self.text_adapter(self.meta_prompts)
+
+    def condition(self, batch_size: int,
+                  class_ids: Optional[Tensor] = None) -> Tensor:
+        """The same N meta prompts for every image, ``(B, N, D)``."""
+        return self.prompts()[None].expand(batch_size, -1, -1)
 
     def _add_time_delta(self, module, args, output: Tensor) -> Tensor:
         """Forward hook on ``unet.time_embedding``: + this loop's delta."""
@@ -128,7 +149,5 @@ class MetaPromptsVPD(VPD):
         outs = self._outputs(feats, maps, out_hw)
         if self.reweight is None:
             return outs
-        prompts = self.class_embeddings
-        if self.text_adapter is not None:
-            prompts = self.text_adapter(prompts)
+        prompts = self.prompts()
         return tuple(rw(f, prompts) for rw, f in zip(self.reweight, outs))

@@ -11,10 +11,15 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:  # `pytest` (importlib mode) without `python -m`
     sys.path.insert(0, ROOT)
+# A small demo set (8 train / 4 val images) keeps data generation and
+# tools/test.py short on a shared CPU.
+SMALL = [f'{split}_dataloader.dataset.{key}={num}'
+         for split in ('train', 'test')
+         for key, num in (('num_train', 8), ('num_val', 4))]
 FAST = ['train_cfg.max_iters=4', 'train_dataloader.batch_size=2',
         'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
         'default_hooks.checkpoint.interval=4',
-        'default_hooks.logger.interval=1']
+        'default_hooks.logger.interval=1'] + SMALL
 
 
 def run_tool(tool: str, *args: str, cwd: str) -> str:
@@ -35,7 +40,8 @@ def train_and_test(config: str, cwd: str) -> tuple:
     ckpt = osp.join(work_dir, 'iter_4.pth')
     assert osp.isfile(ckpt), log[-3000:]
     test_dir = osp.join(work_dir, 'test')
-    run_tool('test.py', config, ckpt, '--work-dir', test_dir, cwd=cwd)
+    run_tool('test.py', config, ckpt, '--work-dir', test_dir,
+             '--cfg-options', *SMALL[2:], cwd=cwd)
     files = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
     assert files, 'tools/test.py wrote no metrics json'
     with open(files[-1]) as f:

@@ -94,13 +94,16 @@ def test_demo_tools_train_and_test(train_test, tmp_path):
     for cmd in ([osp.join(TOOLS, 'make_demo_text_encoder.py'),
                  'data/demo/tiny_clip'],
                 [osp.join(TOOLS, 'make_class_captions.py'), DEMO, '--out',
-                 'data/demo/seg/captions.json']):
+                 'data/demo/seg/captions.json', '--cfg-options'] + [
+                     f'{split}_dataloader.dataset.{key}={num}'
+                     for split in ('train', 'val')
+                     for key, num in (('num_train', 8), ('num_val', 4))]):
         proc = subprocess.run([sys.executable, *cmd], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
     with open(osp.join(cwd, 'data/demo/seg/captions.json')) as f:
         captions = json.load(f)
-    assert len(captions) == 64 + 16  # train + val, keys unique per split
+    assert len(captions) == 8 + 4  # train + val, keys unique per split
     assert all(c.startswith('a photo') for c in captions.values())
     log, metrics = train_test(DEMO, cwd)
     assert 'Iter(train) [4/4]' in log

@@ -8,7 +8,7 @@ format, {"<folder>/<file name>" or file name: caption}.
 
     python projects/CaptionPrompts/tools/make_class_captions.py CONFIG \
         --out data/demo/seg/captions.json [--splits train val] \
-        [--exclude background]
+        [--exclude background] [--cfg-options KEY=VALUE ...]
 """
 import argparse
 import json
@@ -17,6 +17,7 @@ import os.path as osp
 import sys
 
 import numpy as np
+from mmengine.config import DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -59,11 +60,15 @@ def main() -> None:
     parser.add_argument('--splits', nargs='+', default=['train', 'val'],
                         choices=['train', 'val', 'test'])
     parser.add_argument('--exclude', nargs='*', default=['background'])
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, as tools/train.py')
     args = parser.parse_args()
     from mmengine.config import Config
     from mmengine.registry import DATASETS, DefaultScope
     from mmengine.utils import import_modules_from_strings
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     if 'custom_imports' in cfg:
         import_modules_from_strings(**cfg.custom_imports)
     import mmseg.datasets  # noqa: F401  (registers mmseg's data sets)

@@ -562,7 +562,8 @@ def markdown(report: dict) -> str:
         ratio = '-' if row['ratio'] is None else ' / '.join(
             '-' if row['ratio'][s] is None else f'{row["ratio"][s]:.2f}'
             for s in ('min', 'median', 'max'))
-        if row['ratio'] and row['mmdiff']['min'] == row['mmdiff']['max'] \
+        if row['ratio'] and row['ratio']['min'] is not None \
+                and row['mmdiff']['min'] == row['mmdiff']['max'] \
                 and row['mmseg']['min'] == row['mmseg']['max']:
             ratio = f'{row["ratio"]["min"]:.2f}'
         lines.append(f'| {row["metric"]} | {row["unit"]} | '

@@ -2,9 +2,9 @@
 
 Parameterised over the folders, so a new config is covered automatically.
 Each config is built twice without touching the network:
-- the real SD1.5 shapes on the meta device (no memory, no weights), to check
-  that the channels written in the config (neck / head ``in_channels``) are
-  the backbone's real ``out_channels``;
+- the released model's shapes on the meta device (no memory, no weights),
+  to check that the channels written in the config (neck / head
+  ``in_channels``) are the backbone's real ``out_channels``;
 - with the tiny SD-shaped U-Net swapped in, as a whole host model.
 """
 import copy
@@ -17,7 +17,9 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.utils import import_modules_from_strings
 
-from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+from mmdiff.models.diffusion import (tiny_sdxl_unet_cfg, tiny_unet_cfg,
+                                     tiny_vae_cfg)
+from mmdiff.models.diffusion.presets import SD_VAE, SDXL_UNET, real_unet_cfg
 from mmdiff.models.text.class_embeddings import resolve_class_names
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -25,15 +27,6 @@ CONFIGS = sorted(
     p for pattern in ('configs/**/*.py', 'projects/*/configs/**/*.py')
     for p in glob.glob(osp.join(ROOT, pattern), recursive=True)
     if '_base_' not in p.split(osp.sep))
-# SD1.5's U-Net is UNet2DConditionModel's default layout with 768-d text.
-SD15_UNET = dict(cross_attention_dim=768, sample_size=64)
-SD15_VAE = dict(
-    down_block_types=('DownEncoderBlock2D', ) * 4,
-    up_block_types=('UpDecoderBlock2D', ) * 4,
-    block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-    latent_channels=4, sample_size=512)
-
-
 def _num_classes(emb) -> int:
     if emb is None:
         return 0
@@ -84,14 +77,20 @@ def test_config_builds(path):
     owner, key = _channel_owner(cfg.model)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         if backbone.get('pretrained') is not None:
-            # Real SD1.5 shapes: the channels the config wrote must be right.
+            # The released model's shapes (SD1.5 / 2.x / XL, by its id): the
+            # channels the config wrote must be right.
+            unet = real_unet_cfg(backbone.pretrained)
             with torch.device('meta'):
-                real = MODELS.build(_swap(backbone, SD15_UNET, SD15_VAE, 768))
+                real = MODELS.build(_swap(backbone, unet, SD_VAE,
+                                          unet['cross_attention_dim']))
             assert list(owner[key]) == list(real.out_channels), (
-                f'{path}: {key} {list(owner[key])} != VPD SD1.5 '
+                f'{path}: {key} {list(owner[key])} != the real '
                 f'out_channels {list(real.out_channels)}')
         tiny = copy.deepcopy(cfg.model)
-        tiny.backbone = _swap(backbone, tiny_unet_cfg(), tiny_vae_cfg(), 32)
+        xl = real_unet_cfg(backbone.get('pretrained')) is SDXL_UNET
+        tiny_unet = tiny_sdxl_unet_cfg() if xl else tiny_unet_cfg()
+        tiny.backbone = _swap(backbone, tiny_unet, tiny_vae_cfg(),
+                              tiny_unet['cross_attention_dim'])
         tiny_backbone = MODELS.build(tiny.backbone)
         owner, key = _channel_owner(tiny)
         owner[key] = list(tiny_backbone.out_channels)

@@ -1,6 +1,8 @@
-"""Registered backbones: the generic diffusion backbone and VPD."""
+"""Registered backbones: the generic diffusion backbone, VPD, and the
+frozen-backbone feature cache."""
+from .cached import CachedBackbone
 from .channels import check_in_channels
 from .diffusion_backbone import DiffusionBackbone
 from .vpd import VPD
 
-__all__ = ['DiffusionBackbone', 'VPD', 'check_in_channels']
+__all__ = ['CachedBackbone', 'DiffusionBackbone', 'VPD', 'check_in_channels']

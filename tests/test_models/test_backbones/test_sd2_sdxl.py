@@ -16,6 +16,7 @@ from mmengine.utils import import_modules_from_strings
 from safetensors.torch import save_file
 
 from mmdiff.models.backbones import VPD, DiffusionBackbone
+from mmdiff.models.diffusion.presets import SD21_UNET, SD_VAE, SDXL_UNET
 from mmdiff.models.diffusion import (tiny_sd2_unet_cfg, tiny_sdxl_unet_cfg,
                                      tiny_unet_cfg, tiny_vae_cfg)
 
@@ -211,26 +212,6 @@ def test_dual_text_encoder_class_embeddings(tmp_path):
                       for e in (enc_a, enc_b)], -1)
     assert torch.allclose(model.class_embeddings, want)
     assert model.class_embeddings.shape == (2, 64)
-
-
-SD21_UNET = dict(cross_attention_dim=1024, sample_size=96,
-                 attention_head_dim=(5, 10, 20, 20),
-                 use_linear_projection=True)
-SDXL_UNET = dict(
-    sample_size=128, cross_attention_dim=2048,
-    down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D',
-                      'CrossAttnDownBlock2D'),
-    up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'),
-    block_out_channels=(320, 640, 1280), transformer_layers_per_block=(1, 2,
-                                                                     10),
-    attention_head_dim=(5, 10, 20), use_linear_projection=True,
-    addition_embed_type='text_time', addition_time_embed_dim=256,
-    projection_class_embeddings_input_dim=2816)
-SD_VAE = dict(
-    down_block_types=('DownEncoderBlock2D', ) * 4,
-    up_block_types=('UpDecoderBlock2D', ) * 4,
-    block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-    latent_channels=4, sample_size=512)
 
 
 @pytest.mark.parametrize('name,unet', [

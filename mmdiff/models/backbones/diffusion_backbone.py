@@ -22,6 +22,7 @@ from mmdiff.models.diffusion import (FeatureTaps, TapsDone,
                                      resolve_pooled_text_embeds,
                                      sdxl_time_ids, text_time_dims,
                                      vpd_default_taps)
+from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
 from mmdiff.registry import MODELS
 from mmdiff.utils.validation import check_image_size
 
@@ -86,6 +87,14 @@ class DiffusionBackbone(BaseModule):
             False.
         grad_checkpointing (bool): diffusers gradient checkpointing in the
             U-Net. Defaults to False.
+        lora (dict, optional): LoRA fine-tuning of the U-Net (peft): its
+            weights are frozen and low-rank adapters on the attention
+            projections are trained. Keys of
+            :func:`~mmdiff.models.diffusion.lora.add_unet_lora`: ``rank``
+            (default 8), ``alpha``, ``dropout``, ``target_modules``, e.g.
+            ``dict(rank=8)``. Pretrained weights load into the wrapped
+            layers; adapters start as the identity. Not with
+            ``freeze_unet``. Defaults to None (no LoRA).
         pad_shape (int | Sequence[int], optional): mmseg-VPD padding: pad
             inputs (bottom/right) to at least this ``(h, w)`` and return the
             features of the padded image, uncropped (VPD's NYU setting: 480
@@ -118,6 +127,7 @@ class DiffusionBackbone(BaseModule):
                  noise_seed: int = 0,
                  freeze_unet: bool = False,
                  grad_checkpointing: bool = False,
+                 lora: Optional[dict] = None,
                  pad_shape: Optional[Union[int, Sequence[int]]] = None,
                  pad_val: float = 0.,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
@@ -141,6 +151,7 @@ class DiffusionBackbone(BaseModule):
         self.noise = noise
         self.noise_seed = noise_seed
         self.freeze_unet = freeze_unet
+        self.lora = check_lora_cfg(lora, freeze_unet)
         if isinstance(pad_shape, int):
             pad_shape = (pad_shape, pad_shape)
         self.pad_shape = tuple(pad_shape) if pad_shape is not None else None
@@ -149,6 +160,8 @@ class DiffusionBackbone(BaseModule):
         unet_config, vae_config = load_diffusion_configs(
             pretrained, unet_cfg, vae_cfg, original_config, local_files_only)
         self.unet = UNet2DConditionModel.from_config(unet_config)
+        if self.lora is not None:  # before _probe, which lists the params
+            add_unet_lora(self.unet, **self.lora)  # to keep frozen by name
         vae = AutoencoderKL.from_config(vae_config)
         vae.decoder = None  # never used: features come from the encoder
         vae.post_quant_conv = None

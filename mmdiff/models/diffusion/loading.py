@@ -19,6 +19,8 @@ from typing import Optional, Union
 
 from torch import nn
 
+from .lora import lora_compatible_state_dict
+
 SINGLE_FILE_SUFFIXES = ('.ckpt', '.safetensors', '.pt', '.pth', '.bin')
 _HUB_ID = re.compile(r'^[\w.-]+/[\w.-]+$')
 
@@ -228,9 +230,9 @@ def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
     except (OSError, ValueError) as e:
         raise FileNotFoundError(
             _missing_message(pretrained, kind, e, local_files_only)) from e
-    copy_weights(unet, src_unet.state_dict(), 'U-Net')
+    copy_weights(unet, lora_compatible_state_dict(unet, src_unet.state_dict()),
+                 'U-Net')
     copy_weights(vae, src_vae.state_dict(), 'VAE', vae_ignore)
-
 
 
 def load_unet_weights(unet: nn.Module, path: str) -> None:
@@ -262,4 +264,5 @@ def load_unet_weights(unet: nn.Module, path: str) -> None:
         state = state.get('state_dict', state)
     if state and all(k.startswith('unet.') for k in state):
         state = {k[len('unet.'):]: v for k, v in state.items()}
-    copy_weights(unet, state, f'U-Net state dict {path!r}')
+    copy_weights(unet, lora_compatible_state_dict(unet, state),
+                 f'U-Net state dict {path!r}')

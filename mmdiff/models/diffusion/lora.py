@@ -5,14 +5,15 @@ frozen and low-rank adapters on its attention projections are trained, so
 gradients and optimizer state cover only the adapters (about 0.1-1% of an
 SD1.5 U-Net's 860M parameters).
 
-Opt in from a backbone's ``__init__`` (before the optimizer is built):
-
-    from mmdiff.models.diffusion.lora import add_unet_lora
-    add_unet_lora(self.unet, **lora_cfg)
-
-and load pretrained weights with :func:`lora_compatible_state_dict`, since
-peft renames each wrapped layer's weight to ``<layer>.base_layer.weight``.
+Opt in with the backbone argument ``lora`` (e.g. ``model.backbone.lora=
+dict(rank=8)``): :class:`~mmdiff.models.backbones.DiffusionBackbone` checks
+it with :func:`check_lora_cfg` and calls :func:`add_unet_lora` right after
+building the U-Net, before its feature probe. Pretrained weights go through
+:func:`lora_compatible_state_dict` (in ``load_diffusion_weights`` and
+``load_unet_weights``), since peft renames each wrapped layer's weight to
+``<layer>.base_layer.weight``.
 """
+import inspect
 from typing import Dict, Optional, Sequence
 
 from torch import Tensor, nn
@@ -75,6 +76,51 @@ def add_unet_lora(unet: nn.Module,
         raise ValueError(f'No U-Net module matched LoRA target_modules '
                          f'{list(target_modules)}.')
     return trainable
+
+
+def check_lora_cfg(lora: Optional[dict],
+                   freeze_unet: bool = False) -> Optional[dict]:
+    """Validate a backbone's ``lora`` argument before the U-Net is built.
+
+    Args:
+        lora (dict, optional): Keyword arguments of :func:`add_unet_lora`
+            (``rank``, ``alpha``, ``target_modules``, ``dropout``,
+            ``adapter_name``), or None for no LoRA.
+        freeze_unet (bool): The backbone's ``freeze_unet``. Defaults to
+            False.
+
+    Returns:
+        dict | None: A copy of ``lora`` (a plain dict), or None.
+
+    Raises:
+        TypeError: If ``lora`` is not a dict.
+        ValueError: With ``freeze_unet=True``, unknown keys, or a rank that
+            is not an integer >= 1.
+    """
+    if lora is None:
+        return None
+    fix = 'Fix: e.g. lora=dict(rank=8).'
+    if not isinstance(lora, dict):
+        raise TypeError(f'lora must be a dict of add_unet_lora arguments or '
+                        f'None, got {lora!r}. {fix}')
+    if freeze_unet:
+        raise ValueError(
+            'freeze_unet=True and lora are exclusive: LoRA already freezes '
+            "the U-Net's base weights and trains only its adapters. Fix: "
+            'drop freeze_unet for LoRA fine-tuning, or set lora=None for a '
+            'frozen U-Net.')
+    params = inspect.signature(add_unet_lora).parameters
+    allowed = sorted(set(params) - {'unet'})
+    unknown = sorted(set(lora) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f'Unknown lora keys {unknown}; allowed: {allowed}. {fix}')
+    rank = lora.get('rank', params['rank'].default)
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise ValueError(
+            f'lora rank must be an integer >= 1, got {rank!r}. {fix}')
+    _require_peft()
+    return dict(lora)
 
 
 def lora_compatible_state_dict(unet: nn.Module,

@@ -31,7 +31,11 @@ default_hooks = dict(
         max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-# Stop with the iteration number on a NaN/inf input or loss.
-custom_hooks = [dict(type='mmdiff.NaNGuardHook')]
+# Make the demos' pretrained VAE on first use; stop with the iteration number
+# on a NaN/inf input or loss.
+custom_hooks = [
+    {{_base_.demo_vae_hook}},
+    dict(type='mmdiff.NaNGuardHook')
+]
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

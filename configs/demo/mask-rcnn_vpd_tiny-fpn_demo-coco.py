@@ -24,6 +24,7 @@ model = dict(
         pretrained=None,
         unet_cfg={{_base_.tiny_unet_cfg}},
         vae_cfg={{_base_.tiny_vae_cfg}},
+        vae_weights={{_base_.demo_vae_dir}},  # made by demo_vae_hook
         class_embeddings=dict(num_classes=num_classes, dim=32),
         use_attn=True),
     neck=dict(
@@ -112,7 +113,10 @@ default_hooks = dict(
     checkpoint=dict(type='mmdiff.AtomicCheckpointHook', by_epoch=False,
                     interval=max_iters // 2,
                     max_keep_ckpts=2))
-custom_hooks = [dict(type='mmdiff.NaNGuardHook')]
+custom_hooks = [
+    {{_base_.demo_vae_hook}},
+    dict(type='mmdiff.NaNGuardHook')
+]
 log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

@@ -21,6 +21,7 @@ model = dict(
         pretrained=None,
         unet_cfg={{_base_.tiny_unet_cfg}},
         vae_cfg={{_base_.tiny_vae_cfg}},
+        vae_weights={{_base_.demo_vae_dir}},  # made by demo_vae_hook
         # one learned 32-d prompt per NYU scene (27), picked per image from
         # the scene in the file name; the mean prompt when it is unknown
         class_embeddings=dict(num_classes=27, dim=32),

@@ -22,6 +22,7 @@ model = dict(
         pretrained=None,
         unet_cfg={{_base_.tiny_unet_cfg}},
         vae_cfg={{_base_.tiny_vae_cfg}},
+        vae_weights={{_base_.demo_vae_dir}},  # made by demo_vae_hook
         # learned prompts (one 32-d token per class): no CLIP model offline
         class_embeddings=dict(num_classes=num_classes, dim=32),
         use_attn=True),

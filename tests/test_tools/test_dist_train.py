@@ -79,6 +79,8 @@ custom_imports = dict(
     imports=['mmdiff.models', 'mmdiff.datasets.demo_datasets', 'rank_probe'],
     allow_failed_imports=False)
 custom_hooks = [dict(type='RankProbeHook')]
+# no DemoVAEHook here: a random VAE
+model = dict(backbone=dict(vae_weights=None))
 '''
 
 
@@ -323,6 +325,7 @@ def test_fsdp_wrap_policy_trains_tiny_vpd_on_cpu(gloo_world_of_one):
     import mmdiff.models  # noqa: F401
 
     seg = Config.fromfile(SEG_CFG)
+    seg.model.backbone.vae_weights = None  # random VAE: no training hook
     wrapper = copy.deepcopy(Config.fromfile(FSDP_CFG).strategy.model_wrapper)
     wrapper.pop('mixed_precision')  # bf16 compute is a GPU setting
     wrapper.auto_wrap_policy.min_num_params = 20000  # tiny model: host parts

@@ -50,6 +50,7 @@ def tiny_options(max_iters: int = MAX_ITERS,
         f'default_hooks.checkpoint.interval={ckpt_every}',
         'default_hooks.checkpoint.max_keep_ckpts=3',
         'randomness.seed=0', 'randomness.deterministic=True',
+        'custom_hooks.0.steps=2', 'custom_hooks.0.size=64',  # demo VAE
     ]
 
 

@@ -52,6 +52,9 @@ def demo_run(tmp_path_factory):
         test_cfg=None, test_dataloader=None, test_evaluator=None))
     cfg.train_cfg.max_iters = 2
     cfg.default_hooks.checkpoint.interval = 2
+    vae_dir = str(tmp / 'data' / 'demo' / 'vae')  # 2-step demo VAE
+    cfg.custom_hooks[0].update(out_dir=vae_dir, steps=2, size=SIZE)
+    cfg.model.backbone.vae_weights = vae_dir
     cfg.work_dir = str(tmp / 'work_dir')
     try:
         Runner.from_cfg(cfg).train()

@@ -26,3 +26,13 @@ tiny_vae_cfg = dict(
     latent_channels=4,
     norm_num_groups=32,
     sample_size=64)
+# The demos' VAE: the tiny VAE above, pretrained as an autoencoder (no
+# labels) on demo scenes of its own seed by mmdiff.DemoVAEHook before the
+# weights are read, once per folder; as VPD uses SD's pretrained VAE frozen.
+# A random frozen VAE keeps too little of the image (see
+# mmdiff/datasets/demo_vae.py). Demo configs set the backbone's
+# vae_weights=demo_vae_dir and add demo_vae_hook to custom_hooks.
+demo_vae_dir = 'data/demo/vae'
+demo_vae_hook = dict(
+    type='mmdiff.DemoVAEHook', out_dir=demo_vae_dir, vae_cfg=tiny_vae_cfg,
+    steps=200)

@@ -1,4 +1,5 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .demo_vae_hook import DemoVAEHook
 from .nan_guard_hook import NaNGuardHook
 
-__all__ = ['AtomicCheckpointHook', 'NaNGuardHook']
+__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'NaNGuardHook']

@@ -18,7 +18,7 @@ from mmdiff.models.attention import (AttentionStore, cross_attention_layers,
 from mmdiff.models.diffusion import (FeatureTaps, TapsDone,
                                      load_diffusion_configs,
                                      load_diffusion_weights,
-                                     load_unet_weights,
+                                     load_unet_weights, load_vae_weights,
                                      resolve_pooled_text_embeds,
                                      sdxl_time_ids, text_time_dims,
                                      vpd_default_taps)
@@ -53,6 +53,10 @@ class DiffusionBackbone(BaseModule):
             U-Net (use it with ``noise='none'``; see
             ``projects/sd2_sdxl/README.md`` for the timestep).
             Defaults to None.
+        vae_weights (str, optional): A stand-alone ``AutoencoderKL``
+            (diffusers folder or hub id, same architecture) loaded after
+            ``pretrained`` as the VAE, e.g. ``stabilityai/sd-vae-ft-mse``,
+            or the demos' pretrained tiny VAE. Defaults to None.
         text_embeds (str | Tensor | dict, optional): SDXL (``text_time``
             U-Nets) only: the pooled prompt embedding given as
             ``added_cond_kwargs['text_embeds']`` to every image. None:
@@ -113,6 +117,7 @@ class DiffusionBackbone(BaseModule):
                  original_config: Optional[Union[str, dict]] = None,
                  local_files_only: bool = False,
                  unet_weights: Optional[str] = None,
+                 vae_weights: Optional[str] = None,
                  text_embeds: Optional[Union[str, Tensor, dict]] = None,
                  time_ids: Union[str, Sequence[float]] = 'input_size',
                  taps: Optional[Sequence[str]] = None,
@@ -143,6 +148,7 @@ class DiffusionBackbone(BaseModule):
         self.original_config = original_config
         self.local_files_only = local_files_only
         self.unet_weights = unet_weights
+        self.vae_weights = vae_weights
         self.use_attn = use_attn
         self.attn_grad = attn_grad
         self.timestep = timestep
@@ -280,6 +286,9 @@ class DiffusionBackbone(BaseModule):
                                    self.local_files_only)
         if not self._is_init and self.unet_weights is not None:
             load_unet_weights(self.unet, self.unet_weights)
+        if not self._is_init and self.vae_weights is not None:
+            load_vae_weights(self.vae, self.vae_weights,
+                             self.local_files_only)
         super().init_weights()
         self._is_init = True
 

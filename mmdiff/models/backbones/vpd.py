@@ -62,10 +62,10 @@ class VPD(DiffusionBackbone):
         grad_checkpointing (bool): Defaults to False.
         init_cfg (dict | list[dict], optional): Defaults to None.
         **kwargs: Further :class:`DiffusionBackbone` arguments
-            (``original_config``, ``unet_weights``, ``text_embeds``,
-            ``time_ids``, ``attn_places``, ``attn_min_downsample``,
-            ``pad_shape``, ``pad_val``, ``lora``: LoRA fine-tuning of the
-            U-Net, e.g. ``lora=dict(rank=8)``).
+            (``original_config``, ``unet_weights``, ``vae_weights``,
+            ``text_embeds``, ``time_ids``, ``attn_places``,
+            ``attn_min_downsample``, ``pad_shape``, ``pad_val``, ``lora``:
+            LoRA fine-tuning of the U-Net, e.g. ``lora=dict(rank=8)``).
     """
 
     def __init__(self,

@@ -266,3 +266,45 @@ def load_unet_weights(unet: nn.Module, path: str) -> None:
         state = {k[len('unet.'):]: v for k, v in state.items()}
     copy_weights(unet, lora_compatible_state_dict(unet, state),
                  f'U-Net state dict {path!r}')
+
+
+def load_vae_weights(vae: nn.Module, source: str,
+                     local_files_only: bool = False,
+                     vae_ignore: tuple = ('decoder.',
+                                          'post_quant_conv.')) -> None:
+    """Load a stand-alone ``AutoencoderKL`` into the built VAE (encoder).
+
+    Swaps in a VAE other than the one shipped with ``pretrained``, e.g.
+    ``stabilityai/sd-vae-ft-mse`` for SD 1.x, or the demos' tiny VAE. The
+    source's architecture must equal the built VAE's (missing, extra or
+    mis-shaped encoder keys are errors); the decoder is never read.
+
+    Args:
+        vae (nn.Module): The built ``AutoencoderKL`` (decoder removed).
+        source (str): A diffusers ``AutoencoderKL`` folder (``config.json``
+            plus weights), a pipeline folder with a ``vae/`` subfolder, or a
+            hub id of either.
+        local_files_only (bool): Never touch the network. Defaults to False.
+        vae_ignore (tuple[str]): VAE keys not built by mmdiff.
+    """
+    from diffusers import AutoencoderKL
+    path = osp.expanduser(str(source))
+    if not osp.isdir(path) and (osp.exists(path)
+                                or not _HUB_ID.match(str(source))):
+        raise FileNotFoundError(
+            f'vae_weights={source!r} is not a folder or a hub id: give a '
+            'diffusers AutoencoderKL folder (AutoencoderKL.save_pretrained '
+            'writes one; the demos\' DemoVAEHook makes theirs), a pipeline '
+            'folder with vae/, or a hub id such as stabilityai/sd-vae-ft-mse.')
+    subfolder = 'vae' if osp.isfile(osp.join(path, 'vae',
+                                             'config.json')) else None
+    try:
+        src = AutoencoderKL.from_pretrained(
+            source, subfolder=subfolder, local_files_only=local_files_only)
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(
+            f'vae_weights={source!r}: no diffusers AutoencoderKL found there '
+            f'({type(e).__name__}: {e}). Give a folder written by '
+            'AutoencoderKL.save_pretrained (or a pipeline folder with vae/), '
+            'or a hub id cached locally.') from e
+    copy_weights(vae, src.state_dict(), f'VAE {source!r}', vae_ignore)

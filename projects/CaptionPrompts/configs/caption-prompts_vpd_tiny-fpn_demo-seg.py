@@ -22,6 +22,7 @@ model = dict(
         pretrained=None,
         unet_cfg={{_base_.tiny_unet_cfg}},
         vae_cfg={{_base_.tiny_vae_cfg}},
+        vae_weights={{_base_.demo_vae_dir}},  # the demos' pretrained VAE
         captions='data/demo/seg/captions.json',
         text_encoder='data/demo/tiny_clip',
         caption_template='{}',

@@ -16,6 +16,7 @@ model = dict(
         pretrained=None,
         unet_cfg={{_base_.tiny_unet_cfg}},
         vae_cfg={{_base_.tiny_vae_cfg}},
+        vae_weights={{_base_.demo_vae_dir}},  # the demos' pretrained VAE
         num_prompts=8,
         num_loops=2,
         learned_timestep=True,

@@ -11,7 +11,7 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-3),
     clip_grad=dict(max_norm=1.0))
-max_iters = 300
+max_iters = 600
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
          end=30),

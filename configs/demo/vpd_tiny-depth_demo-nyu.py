@@ -4,6 +4,8 @@
 # Runs on 2 CPU cores in minutes:  python tools/train.py <this file>
 _base_ = ['../_base_/demo_mmseg.py']
 
+# generated scenes: 256 to train on, 64 to evaluate (a few MB)
+num_train, num_val = 256, 64
 image_size = 128  # the head needs the 1/64 map to be half the 1/32 map
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -61,6 +63,8 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         size=image_size,
+        num_train=num_train,
+        num_val=num_val,
         data_prefix=dict(
             img_path='images/train', depth_map_path='annotations/train'),
         pipeline=train_pipeline))
@@ -72,6 +76,8 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         size=image_size,
+        num_train=num_train,
+        num_val=num_val,
         test_mode=True,
         data_prefix=dict(
             img_path='images/test', depth_map_path='annotations/test'),

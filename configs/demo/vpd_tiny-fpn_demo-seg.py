@@ -5,6 +5,8 @@
 _base_ = ['../_base_/demo_mmseg.py']
 
 num_classes = 4
+# generated scenes: 256 to train on, 64 to evaluate (a few MB)
+num_train, num_val = 256, 64
 image_size = 128  # generated demo images; 1/8 features are 16 x 16
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -68,6 +70,8 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         size=image_size,
+        num_train=num_train,
+        num_val=num_val,
         data_prefix=dict(
             img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline))
@@ -79,6 +83,8 @@ val_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         size=image_size,
+        num_train=num_train,
+        num_val=num_val,
         data_prefix=dict(
             img_path='images/validation',
             seg_map_path='annotations/validation'),

@@ -225,17 +225,17 @@ def prepare_weights(cfg_name: str, num_tokens: int, seed: int,
 # ----------------------------------------------------------------------
 def build_mmdiff(args, paths: dict) -> nn.Module:
     from mmdiff.models.backbones import VPD
+    lora = dict(rank=args.lora_rank) if args.lora_rank > 0 else None
     model = VPD(pretrained=paths['diffusers'], local_files_only=True,
                 class_embeddings=paths['embeddings'],
                 use_attn=args.attn_maps, grad_checkpointing=args.grad_ckpt,
-                freeze_unet=args.freeze_unet)
+                freeze_unet=args.freeze_unet, lora=lora)
     model.init_weights()
     adapter = torch.load(paths['adapter'], weights_only=True)
     model.text_adapter.fc.load_state_dict(adapter['fc'])
     model.text_adapter.gamma.data.copy_(adapter['gamma'])
-    if args.lora_rank > 0:
-        from mmdiff.models.diffusion.lora import add_unet_lora
-        add_unet_lora(model.unet, rank=args.lora_rank)
+    if args.vae_slicing:
+        model.vae.enable_slicing()
     return model
 
 
@@ -682,6 +682,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the backbone')
     parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--vae-slicing', action='store_true',
+                        help='mmdiff: encode a batch one image at a time '
+                        '(diffusers AutoencoderKL.enable_slicing)')
     parser.add_argument('--optimizer', choices=sorted(OPTIMIZERS),
                         default='sgd', help='train step optimizer (mmengine '
                         'registry). Default: sgd (momentum 0.9)')

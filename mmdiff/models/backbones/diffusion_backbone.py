@@ -5,6 +5,7 @@ encoder (posterior mode/sample) -> optional latent scaling and noise ->
 U-Net at a fixed timestep, conditioned by ``condition()`` -> features tapped
 inside the U-Net (+ cross-attention maps) -> cropped back -> tuple.
 """
+import contextlib
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -91,6 +92,11 @@ class DiffusionBackbone(BaseModule):
             False.
         grad_checkpointing (bool): diffusers gradient checkpointing in the
             U-Net. Defaults to False.
+        amp_dtype (str, optional): ``'bfloat16'`` or ``'float16'``: run the
+            VAE encoder and the U-Net under ``torch.autocast`` on the input's
+            device, features returned in the input's dtype. For CPUs, where
+            mmengine's ``AmpOptimWrapper`` refuses to run (on GPUs use it
+            instead). Defaults to None (no autocast).
         lora (dict, optional): LoRA fine-tuning of the U-Net (peft): its
             weights are frozen and low-rank adapters on the attention
             projections are trained. Keys of
@@ -132,6 +138,7 @@ class DiffusionBackbone(BaseModule):
                  noise_seed: int = 0,
                  freeze_unet: bool = False,
                  grad_checkpointing: bool = False,
+                 amp_dtype: Optional[str] = None,
                  lora: Optional[dict] = None,
                  pad_shape: Optional[Union[int, Sequence[int]]] = None,
                  pad_val: float = 0.,
@@ -157,6 +164,10 @@ class DiffusionBackbone(BaseModule):
         self.noise = noise
         self.noise_seed = noise_seed
         self.freeze_unet = freeze_unet
+        if amp_dtype not in (None, 'bfloat16', 'float16'):
+            raise ValueError(f"amp_dtype must be None, 'bfloat16' or "
+                             f"'float16', got {amp_dtype!r}.")
+        self.amp_dtype = amp_dtype
         self.lora = check_lora_cfg(lora, freeze_unet)
         if isinstance(pad_shape, int):
             pad_shape = (pad_shape, pad_shape)
@@ -420,10 +431,21 @@ class DiffusionBackbone(BaseModule):
             ceil(H / s_i), ceil(W / s_i))`` with ``s_i`` the tap's stride.
         """
         inputs, class_ids, out_hw = self._prepare(inputs, class_ids)
-        latents = self.add_noise(self.encode(inputs))
-        cond = self.condition(inputs.shape[0], class_ids)
-        return self._outputs(*self._run_unet(latents, cond.to(latents.device)),
-                             out_hw)
+        with self._autocast(inputs.device.type):
+            latents = self.add_noise(self.encode(inputs))
+            cond = self.condition(inputs.shape[0], class_ids)
+            outs = self._outputs(
+                *self._run_unet(latents, cond.to(latents.device)), out_hw)
+        if self.amp_dtype is None:
+            return outs
+        return tuple(out.to(inputs.dtype) for out in outs)
+
+    def _autocast(self, device_type: str):
+        """``torch.autocast`` to ``amp_dtype``, or a no-op context."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=getattr(torch,
+                                                         self.amp_dtype))
 
     def _prepare(self, inputs: Union[Tensor, Tuple[Tensor, Tensor]],
                  class_ids: Optional[Tensor]) -> tuple:

@@ -64,7 +64,8 @@ class VPD(DiffusionBackbone):
         **kwargs: Further :class:`DiffusionBackbone` arguments
             (``original_config``, ``unet_weights``, ``vae_weights``,
             ``text_embeds``, ``time_ids``, ``attn_places``,
-            ``attn_min_downsample``, ``pad_shape``, ``pad_val``, ``lora``:
+            ``attn_min_downsample``, ``pad_shape``, ``pad_val``,
+            ``amp_dtype``: autocast dtype on CPUs, ``lora``:
             LoRA fine-tuning of the U-Net, e.g. ``lora=dict(rank=8)``).
     """
 

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from mmdiff.models.diffusion import tiny_sd_configs
+
 # Tiny models on a shared CPU: one thread avoids oversubscription.
 torch.set_num_threads(1)
 
@@ -96,3 +98,17 @@ def single_file_ckpt(ldm_models, tmp_path_factory):
     save_file(state, str(ckpt))
     cfg.write_text(yaml.safe_dump(copy.deepcopy(ORIGINAL_CONFIG)))
     return str(ckpt), str(cfg)
+
+
+@pytest.fixture(scope='module')
+def sd_folder(tmp_path_factory):
+    """Tiny SD-shaped U-Net and VAE saved like a diffusers pipeline."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    unet_cfg, vae_cfg = tiny_sd_configs()
+    torch.manual_seed(1)
+    unet = UNet2DConditionModel(**unet_cfg)
+    vae = AutoencoderKL(**vae_cfg)
+    root = tmp_path_factory.mktemp('tiny-sd')
+    unet.save_pretrained(str(root / 'unet'))
+    vae.save_pretrained(str(root / 'vae'))
+    return str(root), unet, vae

@@ -16,20 +16,6 @@ def offline(monkeypatch):
     monkeypatch.setattr(hf_constants, 'HF_HUB_OFFLINE', True, raising=False)
 
 
-@pytest.fixture(scope='module')
-def sd_folder(tmp_path_factory):
-    """Tiny SD-shaped U-Net and VAE saved like a diffusers pipeline."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    unet_cfg, vae_cfg = tiny_sd_configs()
-    torch.manual_seed(1)
-    unet = UNet2DConditionModel(**unet_cfg)
-    vae = AutoencoderKL(**vae_cfg)
-    root = tmp_path_factory.mktemp('tiny-sd')
-    unet.save_pretrained(str(root / 'unet'))
-    vae.save_pretrained(str(root / 'vae'))
-    return str(root), unet, vae
-
-
 def _same(module, reference, skip=()):
     ref = reference.state_dict()
     for key, value in module.state_dict().items():

@@ -16,20 +16,6 @@ pytest.importorskip('peft')
 RANK = 4
 
 
-@pytest.fixture(scope='module')
-def sd_folder(tmp_path_factory):
-    """Tiny SD-shaped U-Net and VAE saved like a diffusers pipeline."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    unet_cfg, vae_cfg = tiny_sd_configs()
-    torch.manual_seed(1)
-    unet = UNet2DConditionModel(**unet_cfg)
-    vae = AutoencoderKL(**vae_cfg)
-    root = tmp_path_factory.mktemp('tiny-sd-lora')
-    unet.save_pretrained(str(root / 'unet'))
-    vae.save_pretrained(str(root / 'vae'))
-    return str(root), unet
-
-
 def build(root, init=True, **kwargs):
     model = DiffusionBackbone(pretrained=root, local_files_only=True,
                               **kwargs)
@@ -63,7 +49,7 @@ def expected_lora_params(unet, rank=RANK):
 
 @pytest.mark.parametrize('cls', [DiffusionBackbone, VPD])
 def test_only_lora_params_train(sd_folder, cls):
-    root, unet = sd_folder
+    root, unet, _ = sd_folder
     kwargs = dict(class_embeddings=dict(num_classes=3)) if cls is VPD else {}
     model = cls(pretrained=root, local_files_only=True,
                 lora=dict(rank=RANK), **kwargs)
@@ -88,7 +74,7 @@ def test_only_lora_params_train(sd_folder, cls):
 
 
 def test_features_at_init_equal_plain_unet(sd_folder):
-    root, _ = sd_folder
+    root, *_ = sd_folder
     plain = build(root).eval()
     lora = build(root, lora=dict(rank=RANK)).eval()
     x = images()
@@ -99,7 +85,7 @@ def test_features_at_init_equal_plain_unet(sd_folder):
 
 @pytest.mark.parametrize('grad_checkpointing', [False, True])
 def test_step_moves_features_not_base(sd_folder, grad_checkpointing):
-    root, _ = sd_folder
+    root, *_ = sd_folder
     model = build(root, lora=dict(rank=RANK),
                   grad_checkpointing=grad_checkpointing).train()
     x = images()
@@ -145,7 +131,7 @@ def test_bad_lora_cfg(lora, error, match):
 
 def test_checkpoint_round_trip_strict(sd_folder, tmp_path):
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
-    root, _ = sd_folder
+    root, *_ = sd_folder
     model = build(root, lora=dict(rank=RANK, alpha=8)).train()
     with torch.no_grad():  # trained-looking adapters
         for name, param in model.named_parameters():
@@ -164,7 +150,7 @@ def test_checkpoint_round_trip_strict(sd_folder, tmp_path):
 
 def test_unet_weights_load_into_lora(sd_folder, tmp_path):
     from safetensors.torch import save_file
-    _, unet = sd_folder
+    _, unet, _ = sd_folder
     path = str(tmp_path / 'unet.safetensors')
     save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, path)
     unet_cfg, vae_cfg = tiny_sd_configs()

@@ -1,4 +1,5 @@
-"""``amp_dtype``: the backbone under torch.autocast (CPU bf16 here)."""
+"""``amp_dtype`` (the backbone under torch.autocast; CPU bf16 here) and
+batch independence of the features."""
 import pytest
 import torch
 
@@ -50,3 +51,17 @@ def test_bad_amp_dtype():
     with pytest.raises(ValueError, match="amp_dtype must be None, 'bfloat16'"):
         VPD(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
             class_embeddings=dict(num_classes=4, dim=32), amp_dtype='bf16')
+
+
+def test_batch_features_equal_per_image_features():
+    """No cross-image leakage: a batch gives each image's own features
+    (padding, conditioning, attention maps and taps are per image)."""
+    model = _vpd().eval()
+    images = torch.rand(3, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        batch = model(images)
+        single = [model(images[i:i + 1]) for i in range(3)]
+    for t, feat in enumerate(batch):
+        for i in range(3):
+            torch.testing.assert_close(feat[i:i + 1], single[i][t],
+                                       rtol=1e-3, atol=1e-4)

@@ -33,7 +33,8 @@ from .demo_scene import render_scene
 META_FILE = 'mmdiff_demo_vae.json'
 
 
-def _batch(rng: np.random.Generator, batch_size: int, size: int) -> torch.Tensor:
+def _batch(rng: np.random.Generator, batch_size: int,
+           size: int) -> torch.Tensor:
     """Render ``batch_size`` scenes as a ``(B, 3, size, size)`` batch in
     ``[-1, 1]``, the range the backbone feeds the VAE."""
     imgs = [render_scene(rng, size)['img'] for _ in range(batch_size)]

@@ -11,7 +11,7 @@ from .tiny import (tiny_sd2_unet_cfg, tiny_sd_configs, tiny_sdxl_unet_cfg,
 __all__ = [
     'copy_weights', 'load_diffusion_configs', 'load_diffusion_weights',
     'load_unet_weights', 'load_vae_weights', 'source_kind', 'FeatureTaps',
-    'TapsDone', 'vpd_default_taps', 'resolve_pooled_text_embeds', 'sdxl_time_ids',
-    'text_time_dims', 'tiny_sd_configs', 'tiny_unet_cfg', 'tiny_vae_cfg',
+    'TapsDone', 'vpd_default_taps', 'resolve_pooled_text_embeds',
+    'sdxl_time_ids', 'text_time_dims', 'tiny_sd_configs', 'tiny_unet_cfg', 'tiny_vae_cfg',
     'tiny_sd2_unet_cfg', 'tiny_sdxl_unet_cfg'
 ]

@@ -67,6 +67,12 @@ def add_unet_lora(unet: nn.Module,
                    lora_dropout=dropout, init_lora_weights=True,
                    target_modules=list(target_modules)),
         adapter_name=adapter_name)
+    # checkpoints of the plain U-Net (load_from, init_cfg, converted model
+    # zoo files) name the wrapped weights without `base_layer.`
+    hook = _plain_keys_to_base_layer
+    for module in unet.modules():
+        if isinstance(getattr(module, 'base_layer', None), nn.Module):
+            module.register_load_state_dict_pre_hook(hook)
     trainable = 0
     for name, param in unet.named_parameters():
         is_lora = 'lora_' in name
@@ -121,6 +127,18 @@ def check_lora_cfg(lora: Optional[dict],
             f'lora rank must be an integer >= 1, got {rank!r}. {fix}')
     _require_peft()
     return dict(lora)
+
+
+def _plain_keys_to_base_layer(module: nn.Module, state_dict: dict,
+                              prefix: str, *args) -> None:
+    """Load-state-dict pre-hook of a peft-wrapped layer: move a plain
+    checkpoint's ``<layer>.weight``/``.bias`` to ``<layer>.base_layer.*``
+    (torch and mmengine loaders both run it before reaching the child)."""
+    base = module.base_layer
+    for leaf in list(base._parameters) + list(base._buffers):
+        plain, wrapped = prefix + leaf, f'{prefix}base_layer.{leaf}'
+        if plain in state_dict and wrapped not in state_dict:
+            state_dict[wrapped] = state_dict.pop(plain)
 
 
 def lora_compatible_state_dict(unet: nn.Module,

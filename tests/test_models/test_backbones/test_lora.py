@@ -163,3 +163,31 @@ def test_unet_weights_load_into_lora(sd_folder, tmp_path):
         key = key if key in own else f'{module}.base_layer.{leaf}'
         assert torch.equal(own[key], value), key
     assert all('lora_' in n for n in trainable(model))
+
+
+def test_plain_checkpoint_loads_into_lora_backbone(sd_folder, tmp_path):
+    """load_from / init_cfg / converted zoo checkpoints of a run without
+    LoRA: their plain keys fill the wrapped layers' base weights (torch and
+    mmengine loaders), only the adapters are missing."""
+    from mmengine.runner.checkpoint import load_checkpoint
+    root, *_ = sd_folder
+    plain = build(root)
+    torch.manual_seed(3)
+    for p in plain.unet.parameters():  # weights unlike the pretrained ones
+        p.data.add_(torch.randn_like(p) * 0.01)
+    ckpt = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=plain.state_dict()), ckpt)
+    for how in ('torch', 'mmengine'):
+        model = build(root, lora=dict(rank=RANK))
+        if how == 'torch':
+            missing, unexpected = model.load_state_dict(
+                torch.load(ckpt)['state_dict'], strict=False)
+            assert not unexpected
+            assert missing and all('lora_' in k for k in missing)
+        else:
+            load_checkpoint(model, ckpt, map_location='cpu')
+        own = model.state_dict()
+        for key, value in plain.state_dict().items():
+            module, _, leaf = key.rpartition('.')
+            key = key if key in own else f'{module}.base_layer.{leaf}'
+            assert torch.equal(own[key], value), (how, key)

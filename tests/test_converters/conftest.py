@@ -307,14 +307,9 @@ class VPDDepthSource(nn.Module):
 
 
 @pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: these models are tiny, and on a shared 2-core
-    machine several OpenMP threads per process mostly wait for each other
-    (measured: 31 s instead of 130 s for this folder under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
+    """Every module here runs with one intra-op thread (tests/conftest.py)."""
     yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')

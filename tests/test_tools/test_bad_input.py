@@ -5,7 +5,6 @@ Most checks run in-process on the tiny SD-shaped VPD (seconds); two runs of
 points refuse a bad config and a mismatched checkpoint before training or
 testing starts.
 """
-import copy
 import os
 import os.path as osp
 import subprocess
@@ -26,14 +25,7 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 SEG_CFG = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-fpn_demo-seg.py')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP threads
-    oversubscribed by parallel jobs make CPU steps ~40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 

@@ -84,14 +84,7 @@ model = dict(backbone=dict(vae_weights=None))
 '''
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP threads
-    oversubscribed by parallel jobs make CPU steps ~40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 

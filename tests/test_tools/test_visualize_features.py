@@ -9,7 +9,6 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -19,14 +18,7 @@ TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'visualize_features.py')
 SIZE = 128  # the 1/64 tap is 2x2: a 1x1 map has no principal components
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP threads
-    oversubscribed by parallel jobs make CPU steps ~40x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 

@@ -288,14 +288,17 @@ def load_vae_weights(vae: nn.Module, source: str,
         vae_ignore (tuple[str]): VAE keys not built by mmdiff.
     """
     from diffusers import AutoencoderKL
-    path = osp.expanduser(str(source))
-    if not osp.isdir(path) and (osp.exists(path)
-                                or not _HUB_ID.match(str(source))):
+    try:
+        kind = source_kind(source)
+    except FileNotFoundError:  # its message speaks of `pretrained`
+        kind = None
+    if kind not in ('folder', 'hub'):
         raise FileNotFoundError(
             f'vae_weights={source!r} is not a folder or a hub id: give a '
             'diffusers AutoencoderKL folder (AutoencoderKL.save_pretrained '
             'writes one; the demos\' DemoVAEHook makes theirs), a pipeline '
             'folder with vae/, or a hub id such as stabilityai/sd-vae-ft-mse.')
+    path = osp.expanduser(str(source))
     subfolder = 'vae' if osp.isfile(osp.join(path, 'vae',
                                              'config.json')) else None
     try:

@@ -19,4 +19,9 @@ model = dict(
 optim_wrapper = {{_base_.det_optim_wrapper}}
 # Atomic checkpoints (no truncated file after a kill); stop on NaN/inf.
 default_hooks = dict(checkpoint=dict(type='mmdiff.AtomicCheckpointHook'))
-custom_hooks = [dict(type='mmdiff.NaNGuardHook')]
+custom_hooks = [
+    dict(type='mmdiff.NaNGuardHook'),
+    # one message (or, with strict_load=True, an error) when load_from /
+    # --checkpoint leaves model tensors unloaded
+    dict(type='mmdiff.LoadCoverageHook')
+]

@@ -12,10 +12,13 @@ model = dict(
     decode_head=dict(num_classes=num_classes))
 train_dataloader = dict(batch_size=2)
 max_iters = 40000
+# mmcv 1.x (VPD): lr = poly(iter over all max_iters) x linear warm-up
+# factor during the first 1500 iterations. mmengine chains overlapping
+# schedulers multiplicatively, so both run from iteration 0.
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
          end=1500),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500,
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0,
          end=max_iters)
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=4000)

@@ -3,13 +3,18 @@
 # slide_flip test, U-Net lr x0.01, SiLog loss, 25k iters, 4 GPUs x 8 images.
 # mmseg reports RMSE 0.253 / d1 0.964 / AbsRel 0.069 for this recipe.
 # One prompt per image, chosen by the NYU scene in the file name (27 scenes;
-# the mean prompt for an unknown scene). The prompts are CLIP ViT-L/14
+# the mean prompt for an unknown scene) with mmseg's rule (the name before
+# the first digit), the rule mmseg's checkpoint was trained with; VPD's own
+# NYU checkpoint needs VPD's rule: vpd_sd15_4xb8-25k_nyu-480x480_vpd-scenes.py
+# (mmdiff.datasets.nyu_scenes explains both). The prompts are CLIP ViT-L/14
 # pooled features averaged over the 80 CLIP ImageNet templates, length 20.
 # The training pipeline is mmseg's and uses Albu: pip install albumentations.
 _base_ = [
     'mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py', '../_base_/models/vpd_sd15.py'
 ]
-custom_imports = dict(imports=['mmdiff.models'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmdiff.models', 'mmdiff.datasets.nyu_scenes'],
+    allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
@@ -34,6 +39,17 @@ optim_wrapper = dict(
         bias_decay_mult=0,
         force_default_settings=True,
         custom_keys={'backbone.unet': dict(lr_mult=0.01)}))
+scene_rule = 'mmseg'
+train_dataloader = dict(
+    dataset=dict(type='NYUSceneDataset', scene_rule=scene_rule))
+val_dataloader = dict(
+    dataset=dict(type='NYUSceneDataset', scene_rule=scene_rule))
+test_dataloader = val_dataloader
 # Atomic checkpoints (no truncated file after a kill); stop on NaN/inf.
 default_hooks = dict(checkpoint=dict(type='mmdiff.AtomicCheckpointHook'))
-custom_hooks = [dict(type='mmdiff.NaNGuardHook')]
+custom_hooks = [
+    dict(type='mmdiff.NaNGuardHook'),
+    # one message (or, with strict_load=True, an error) when load_from /
+    # --checkpoint leaves model tensors unloaded
+    dict(type='mmdiff.LoadCoverageHook')
+]

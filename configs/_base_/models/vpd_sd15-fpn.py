@@ -1,8 +1,11 @@
 # VPD semantic segmentation: SD1.5 U-Net taps + cross-attention maps of the K
 # class prompts -> FPN -> FPNHead (Semantic FPN), with VPD's ADE20K recipe
-# (AdamW lr 8e-5, wd 1e-3, U-Net lr x0.1, poly, warm-up 1500 iters, 80k iters,
-# 8 GPUs x 2 images). A config using it adds a data set and sets `num_classes`,
-# the class names of the prompts and the neck's in_channels.
+# (wl-zhao/VPD segmentation/configs/fpn_vpd_sd1-5_512x512_gpu8x2.py on its
+# _base_/models/fpn_r50.py; recorded in tests/data/recipes/vpd_ade20k.yml):
+# FPNHead channels 256, slide test 512/341, AdamW lr 8e-5, wd 1e-3, U-Net lr
+# x0.1, norms without decay, poly, warm-up 1500 iters, 80k iters, 8 GPUs x 2
+# images. A config using it adds a data set and sets `num_classes`, the class
+# names of the prompts and the neck's in_channels.
 _base_ = ['mmseg::_base_/default_runtime.py', './vpd_sd15.py']
 custom_imports = dict(imports=['mmdiff.models'], allow_failed_imports=False)
 
@@ -40,7 +43,7 @@ model = dict(
         in_channels=[256, 256, 256, 256],
         in_index=[0, 1, 2, 3],
         feature_strides=[8, 16, 32, 64],
-        channels=128,
+        channels=256,
         dropout_ratio=0.1,
         num_classes=None,
         norm_cfg=norm_cfg,
@@ -48,17 +51,34 @@ model = dict(
         loss_decode=dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
 
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=8e-5, weight_decay=1e-3),
-    paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}))
+    # VPD: custom_keys {unet: lr x0.1, encoder_vq: lr 0, text_encoder: lr 0,
+    # norm: decay 0}. mmengine (like mmcv 1.x) tries the keys longest first,
+    # ties alphabetically, so VPD's 'norm' wins over 'unet': U-Net norms
+    # whose ldm name holds 'norm' (the SpatialTransformer GroupNorm and the
+    # transformer blocks' LayerNorms) train at lr x1 without decay, the
+    # ResBlock GroupNorms (ldm 'in_layers.0'/'out_layers.0') at x0.1 with
+    # decay. The keys below give every diffusers parameter VPD's (lr, decay)
+    # (checked per parameter by tests/test_configs/test_recipes.py; diffusers
+    # also calls the ResBlock norms 'norm1'/'norm2', so a bare 'norm' would
+    # not). The VAE is frozen (VPD: lr 0); no text encoder is built.
+    paramwise_cfg=dict(custom_keys={
+        'unet': dict(lr_mult=0.1),
+        '.norm.': dict(decay_mult=0.),  # Transformer2DModel.norm
+        'transformer_blocks.0.norm': dict(decay_mult=0.),  # norm1/2/3
+    }))
 max_iters = 80000
+# mmcv 1.x (VPD): lr = poly(iter over all max_iters) x linear warm-up
+# factor during the first 1500 iterations. mmengine chains overlapping
+# schedulers multiplicatively, so both run from iteration 0.
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
          end=1500),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=1500,
+    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0,
          end=max_iters)
 ]
 train_cfg = dict(
@@ -75,4 +95,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 # Stop with the iteration number on a NaN/inf input or loss.
-custom_hooks = [dict(type='mmdiff.NaNGuardHook')]
+custom_hooks = [
+    dict(type='mmdiff.NaNGuardHook'),
+    # one message (or, with strict_load=True, an error) when load_from /
+    # --checkpoint leaves model tensors unloaded
+    dict(type='mmdiff.LoadCoverageHook')
+]

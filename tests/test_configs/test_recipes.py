@@ -262,3 +262,48 @@ def test_vpd_scene_list_is_mmseg_class_order():
     from mmseg.datasets import NYUDataset
     vpd = recipe('vpd_nyu_depth.yml')['recipe']['class_list']
     assert list(NYUDataset.METAINFO['classes']) == vpd
+
+
+def _mmcv1_poly_warmup_lr(it: int, base: float, lr_config: dict,
+                          max_iters: int) -> float:
+    """mmcv 1.x ``PolyLrUpdaterHook`` with linear warm-up at iteration
+    ``it`` (a stand-in for mmcv 1.x, which does not install beside mmcv 2:
+    ``get_lr`` then ``get_warmup_lr('linear')`` as mmcv 1.x computes them)."""
+    coeff = (1 - it / max_iters)**lr_config['power']
+    lr = (base - lr_config['min_lr']) * coeff + lr_config['min_lr']
+    if lr_config.get('warmup') and it < lr_config['warmup_iters']:
+        assert lr_config['warmup'] == 'linear'
+        k = (1 - it / lr_config['warmup_iters']) * \
+            (1 - lr_config['warmup_ratio'])
+        lr *= 1 - k
+    return lr
+
+
+def test_ade20k_lr_curve_matches_vpd():
+    """The mmengine schedulers of the ADE20K config give VPD's learning rate
+    at every iteration (mmcv 1.x poly over all iterations x warm-up)."""
+    import torch
+    from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
+    rec = recipe('vpd_ade20k.yml')['recipe']
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py'))
+    base, max_iters = rec['optimizer']['lr'], rec['runner']['max_iters']
+    assert cfg.train_cfg.max_iters == max_iters
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))],
+                                lr=cfg.optim_wrapper.optimizer.lr)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        schedulers = [PARAM_SCHEDULERS.build(
+            dict(s, optimizer=optimizer)) for s in cfg.param_scheduler]
+    worst = 0.0
+    for it in range(max_iters):
+        ours = optimizer.param_groups[0]['lr']
+        ref = _mmcv1_poly_warmup_lr(it, base, rec['lr_config'], max_iters)
+        if ref > 0:
+            worst = max(worst, abs(ours - ref) / ref)
+        else:
+            assert ours == 0, (it, ours)
+        for scheduler in schedulers:
+            scheduler.step()
+    print(f'ADE20K lr curve: max relative difference {worst:.1e} over '
+          f'{max_iters} iterations')
+    assert worst < 1e-6

@@ -72,14 +72,16 @@ optim_wrapper = dict(
         'transformer_blocks.0.norm': dict(decay_mult=0.),  # norm1/2/3
     }))
 max_iters = 80000
-# mmcv 1.x (VPD): lr = poly(iter over all max_iters) x linear warm-up
-# factor during the first 1500 iterations. mmengine chains overlapping
-# schedulers multiplicatively, so both run from iteration 0.
+# mmcv 1.x (VPD): lr = poly(iter / max_iters) x linear warm-up factor
+# (1e-6 -> 1 over 1500 iterations). mmengine chains overlapping schedulers
+# multiplicatively, so both run from iteration 0; its schedulers reach their
+# end value at `end - 1`, hence the +1 (same lr as mmcv 1.x at every
+# iteration: tests/test_configs/test_recipes.py).
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-         end=1500),
+         end=1500 + 1),
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0,
-         end=max_iters)
+         end=max_iters + 1)
 ]
 train_cfg = dict(
     type='IterBasedTrainLoop', max_iters=max_iters, val_interval=8000)

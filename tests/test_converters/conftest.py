@@ -199,7 +199,10 @@ def ldm_outputs(unet, latents, context, keep_maps_upto=None):
 class VPDSegSource(nn.Module):
     """VPD's ``VPDSeg`` (+ ``sd_model`` schedule buffers) at test size."""
 
-    def __init__(self, num_classes: int, base_size: int) -> None:
+    def __init__(self, num_classes: int, base_size: int,
+                 neck: dict = None, decode_head: dict = None) -> None:
+        """``neck``/``decode_head``: mmseg configs (e.g. from a recorded
+        recipe); default: small test widths."""
         super().__init__()
         from mmseg.registry import MODELS
         self.unet = wrap(unet=wrap(diffusion_model=ldm_unet()))
@@ -214,10 +217,10 @@ class VPDSegSource(nn.Module):
             self.sd_model.register_buffer(name, torch.linspace(0, 1, 10) + i)
         self.base_size = base_size
         k = num_classes
-        self.neck = MODELS.build(dict(
+        self.neck = MODELS.build(neck or dict(
             type='FPN', in_channels=[32, 64 + k, 64 + k, 64],
             out_channels=16, num_outs=4))
-        self.decode_head = MODELS.build(dict(
+        self.decode_head = MODELS.build(decode_head or dict(
             type='FPNHead', in_channels=[16] * 4, in_index=[0, 1, 2, 3],
             feature_strides=[8, 16, 32, 64], channels=16,
             dropout_ratio=0.1, num_classes=k, norm_cfg=dict(type='BN'),
@@ -241,11 +244,16 @@ class VPDSegSource(nn.Module):
 class VPDDepthSource(nn.Module):
     """VPD's ``VPDDepth`` (encoder with neck convs, decoder, last layer)."""
 
-    def __init__(self, num_scenes: int = 27) -> None:
+    def __init__(self, num_scenes: int = 27, head: dict = None) -> None:
+        """``head``: ``embed_dim``, ``feature_dim``, ``num_deconv_filters``
+        and ``max_depth`` (e.g. from VPD's recorded recipe); default
+        :data:`DEPTH_HEAD` (small test widths)."""
         super().__init__()
+        head = head or DEPTH_HEAD
+        self.max_depth = head['max_depth']
         prior = [32, 64, 128]  # ldm_prior: 320, 640, 1280 + 1280 in SD
-        out_dim = DEPTH_HEAD['feature_dim']
-        emb = DEPTH_HEAD['embed_dim']
+        out_dim = head['feature_dim']
+        emb = head['embed_dim']
         enc = nn.Module()
         enc.layer1 = nn.Sequential(
             nn.Conv2d(prior[0], prior[0], 3, stride=2, padding=1),
@@ -265,7 +273,7 @@ class VPDDepthSource(nn.Module):
         enc.gamma = nn.Parameter(torch.rand(DIM) * 0.5)
         self.encoder = enc
         layers, in_ch = [], out_dim
-        for filters in DEPTH_HEAD['num_deconv_filters']:
+        for filters in head['num_deconv_filters']:
             layers += [nn.ConvTranspose2d(in_ch, filters, 2, stride=2,
                                           bias=False),
                        nn.BatchNorm2d(filters), nn.ReLU(inplace=True)]
@@ -302,8 +310,7 @@ class VPDDepthSource(nn.Module):
         up = nn.Upsample(scale_factor=2, mode='bilinear',
                          align_corners=False)
         x = up(up(self.decoder.conv_layers(self.decoder.deconv_layers(x))))
-        return torch.sigmoid(self.last_layer_depth(x)) * \
-            DEPTH_HEAD['max_depth']
+        return torch.sigmoid(self.last_layer_depth(x)) * self.max_depth
 
 
 @pytest.fixture(autouse=True, scope='module')

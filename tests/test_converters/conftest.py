@@ -81,9 +81,10 @@ class LdmVae(nn.Module):
         return DiagonalGaussianDistribution(self.quant_conv(self.encoder(x)))
 
 
-def ldm_unet(delete_out: bool = False) -> nn.Module:
+def ldm_unet(delete_out: bool = False, params: dict = None) -> nn.Module:
+    """ldm ``UNetModel`` with ``params`` (default :data:`LDM_UNET`)."""
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
-    unet = UNetModel(**LDM_UNET)
+    unet = UNetModel(**(params or LDM_UNET))
     if delete_out:
         del unet.out  # VPDDepthEncoder: del self.unet.unet.diffusion_model.out
     return unet
@@ -102,7 +103,8 @@ class TinyLatentDiffusion(nn.Module):
     def __init__(self, **kwargs) -> None:
         super().__init__()
         self.first_stage_model = LdmVae()
-        self.model = wrap(diffusion_model=ldm_unet())
+        self.model = wrap(diffusion_model=ldm_unet(
+            params=kwargs.get('unet_params')))
 
 
 def randomise(module: nn.Module, seed: int) -> nn.Module:
@@ -200,12 +202,15 @@ class VPDSegSource(nn.Module):
     """VPD's ``VPDSeg`` (+ ``sd_model`` schedule buffers) at test size."""
 
     def __init__(self, num_classes: int, base_size: int,
-                 neck: dict = None, decode_head: dict = None) -> None:
+                 neck: dict = None, decode_head: dict = None,
+                 unet_params: dict = None) -> None:
         """``neck``/``decode_head``: mmseg configs (e.g. from a recorded
-        recipe); default: small test widths."""
+        recipe); default: small test widths. ``unet_params``: ldm U-Net
+        arguments, default :data:`LDM_UNET`."""
         super().__init__()
         from mmseg.registry import MODELS
-        self.unet = wrap(unet=wrap(diffusion_model=ldm_unet()))
+        self.unet = wrap(unet=wrap(diffusion_model=ldm_unet(
+            params=unet_params)))
         self.encoder_vq = LdmVae(decoder=False)  # del encoder_vq.decoder
         self.text_adapter = TextAdapter()
         self.gamma = nn.Parameter(torch.rand(DIM) * 0.5)
@@ -244,7 +249,8 @@ class VPDSegSource(nn.Module):
 class VPDDepthSource(nn.Module):
     """VPD's ``VPDDepth`` (encoder with neck convs, decoder, last layer)."""
 
-    def __init__(self, num_scenes: int = 27, head: dict = None) -> None:
+    def __init__(self, num_scenes: int = 27, head: dict = None,
+                 unet_params: dict = None) -> None:
         """``head``: ``embed_dim``, ``feature_dim``, ``num_deconv_filters``
         and ``max_depth`` (e.g. from VPD's recorded recipe); default
         :data:`DEPTH_HEAD` (small test widths)."""
@@ -265,7 +271,8 @@ class VPDDepthSource(nn.Module):
             nn.Conv2d(sum(prior), out_dim, 1), nn.GroupNorm(16, out_dim),
             nn.ReLU())
         enc.encoder_vq = LdmVae(decoder=False)
-        enc.unet = wrap(unet=wrap(diffusion_model=ldm_unet(delete_out=True)))
+        enc.unet = wrap(unet=wrap(diffusion_model=ldm_unet(
+            delete_out=True, params=unet_params)))
         enc.text_adapter = TextAdapter()
         gen = torch.Generator().manual_seed(4)
         enc.register_buffer('class_embeddings',

@@ -5,13 +5,16 @@ Real SD1.5-sized sources in the layouts of the released files (VPD's ADE20K
 device (shapes only, no memory), converted with the default ldm config (SD v1
 inference), and loaded with ``strict=True`` into the model of the zoo config
 (the metafile's ``Config``), its U-Net/VAE built from the converted
-``unet_cfg``/``vae_cfg`` instead of the hub.
+``unet_cfg``/``vae_cfg`` instead of the hub. The sources' necks and heads
+come from the recipes recorded in tests/data/recipes/ (transcribed from the
+sources' files), never from mmdiff's configs.
 """
 import copy
 import os.path as osp
 
 import pytest
 import torch
+import yaml
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.utils import import_modules_from_strings
@@ -68,19 +71,22 @@ def _meta_module(cfg):
             return MODELS.build(cfg)
 
 
+def _recipe(name):
+    with open(osp.join(ROOT, 'tests', 'data', 'recipes', name)) as f:
+        return yaml.safe_load(f)['recipe']
+
+
 def test_vpd_ade20k_release_loads_into_zoo_config(ldm_parts):
     import mmdiff.models  # noqa: F401
     unet, vae = ldm_parts
     vae = {k: v for k, v in vae.items()  # VPDSeg deletes the VAE decoder
            if not k.startswith('decoder.')}
-    # VPD's fpn_vpd_sd1-5_512x512_gpu8x2.py on mmseg 0.x fpn_r50.py
-    neck = _meta_module(dict(type='FPN', in_channels=[320, 790, 1430, 1280],
-                             out_channels=256, num_outs=4))
-    head = _meta_module(dict(
-        type='FPNHead', in_channels=[256] * 4, in_index=[0, 1, 2, 3],
-        feature_strides=[4, 8, 16, 32], channels=128, dropout_ratio=0.1,
-        num_classes=150, norm_cfg=dict(type='SyncBN', requires_grad=True),
-        align_corners=False))
+    # neck and head exactly as VPD's recipe (fpn_vpd_sd1-5_512x512_gpu8x2.py
+    # on its fpn_r50.py), read from the recorded recipe, not our config
+    model = _recipe('vpd_ade20k.yml')['model']
+    neck = _meta_module(dict(model['neck']))
+    head = _meta_module(dict(model['decode_head']))
+    assert head.channels == 256
     state = _prefixed('unet.unet.diffusion_model.', unet)
     state.update(_prefixed('encoder_vq.', vae))
     state.update(_prefixed('neck.', neck.state_dict()))
@@ -104,9 +110,8 @@ def test_vpd_ade20k_release_loads_into_zoo_config(ldm_parts):
 def test_mmseg_nyu_release_loads_into_zoo_config(ldm_parts):
     import mmdiff.models  # noqa: F401
     unet, vae = ldm_parts  # mmseg keeps the VAE decoder
-    head = _meta_module(dict(type='VPDDepthHead',
-                             in_channels=[320, 640, 1280, 1280],
-                             max_depth=10, fmap_border=(1, 1)))
+    rec = _recipe('mmseg_vpd_nyu.yml')['model']['decode_head']
+    head = _meta_module(dict(rec, fmap_border=tuple(rec['fmap_border'])))
     emb = torch.randn(27, 768)
     state = _prefixed('backbone.unet.unet.diffusion_model.', unet)
     state.update(_prefixed('backbone.encoder_vq.', vae))
@@ -133,8 +138,10 @@ def test_vpd_nyu_release_loads_into_zoo_config(ldm_parts):
     unet = {k: v for k, v in unet.items()  # VPD deletes the U-Net's ``out``
             if not k.startswith('out.')}
     vae = {k: v for k, v in vae.items() if not k.startswith('decoder.')}
-    prior, out_dim, embed = [320, 640, 1280 + 1280], 192 * 8, 192
-    with torch.device('meta'):  # depth/models_depth/model.py, test.sh args
+    rec = _recipe('vpd_nyu_depth.yml')  # depth/models_depth/model.py, test.sh
+    prior, out_dim, embed = rec['ldm_prior'], rec['feature_dim'], \
+        rec['embed_dim']
+    with torch.device('meta'):
         enc = nn.Module()
         enc.layer1 = nn.Sequential(
             nn.Conv2d(prior[0], prior[0], 3, 2, 1), nn.GroupNorm(16, prior[0]),
@@ -144,7 +151,7 @@ def test_vpd_nyu_release_loads_into_zoo_config(ldm_parts):
             nn.Conv2d(sum(prior), out_dim, 1), nn.GroupNorm(16, out_dim),
             nn.ReLU())
         layers, in_ch = [], out_dim
-        for filters in (32, 32, 32):  # --num_filters 32 32 32
+        for filters in rec['num_filters']:
             layers += [nn.ConvTranspose2d(in_ch, filters, 2, 2, bias=False),
                        nn.BatchNorm2d(filters), nn.ReLU()]
             in_ch = filters
@@ -171,6 +178,7 @@ def test_vpd_nyu_release_loads_into_zoo_config(ldm_parts):
     result = convert_state_dict({'model': state, 'optimizer': {}})
     assert result.layout.name == 'vpd_depth'
     assert len(result.placeholders) == 4
-    model = _host_model('configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py',
-                        result, 27)
+    model = _host_model(
+        'configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480_vpd-scenes.py', result,
+        27)
     _load_strict(model, result.state_dict)

@@ -466,3 +466,27 @@ def test_vpd_depth_release_whole_model(tool, helpers, zoo_ldm, tmp_path):
           f'(depth {ref.min():.2f}..{ref.max():.2f} m)')
     assert diff <= RTOL
     assert ref.std() > 0.1
+
+
+def test_narrower_head_is_reported(ade):
+    """The converted VPD file in a config with mmdiff's former head width
+    (channels=128): LoadCoverageHook's check names the unloaded tensors."""
+    from mmseg.registry import MODELS
+
+    from mmdiff.engine.hooks.load_coverage_hook import (coverage_message,
+                                                        unloaded_tensors)
+    head_cfg = copy.deepcopy(ade['cfg'].model.decode_head)
+    head_cfg.channels = 128
+    with torch.device('meta'):
+        head = MODELS.build(head_cfg)
+    state = {k: v for k, v in ade['model'].state_dict().items()
+             if not k.startswith('decode_head.')}
+    state.update({'decode_head.' + k: v
+                  for k, v in head.state_dict().items()})
+    unloaded, totals = unloaded_tensors(state, ade['ckpt']['state_dict'])
+    assert set(unloaded) == {'decode_head'}
+    n = len(unloaded['decode_head'])
+    assert 0 < n < totals['decode_head']
+    message = coverage_message(unloaded, totals, 'load_from vpd.pth')
+    print(message)
+    assert f'decode_head: {n} of {totals["decode_head"]}' in message

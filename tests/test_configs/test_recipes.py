@@ -307,3 +307,16 @@ def test_ade20k_lr_curve_matches_vpd():
     print(f'ADE20K lr curve: max relative difference {worst:.1e} over '
           f'{max_iters} iterations')
     assert worst < 1e-6
+
+
+def test_metafile_lists_the_same_differences():
+    """configs/vpd/metafile.yml's Fidelity entries match zoo.yml."""
+    with open(osp.join(ROOT, 'configs', 'vpd', 'metafile.yml')) as f:
+        models = yaml.safe_load(f)['Models']
+    for model in models:
+        fidelity = model['Fidelity']
+        listed = {d.split(' (')[0] for d in
+                  fidelity['Intentional Differences']}
+        entry = ZOO[model['Config']]
+        assert listed == set(entry.get('differences') or {}), model['Name']
+        assert entry['recipe'] in fidelity['Recipe']

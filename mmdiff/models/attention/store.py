@@ -13,8 +13,9 @@ class AttentionStore:
     resolution) and :meth:`maps` returns the layer mean as ``(B, K, h, w)``.
 
     Args:
-        detach (bool): Store maps without gradient (VPD's released
-            behaviour). Defaults to True.
+        detach (bool): Store maps without gradient (the effect of VPD's
+            released code, whose maps are stored under ldm's checkpointed,
+            no_grad forward). Defaults to True.
     """
 
     def __init__(self, detach: bool = True) -> None:

@@ -72,8 +72,10 @@ class DiffusionBackbone(BaseModule):
             blocks 1, 4, 7 and final), finest first.
         use_attn (bool): Concatenate cross-attention maps to the taps of
             matching resolution. Defaults to False.
-        attn_grad (bool): Let gradients flow through the maps (VPD's
-            released code detaches them). Defaults to False.
+        attn_grad (bool): Let gradients flow through the maps (in VPD's
+            released code they carry none: ldm's gradient checkpointing
+            runs the blocks that store them under no_grad). Defaults to
+            False.
         attn_places (Sequence[str]): Where maps are collected: any of
             ``'down'``, ``'mid'``, ``'up'``. Defaults to ('down', 'up').
         attn_min_downsample (int): Keep maps whose resolution is at most the

@@ -23,7 +23,9 @@ class VPD(DiffusionBackbone):
     Defaults follow VPD's released code: VAE posterior mode, no latent
     scaling, ``t = 1``, no noise, features inside the U-Net decoder (ldm
     output blocks 1, 4, 7 and final, finest first), cross-attention maps of
-    the down and up blocks at 1/16 and 1/32 of the image, detached.
+    the down and up blocks at 1/16 and 1/32 of the image, without gradient
+    (VPD's maps are stored inside ldm-checkpointed blocks, whose forward runs
+    under no_grad; mmdiff detaches them).
 
     Args:
         pretrained (str, optional): Diffusers folder, hub id (e.g.

@@ -42,12 +42,22 @@ def _plain(value):
 # --------------------------------------------------------------------------
 # Source terms -> mmseg 1.x / mmengine paths
 # --------------------------------------------------------------------------
-def expected_vpd_ade20k(r: dict) -> dict:
-    """VPD's mmseg 0.x / mmcv 1.x recipe as mmseg 1.x config paths."""
+# source backbone argument -> mmdiff backbone argument (Meta Prompts)
+BACKBONE_ARGS = {'refine_step': 'num_loops', 'num_prompt': 'num_prompts'}
+
+
+def expected_mmseg0x_seg(r: dict) -> dict:
+    """An mmseg 0.x / mmcv 1.x segmentation recipe (VPD's, Meta Prompts')
+    as mmseg 1.x config paths."""
     rec, exp = r['recipe'], {}
-    for part in ('neck', 'decode_head'):
+    for part in ('neck', 'decode_head', 'auxiliary_head'):
+        if part not in rec['model']:
+            exp[f'model.{part}'] = MISSING
+            continue
         for key, value in rec['model'][part].items():
             exp[f'model.{part}.{key}'] = value
+    for key, value in rec['model'].get('backbone', {}).items():
+        exp[f'model.backbone.{BACKBONE_ARGS[key]}'] = value
     exp['model.test_cfg'] = rec['model']['test_cfg']
     norm = rec['img_norm_cfg']
     exp['model.data_preprocessor.mean'] = norm['mean']
@@ -83,8 +93,8 @@ def expected_vpd_ade20k(r: dict) -> dict:
     exp['optim_wrapper.type'] = 'OptimWrapper'  # mmcv 1.x OptimizerHook
     for key in ('type', 'lr', 'weight_decay'):
         exp[f'optim_wrapper.optimizer.{key}'] = opt[key]
-    exp['optim_wrapper.paramwise_cfg.custom_keys'] = \
-        opt['paramwise_cfg']['custom_keys']
+    for key, value in opt['paramwise_cfg'].items():
+        exp[f'optim_wrapper.paramwise_cfg.{key}'] = value
     exp['param_scheduler'] = rec['lr_config']
     exp['train_cfg.max_iters'] = rec['runner']['max_iters']
     exp['train_cfg.val_interval'] = rec['evaluation']['interval']
@@ -131,7 +141,8 @@ def expected_mmseg_nyu(r: dict) -> dict:
     return exp
 
 
-EXPECTED = {'vpd_ade20k.yml': expected_vpd_ade20k,
+EXPECTED = {'vpd_ade20k.yml': expected_mmseg0x_seg,
+            'meta_prompts_ade20k.yml': expected_mmseg0x_seg,
             'mmseg_vpd_nyu.yml': expected_mmseg_nyu}
 
 
@@ -197,6 +208,8 @@ def _split_path(path: str):
 
 def _normalise(value):
     value = _plain(value)
+    if value is None:
+        return MISSING
     if isinstance(value, dict):
         return {k: _normalise(v) for k, v in value.items() if k != 'type'} \
             | ({'type': value['type']} if 'type' in value else {})
@@ -212,6 +225,14 @@ def compare(config_path: str) -> tuple:
         ours = resolve(cfg, path, config_path)
         if _normalise(ours) != _normalise(value):
             found[path] = (value, ours)
+    # a part the config lacks is one difference, not one per field
+    for part in ('neck', 'auxiliary_head'):
+        prefix = f'model.{part}.'
+        if any(k.startswith(prefix) for k in found) and \
+                resolve(cfg, f'model.{part}', config_path) in (None, MISSING):
+            found = {k: v for k, v in found.items()
+                     if not k.startswith(prefix)}
+            found[f'model.{part}'] = ('(a module)', MISSING)
     return found, entry.get('differences', {}) or {}
 
 

@@ -1,4 +1,4 @@
-"""Say, once and clearly, what a ``load_from``/``--checkpoint`` leaves unloaded.
+"""Say once, clearly, what a ``load_from``/``--checkpoint`` leaves unloaded.
 
 mmengine loads ``load_from`` (and ``tools/test.py``'s checkpoint) with
 ``strict=False``: parameters that are absent from the file, or whose shape

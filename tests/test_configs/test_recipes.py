@@ -141,9 +141,37 @@ def expected_mmseg_nyu(r: dict) -> dict:
     return exp
 
 
+def expected_vpd_style_depth(r: dict) -> dict:
+    """A VPD-style depth training script (argparse) as mmseg 1.x paths.
+    Its shift-window test (``shift_size`` windows of the crop's height on
+    NYU's 480x640 images, each averaged with its flip) is mmseg's
+    ``slide_flip`` with the crop and stride (640 - 480) / (shift_size - 1)."""
+    rec, exp = r['recipe'], {}
+    exp['model.backbone.num_loops'] = rec['refine_step']
+    exp['model.backbone.num_prompts'] = rec['num_prompt']
+    exp['model.decode_head.max_depth'] = rec['max_depth']
+    exp['model.data_preprocessor.size'] = rec['crop']
+    test = rec['test']
+    assert test['flip_test'] and test['shift_window_test']
+    stride = (640 - 480) // (test['shift_size'] - 1)
+    exp['model.test_cfg'] = dict(mode='slide_flip', crop_size=rec['crop'],
+                                 stride=[stride, stride])
+    opt = rec['optimizer']
+    exp['optim_wrapper.optimizer.type'] = opt['type']
+    exp['optim_wrapper.optimizer.lr'] = opt['max_lr']
+    exp['optim_wrapper.optimizer.weight_decay'] = opt['weight_decay']
+    exp['param_scheduler'] = rec['lr_policy']
+    exp['train_dataloader.batch_size'] = rec['batch_size']
+    exp['gpus'] = rec['gpus']
+    steps = -(-rec['train_images'] // (rec['batch_size'] * rec['gpus']))
+    exp['train_cfg.max_iters'] = rec['epochs'] * steps
+    return exp
+
+
 EXPECTED = {'vpd_ade20k.yml': expected_mmseg0x_seg,
             'meta_prompts_ade20k.yml': expected_mmseg0x_seg,
-            'mmseg_vpd_nyu.yml': expected_mmseg_nyu}
+            'mmseg_vpd_nyu.yml': expected_mmseg_nyu,
+            'meta_prompts_nyu.yml': expected_vpd_style_depth}
 
 
 # --------------------------------------------------------------------------

@@ -63,7 +63,7 @@ optim_wrapper = dict(
     # transformer blocks' LayerNorms) train at lr x1 without decay, the
     # ResBlock GroupNorms (ldm 'in_layers.0'/'out_layers.0') at x0.1 with
     # decay. The keys below give every diffusers parameter VPD's (lr, decay)
-    # (checked per parameter by tests/test_configs/test_recipes.py; diffusers
+    # (checked per parameter by tests/test_converters/zoo/; diffusers
     # also calls the ResBlock norms 'norm1'/'norm2', so a bare 'norm' would
     # not). The VAE is frozen (VPD: lr 0); no text encoder is built.
     paramwise_cfg=dict(custom_keys={

@@ -87,6 +87,17 @@ def coverage_message(unloaded: Dict[str, List[str]],
     return '\n'.join(lines)
 
 
+def _is_sharded(model) -> bool:
+    """Whether FSDP wraps part of ``model`` (its state dict is gathered
+    collectively, and parameter shapes are flat)."""
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+    except ImportError:  # pragma: no cover
+        return False
+    return any(isinstance(m, FullyShardedDataParallel)
+               for m in model.modules())
+
+
 @HOOKS.register_module()
 class LoadCoverageHook(Hook):
     """Report (or refuse) checkpoint loads that leave model tensors unloaded.
@@ -108,8 +119,13 @@ class LoadCoverageHook(Hook):
             state = {re.sub(pattern, repl, k): v for k, v in state.items()}
         model = runner.model.module if is_model_wrapper(runner.model) \
             else runner.model
-        unloaded, totals = unloaded_tensors(model.state_dict(), state)
         source = getattr(runner, '_load_from', None) or 'checkpoint'
+        if _is_sharded(model):
+            runner.logger.info(
+                f'load_from {source}: not checked by LoadCoverageHook (the '
+                'model is FSDP-sharded; its loader reports mismatches)')
+            return
+        unloaded, totals = unloaded_tensors(model.state_dict(), state)
         message = coverage_message(unloaded, totals, f'load_from {source}')
         if message is None:
             runner.logger.info(

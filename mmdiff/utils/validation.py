@@ -19,10 +19,8 @@ Covered here:
 Elsewhere: wrong image channels and a wrong embedding width D are refused
 by the backbone itself; NaN inputs/losses by ``mmdiff.NaNGuardHook``.
 """
-import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
-import torch
 from torch import Tensor, nn
 
 # parameters that must match a checkpoint even when fine-tuning (load_from)
@@ -127,21 +125,8 @@ def check_model(model: nn.Module) -> None:
 
 def _load_state(path: str) -> Dict[str, Tensor]:
     """The ``state_dict`` of a checkpoint file, or a clear error."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'Checkpoint {path!r} does not exist. Fix: check the path (a '
-            'work_dir holds iter_N.pth / epoch_N.pth and last_checkpoint), '
-            'train one with tools/train.py, or convert a released one with '
-            'tools/model_converters/.')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True,
-                          mmap=True)
-    except Exception as e:  # truncated zip, wrong format, unpickling
-        raise RuntimeError(
-            f'Checkpoint {path!r} is corrupted or not a PyTorch checkpoint '
-            f'({type(e).__name__}: {str(e).splitlines()[0][:200]}). Fix: '
-            'use an earlier checkpoint of the run (tools/train.py --resume '
-            'PATH), or download/convert it again.') from e
+    from .checkpoint_io import read_checkpoint
+    ckpt = read_checkpoint(path, mmap=True)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise RuntimeError(
@@ -156,7 +141,8 @@ def check_checkpoint(path: str, model: Optional[nn.Module] = None,
     """Refuse a missing, corrupted or mismatched checkpoint.
 
     Args:
-        path (str): Local checkpoint file (URLs are not checked).
+        path (str): Checkpoint file or URL (checked through
+            :func:`mmdiff.utils.checkpoint_io.read_checkpoint`).
         model (nn.Module, optional): Compare shapes with this model.
         strict (bool): Every parameter must match (resume, test); else only
             the U-Net and VAE (fine-tuning with ``load_from``, where the
@@ -165,8 +151,6 @@ def check_checkpoint(path: str, model: Optional[nn.Module] = None,
     Raises:
         FileNotFoundError | RuntimeError: Naming the path and the fix.
     """
-    if '://' in str(path):
-        return
     state = _load_state(path)
     if model is None:
         return
@@ -226,5 +210,9 @@ def check_before_run(runner, mode: str = 'train') -> None:
         from mmengine.runner import find_latest_checkpoint
         path = find_latest_checkpoint(runner.work_dir)
     if path is not None:
-        check_checkpoint(path, model if isinstance(model, nn.Module) else None,
-                         strict=bool(resume) or mode == 'test')
+        from .checkpoint_io import resolve_checkpoint_path
+        local = resolve_checkpoint_path(path)
+        model = model if isinstance(model, nn.Module) else None
+        check_checkpoint(local, model, strict=bool(resume) or mode == 'test')
+        if local != path and getattr(runner, '_load_from', None) == path:
+            runner._load_from = local  # mmengine loads the bytes checked here

@@ -18,6 +18,7 @@ import tempfile
 import torch
 
 from mmdiff.converters import load_source, sha256_file
+from mmdiff.utils.checkpoint_io import explain_write_errors
 
 KEEP = ('state_dict', 'meta')
 
@@ -50,9 +51,10 @@ def publish(in_file: str, out_file: str, trust_pickle: bool = False) -> str:
                                suffix='.pth')
     os.close(fd)
     try:
-        torch.save(published, tmp)
-        final = f'{stem}-{sha256_file(tmp)[:8]}.pth'
-        os.replace(tmp, final)  # the complete file appears in one step
+        with explain_write_errors(tmp, f'publishing {stem}'):
+            torch.save(published, tmp)
+            final = f'{stem}-{sha256_file(tmp)[:8]}.pth'
+            os.replace(tmp, final)  # the complete file appears in one step
     finally:
         if osp.exists(tmp):
             os.remove(tmp)

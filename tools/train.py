@@ -67,6 +67,10 @@ def main() -> None:
         else RUNNERS.build(cfg)
     # neck/head vs backbone channels, checkpoint present/intact/same shapes
     check_before_run(runner, mode='train')
+    if cfg.get('resume', False):
+        # the config's optimizer settings (lr, ...) win over the checkpoint's
+        from mmdiff.engine import ResumeOptimSettingsHook
+        runner.register_hook(ResumeOptimSettingsHook())
     runner.train()
 
 

@@ -1,7 +1,8 @@
 """Training-loop pieces for mmengine runners: hooks registered in
 ``mmdiff.registry.HOOKS`` (``type='mmdiff.<Name>'`` in configs)."""
 from .fsdp import diffusion_block_wrap_policy
-from .hooks import AtomicCheckpointHook, DemoVAEHook, NaNGuardHook
+from .hooks import (AtomicCheckpointHook, DemoVAEHook, NaNGuardHook,
+                    ResumeOptimSettingsHook)
 
 __all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'NaNGuardHook',
-           'diffusion_block_wrap_policy']
+           'ResumeOptimSettingsHook', 'diffusion_block_wrap_policy']

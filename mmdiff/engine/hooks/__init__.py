@@ -1,5 +1,7 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .demo_vae_hook import DemoVAEHook
 from .nan_guard_hook import NaNGuardHook
+from .resume_optim_hook import ResumeOptimSettingsHook
 
-__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'NaNGuardHook']
+__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'NaNGuardHook',
+           'ResumeOptimSettingsHook']

@@ -21,6 +21,7 @@ by the backbone itself; NaN inputs/losses by ``mmdiff.NaNGuardHook``.
 """
 from typing import Dict, List, Optional, Tuple
 
+import torch
 from torch import Tensor, nn
 
 # parameters that must match a checkpoint even when fine-tuning (load_from)
@@ -113,12 +114,32 @@ def check_class_embeddings(model: nn.Module) -> None:
         f'num_classes={emb.shape[0]}, and the neck in_channels to match.')
 
 
+def check_normalization(model: nn.Module) -> None:
+    """Refuse a data preprocessor whose ``std`` holds 0 or NaN/inf.
+
+    Raises:
+        ValueError: Naming the values and the fix.
+    """
+    pre = getattr(model, 'data_preprocessor', None)
+    std = getattr(pre, 'std', None)
+    enabled = getattr(pre, '_enable_normalize', True)
+    if not isinstance(std, Tensor) or not enabled:
+        return
+    if (std == 0).any() or not torch.isfinite(std).all():
+        raise ValueError(
+            f'data_preprocessor std={std.flatten().tolist()} holds 0 or '
+            'NaN/inf: normalised images would be NaN/inf. Fix: std='
+            '[127.5, 127.5, 127.5] with mean=[127.5] * 3 (images to [-1, 1],'
+            ' as the VAE expects).')
+
+
 def check_model(model: nn.Module) -> None:
     """All config-consistency checks of a built host model."""
     from mmdiff.models.backbones import check_in_channels
     model = _unwrap(model)
     if not isinstance(model, nn.Module) or _backbone(model) is None:
         return
+    check_normalization(model)
     check_class_embeddings(model)
     check_in_channels(model)
 
@@ -200,10 +221,15 @@ def check_before_run(runner, mode: str = 'train') -> None:
         mode (str): ``'train'``: a ``load_from`` checkpoint must match in
             the U-Net/VAE (fine-tuning may change heads), a resumed one
             everywhere. ``'test'``: everywhere. Defaults to 'train'.
+
+    Also registers :class:`mmdiff.engine.InputGuardHook` (bad images,
+    labels, depth maps, empty data sets) unless the config has one.
     """
     model = getattr(runner, 'model', None)
     if isinstance(model, nn.Module):
         check_model(model)
+    from mmdiff.engine.hooks.input_guard_hook import register_input_guard
+    register_input_guard(runner)
     path = getattr(runner, '_load_from', None)
     resume = getattr(runner, '_resume', False)
     if resume and path is None:

@@ -1,7 +1,8 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .demo_vae_hook import DemoVAEHook
+from .input_guard_hook import InputGuardHook
 from .nan_guard_hook import NaNGuardHook
 from .resume_optim_hook import ResumeOptimSettingsHook
 
-__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'NaNGuardHook',
-           'ResumeOptimSettingsHook']
+__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'InputGuardHook',
+           'NaNGuardHook', 'ResumeOptimSettingsHook']

@@ -60,7 +60,7 @@ def resolve_pooled_text_embeds(spec: PooledSpec,
     if spec is None:
         return torch.zeros(dim), False
     if isinstance(spec, dict):
-        if not spec.get('learnable', False):
+        if set(spec) != {'learnable'} or not spec['learnable']:
             raise ValueError(f'text_embeds dict must be dict(learnable=True);'
                              f' got {spec!r}.')
         return torch.zeros(dim), True

@@ -223,13 +223,18 @@ def check_before_run(runner, mode: str = 'train') -> None:
             everywhere. ``'test'``: everywhere. Defaults to 'train'.
 
     Also registers :class:`mmdiff.engine.InputGuardHook` (bad images,
-    labels, depth maps, empty data sets) unless the config has one.
+    labels, depth maps, empty data sets) unless the config has one, and
+    makes data-loading failures name their file
+    (:func:`mmdiff.utils.data_checks.guard_dataloaders`).
     """
     model = getattr(runner, 'model', None)
     if isinstance(model, nn.Module):
         check_model(model)
     from mmdiff.engine.hooks.input_guard_hook import register_input_guard
+
+    from .data_checks import guard_dataloaders
     register_input_guard(runner)
+    guard_dataloaders(runner)
     path = getattr(runner, '_load_from', None)
     resume = getattr(runner, '_resume', False)
     if resume and path is None:

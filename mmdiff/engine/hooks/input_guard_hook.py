@@ -135,7 +135,7 @@ class InputGuardHook(Hook):
                      mode: str) -> None:
         dtype = str(img.dtype).replace('torch.', '')
         if dtype not in self.image_dtypes:
-            lo, hi = float(img.min()), float(img.max())
+            lo, hi = float(img.double().min()), float(img.double().max())
             raise ValueError(
                 f'Image {name} reaches the model as {dtype} (values {lo:g}'
                 f'..{hi:g}), not {"/".join(self.image_dtypes)}: mean/std '

@@ -206,10 +206,14 @@ def resume_advice(runner, good: Optional[str]) -> str:
              f'{good}; newer ones come from the diverging steps. '
              if good else 'No checkpoint with verified finite weights was '
              'written yet: start again. ')
-    fix = ('Fix: lower the learning rate (this run: '
-           f'{_run_lr(runner)}) or enable optim_wrapper.clip_grad, check '
-           'the data of this batch, or with --amp use a dynamic loss scale')
+    run_lr = _run_lr(runner)
+    fix = ('Fix: lower the learning rate'
+           + (f' (this run: {run_lr:g})' if run_lr is not None else '')
+           + ' or enable optim_wrapper.clip_grad, check the data of this '
+           'batch, or with --amp use a dynamic loss scale')
     if cmd is None:
-        return where + fix + '.'
+        resume = f' --resume {good}' if good else ''
+        return (where + fix + '; then run tools/train.py CONFIG' + resume
+                + ' --cfg-options optim_wrapper.optimizer.lr=LOWER_LR.')
     return (where + fix + '; e.g.\n    ' + shlex.join(cmd) + '\n(a changed '
             'learning rate is applied on --resume, with a log line).')

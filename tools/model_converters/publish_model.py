@@ -18,7 +18,7 @@ import tempfile
 import torch
 
 from mmdiff.converters import load_source, sha256_file
-from mmdiff.utils.checkpoint_io import explain_write_errors
+from mmdiff.utils.checkpoint_io import CheckpointError, explain_write_errors
 
 KEEP = ('state_dict', 'meta')
 
@@ -65,7 +65,11 @@ def publish(in_file: str, out_file: str, trust_pickle: bool = False) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    publish(args.in_file, args.out_file, args.trust_pickle)
+    try:
+        publish(args.in_file, args.out_file, args.trust_pickle)
+    except (CheckpointError, FileNotFoundError, OSError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -45,6 +45,10 @@ _UNSAFE_MARKERS = ('GLOBAL', 'Unsupported global', 'not an allowed global',
                    'Trying to call reduce', 'Unsupported operation')
 
 
+#: Files whose bytes passed the CRC/sha256 checks: (path, size, mtime_ns).
+_VERIFIED = set()
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file that cannot be used, with the reason and the fix."""
 
@@ -232,14 +236,22 @@ def read_checkpoint(path: str, trust_pickle: bool = False,
     shown = shown or str(path)
     local = resolve_checkpoint_path(path)
     _check_file(local, shown)
-    _check_hash(local, shown)
+    stat = os.stat(local)
+    key = (osp.realpath(local), stat.st_size, stat.st_mtime_ns)
     if local.endswith('.safetensors'):
+        _check_hash(local, shown)
         return _load_safetensors(local, shown)
-    is_zip = _check_zip(local, shown)
+    if key in _VERIFIED:  # checked a moment ago (pre-check, then load)
+        is_zip = zipfile.is_zipfile(local)
+    else:
+        _check_hash(local, shown)
+        is_zip = _check_zip(local, shown)
     register_checkpoint_safe_globals()
     try:
-        return torch.load(local, map_location='cpu', weights_only=True,
-                          mmap=mmap and is_zip)
+        obj = torch.load(local, map_location='cpu', weights_only=True,
+                         mmap=mmap and is_zip)
+        _VERIFIED.add(key)
+        return obj
     except pickle.UnpicklingError as e:
         text = str(e)
         if not any(m in text for m in _UNSAFE_MARKERS):

@@ -19,6 +19,7 @@ Covered here:
 Elsewhere: wrong image channels and a wrong embedding width D are refused
 by the backbone itself; NaN inputs/losses by ``mmdiff.NaNGuardHook``.
 """
+import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -208,6 +209,31 @@ def check_checkpoint(path: str, model: Optional[nn.Module] = None,
         'config builds (e.g. another U-Net: unet_cfg / pretrained differ):\n'
         + '\n'.join(parts) + '\nFix: use the config the checkpoint was '
         'trained with, or a checkpoint of this architecture.')
+
+
+def precheck_checkpoint(cfg) -> None:
+    """Check the checkpoint a config will load before any model is built.
+
+    Runs every check of :func:`mmdiff.utils.checkpoint_io.read_checkpoint`
+    (CRC, sha256 of hash-named files, weights-only) on ``cfg.load_from``,
+    or with ``cfg.resume`` and no path on the latest checkpoint of
+    ``cfg.work_dir``; a URL is replaced by the local copy that was checked.
+    """
+    from .checkpoint_io import verify_checkpoint
+    path = cfg.get('load_from', None)
+    if path is None and cfg.get('resume', False):
+        from mmengine.runner import find_latest_checkpoint
+        work_dir = cfg.get('work_dir', None)
+        path = find_latest_checkpoint(work_dir) if work_dir and \
+            osp.isdir(work_dir) else None
+        if path is None:
+            return
+        verify_checkpoint(path)
+        return
+    if path is not None:
+        local = verify_checkpoint(path)
+        if '://' in str(path):
+            cfg.load_from = local
 
 
 def check_before_run(runner, mode: str = 'train') -> None:

@@ -210,7 +210,7 @@ def run_tool(tool: str, argv: list) -> dict:
         return dict(outcome='ok', message='')
     except BaseException as e:  # noqa: B902 - report every outcome
         return dict(outcome=type(e).__name__, message=str(e),
-                    where=traceback.format_exc(limit=-3))
+                    where=traceback.format_exc())
     finally:
         sys.argv = old
 

@@ -84,3 +84,7 @@ def test_probe(probes, probe):
     if outcome != 'ok':
         assert '--trust-pickle' not in rec['message'] or \
             'Unsafe' in outcome, 'trust-pickle suggested for a bad file'
+    if probe.startswith('ckpt_') and outcome != 'ok':
+        # refused before the Runner (and its model) was built
+        assert 'precheck_checkpoint' in rec['where']
+        assert 'from_cfg' not in rec['where']

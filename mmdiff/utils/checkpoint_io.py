@@ -87,6 +87,35 @@ def _download(url: str) -> str:
     return dst
 
 
+def _zoo_url(path: str) -> Optional[str]:
+    """The URL (or mmengine-home file) behind mmengine's model-zoo schemes,
+    looked up as mmengine's own loaders do; None for other schemes."""
+    from mmengine.runner import checkpoint as ck
+    scheme, name = path.split('://', 1)
+    try:
+        if scheme in ('open-mmlab', 'openmmlab'):
+            name = ck.get_deprecated_model_names().get(name, name)
+            urls = ck.get_external_models()
+        elif scheme == 'mmcls':
+            urls = ck.get_mmcls_models()
+        elif scheme in ('torchvision', 'modelzoo'):
+            urls = ck.get_torchvision_models()
+        else:
+            return None
+    except Exception as e:  # e.g. torchvision not installed
+        raise CheckpointError(
+            f'Checkpoint {path!r} cannot be resolved ({type(e).__name__}: '
+            f'{e}). Fix: download it and pass the local path.') from e
+    if name not in urls:
+        raise CheckpointError(
+            f'Checkpoint {path!r}: no model {name!r} in mmengine\'s '
+            f'{scheme}:// list. Fix: check the name, or pass a local path.')
+    url = urls[name]
+    if url.startswith(('http://', 'https://')):
+        return url
+    return osp.join(ck._get_mmengine_home(), url)
+
+
 def resolve_checkpoint_path(path: str) -> str:
     """The local file behind ``path`` (a path or a URL).
 
@@ -101,6 +130,9 @@ def resolve_checkpoint_path(path: str) -> str:
         return path[len('file://'):]
     if scheme in ('http', 'https'):
         return _download(path)
+    zoo = _zoo_url(path)
+    if zoo is not None:  # open-mmlab://, mmcls://, torchvision://
+        return _download(zoo) if '://' in zoo else zoo
     # other mmengine backends (petrel, s3, ...): copy through mmengine.fileio
     from mmengine.fileio import get
     folder = osp.join(torch.hub.get_dir(), 'checkpoints')

@@ -232,8 +232,9 @@ def precheck_checkpoint(cfg) -> None:
         return
     if path is not None:
         local = verify_checkpoint(path)
-        if '://' in str(path):
-            cfg.load_from = local
+        if str(path).startswith(('file://', 'http://', 'https://')):
+            cfg.load_from = local  # the bytes checked here (zoo schemes:
+            # mmengine's loader finds the same file in the hub cache)
 
 
 def check_before_run(runner, mode: str = 'train') -> None:
@@ -271,5 +272,6 @@ def check_before_run(runner, mode: str = 'train') -> None:
         local = resolve_checkpoint_path(path)
         model = model if isinstance(model, nn.Module) else None
         check_checkpoint(local, model, strict=bool(resume) or mode == 'test')
-        if local != path and getattr(runner, '_load_from', None) == path:
+        if str(path).startswith(('file://', 'http://', 'https://')) and \
+                getattr(runner, '_load_from', None) == path:
             runner._load_from = local  # mmengine loads the bytes checked here

@@ -78,6 +78,10 @@ def test_writer_with_invisible_pid_is_waited_for(tmp_path, monkeypatch):
 def test_incomplete_or_modified_set_is_refused(tmp_path):
     root = str(tmp_path)
     target = ensure_demo_data('seg', root, **ARGS)
+    # a file added beside the set (CaptionPrompts' captions.json) is fine
+    with open(osp.join(target, 'captions.json'), 'w') as f:
+        f.write('{}')
+    assert ensure_demo_data('seg', root, **ARGS) == target
     ann = osp.join(target, 'annotations', 'training', 'demo_00001.png')
     os.remove(ann)
     with pytest.raises(ValueError, match=r'incomplete or modified.*'

@@ -30,6 +30,13 @@ def _check_keys(spec: dict) -> None:
     else:
         return  # refused below with the accepted forms
     unknown = sorted(set(spec) - allowed)
+    if 'num_classes' in spec and 'class_names' in spec:
+        raise ValueError(
+            f'class_embeddings mixes dict(num_classes=K, dim=D) (random, '
+            f'learnable) with dict(class_names=..., text_encoder=...) keys '
+            f'{unknown}: a config merge keeps the base dict\'s keys. Fix: '
+            'replace the whole dict (class_embeddings=dict(_delete_=True, '
+            'num_classes=K, dim=D)) or drop num_classes.')
     if unknown:
         raise ValueError(
             f'Unknown keys {unknown} in class_embeddings={form}; allowed: '

@@ -16,7 +16,8 @@ if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
 from mmengine.runner import Runner
 
 from mmdiff.utils import (add_common_args, apply_common_args,
-                          check_before_run, register_checkpoint_safe_globals,
+                          check_before_run, precheck_checkpoint,
+                          register_checkpoint_safe_globals,
                           setup_cpu_distributed)
 
 
@@ -45,7 +46,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     register_checkpoint_safe_globals()
-    if not osp.isfile(args.checkpoint):
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'Checkpoint {args.checkpoint!r} does not exist. Train one with '
             f'tools/train.py {args.config} or pass the path of a downloaded '
@@ -76,6 +77,7 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    precheck_checkpoint(cfg)  # intact and weights-only, before any build
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg)
     # neck/head vs backbone channels, checkpoint intact and same shapes

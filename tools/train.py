@@ -16,7 +16,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmdiff.utils import (add_common_args, apply_common_args,
-                          check_before_run, register_checkpoint_safe_globals,
+                          check_before_run, precheck_checkpoint,
+                          register_checkpoint_safe_globals,
                           setup_cpu_distributed)
 
 
@@ -62,11 +63,16 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    precheck_checkpoint(cfg)  # intact and weights-only, before any build
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     # neck/head vs backbone channels, checkpoint present/intact/same shapes
     check_before_run(runner, mode='train')
+    if cfg.get('resume', False):
+        # the config's optimizer settings (lr, ...) win over the checkpoint's
+        from mmdiff.engine import ResumeOptimSettingsHook
+        runner.register_hook(ResumeOptimSettingsHook())
     runner.train()
 
 

@@ -13,27 +13,16 @@ def load_source(path: str, trust_pickle: bool = False) -> dict:
 
     Args:
         path (str): The checkpoint.
-        trust_pickle (bool): Fall back to a full unpickle (runs code from
-            the file: only for sources you trust). Defaults to False.
+        trust_pickle (bool): When the file holds objects outside the
+            weights-only allow-list, unpickle it fully after a loud warning
+            (runs code from the file: only for sources you trust). Never
+            applied to truncated or corrupted files. Defaults to False.
 
     Returns:
         dict: The loaded object (tensors on CPU).
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'Source checkpoint {path!r} does not exist.')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return load_file(path, device='cpu')
-    from mmdiff.utils.checkpoint import register_checkpoint_safe_globals
-    register_checkpoint_safe_globals()
-    try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:  # an object outside the weights-only allow-list
-        if not trust_pickle:
-            raise ValueError(
-                f'{path} cannot be read weights-only ({type(e).__name__}: '
-                f'{e}). If you trust its source, pass --trust-pickle.') from e
-    return torch.load(path, map_location='cpu', weights_only=False)
+    from mmdiff.utils.checkpoint_io import read_checkpoint
+    return read_checkpoint(path, trust_pickle=trust_pickle)
 
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
@@ -56,9 +45,11 @@ def atomic_write(path: str, write: Callable[[str], None]) -> str:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-',
                                suffix='-' + osp.basename(path))
     os.close(fd)
+    from mmdiff.utils.checkpoint_io import explain_write_errors
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with explain_write_errors(path, f'writing {path}'):
+            write(tmp)
+            os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
             os.remove(tmp)

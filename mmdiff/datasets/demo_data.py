@@ -19,15 +19,16 @@ index and never written). Depth is in millimetres (divide by
 :data:`DEMO_DEPTH_SCALE`), every pixel valid and inside
 ``demo_scene.DEPTH_RANGE``. COCO category ids are ``1..3`` in the order of
 :data:`DEMO_DET_CLASSES`. ``demo_meta.json`` in each folder records the
-parameters the data was made with.
+parameters the data was made with and the sha256 of every file.
 """
+import hashlib
 import json
 import os
 import os.path as osp
 import re
 import shutil
 import tempfile
-from typing import Callable, Dict, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -206,19 +207,53 @@ def _read_meta(folder: str):
         return None
 
 
+def expected_file_count(task: str, num_train: int, num_val: int) -> int:
+    """Files of a complete set, ``demo_meta.json`` not counted."""
+    images = num_train + num_val
+    return images + 2 if task == 'coco' else 2 * images
+
+
+def _checksums(folder: str) -> Dict[str, str]:
+    """``{relative path: sha256}`` of every file but the meta file."""
+    out = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = osp.join(dirpath, name)
+            rel = osp.relpath(path, folder).replace(os.sep, '/')
+            if rel == META_FILE:
+                continue
+            with open(path, 'rb') as f:
+                out[rel] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def _incomplete(folder: str, task: str, meta: dict) -> Optional[str]:
+    """Why the set in ``folder`` is not the complete one ``meta`` lists."""
+    found = _checksums(folder)
+    want = meta.get('files')
+    count = expected_file_count(task, meta['num_train'], meta['num_val'])
+    if want is None:  # written before checksums were recorded
+        data = [rel for rel in found if '/' in rel]  # not top-level extras
+        return None if len(data) == count else (
+            f'{len(data)} data files instead of {count}')
+    # files added later (e.g. the CaptionPrompts project's captions.json)
+    # are not part of the set and not checked
+    missing = sorted(set(want) - set(found))
+    changed = sorted(k for k in want if k in found and found[k] != want[k])
+    if len(want) != count or missing or changed:
+        return (f'{len(want)} files listed, {count} expected; missing '
+                f'{missing[:3]} ({len(missing)}), changed {changed[:3]} '
+                f'({len(changed)})')
+    return None
+
+
 def _remove_stale_temps(root: str, task: str) -> None:
-    """Delete temp folders left by killed runs (their pid is gone)."""
-    pattern = re.compile(rf'^\.{task}-(?:tmp|old)-(\d+)-')
+    """Delete temp folders of killed runs. Call only under the task's lock:
+    a live writer holds it, so every temp folder found then is stale."""
+    pattern = re.compile(rf'^\.{task}-(?:tmp|old)-')
     for name in os.listdir(root):
-        match = pattern.match(name)
-        if not match:
-            continue
-        try:
-            os.kill(int(match.group(1)), 0)  # signal 0: only a liveness check
-        except ProcessLookupError:
+        if pattern.match(name):
             shutil.rmtree(osp.join(root, name), ignore_errors=True)
-        except OSError:
-            pass
 
 
 def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
@@ -226,10 +261,14 @@ def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
                      force: bool = False) -> str:
     """Make the demo data set of ``task`` under ``root/task`` if missing.
 
-    Idempotent: when ``root/task`` already holds data made with the same
-    parameters nothing is written. Atomic: the data is written into a
-    hidden temp folder beside it and moved into place with ``os.replace``,
-    so an interrupted run never leaves a half-written data set.
+    Idempotent: when ``root/task`` already holds the complete data made with
+    the same parameters nothing is written. Safe with concurrent writers
+    (other processes, containers or nodes sharing the folder): everything
+    happens under a lock file ``root/.task.lock`` (``filelock``, fcntl on
+    POSIX), so the second writer waits and then finds the first one's data.
+    Atomic: the data is written into a hidden temp folder beside it and moved
+    into place with ``os.replace``. Verified: ``demo_meta.json`` lists every
+    file with its sha256, and each call checks the count and the checksums.
 
     Args:
         task (str): One of :data:`DEMO_TASKS` ('seg', 'depth', 'coco').
@@ -245,41 +284,58 @@ def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
 
     Raises:
         ValueError: If ``root/task`` exists but was made with other
-            parameters (or not by this function) and ``force`` is False.
+            parameters (or not by this function), or is incomplete or
+            modified, and ``force`` is False.
     """
+    from filelock import FileLock
     if task not in DEMO_MAKERS:
         raise ValueError(f'task must be one of {DEMO_TASKS}, got {task!r}')
     target = osp.join(root, task)
     meta = dict(task=task, format_version=FORMAT_VERSION, seed=seed,
                 size=list(as_hw(size)), num_train=num_train, num_val=num_val)
-    if osp.exists(target) and not force:
-        found = _read_meta(target)
-        if found == meta:
-            return target
-        raise ValueError(
-            f'{target} exists but holds {found or "no demo_meta.json"}, not '
-            f'{meta}; delete it or pass force=True (--force) to rewrite it')
     os.makedirs(root, exist_ok=True)
-    _remove_stale_temps(root, task)
+    with FileLock(osp.join(root, f'.{task}.lock')):
+        if osp.exists(target) and not force:
+            found = _read_meta(target)
+            params = {k: found.get(k) for k in meta} if found else None
+            if params != meta:
+                raise ValueError(
+                    f'{target} exists but holds '
+                    f'{params or "no demo_meta.json"}, not {meta}; delete it '
+                    'or pass force=True (--force) to rewrite it')
+            why = _incomplete(target, task, found)
+            if why:
+                raise ValueError(
+                    f'{target} is incomplete or modified ({why}). Fix: '
+                    'delete it to have it made again, or pass force=True '
+                    '(--force).')
+            if 'files' not in found:  # record checksums of an older set
+                with open(osp.join(target, META_FILE), 'w') as f:
+                    json.dump(dict(found, files=_checksums(target)), f,
+                              indent=1)
+            return target
+        _remove_stale_temps(root, task)
+        _publish(task, root, target, meta, num_train, num_val, size, seed)
+    return target
+
+
+def _publish(task, root, target, meta, num_train, num_val, size, seed):
+    """Write the set into a temp folder and move it onto ``target``."""
+    from mmdiff.utils.checkpoint_io import explain_write_errors
     tmp = tempfile.mkdtemp(prefix=f'.{task}-tmp-{os.getpid()}-', dir=root)
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data is not
     old = None
     try:
-        DEMO_MAKERS[task](tmp, num_train, num_val, size, seed)
-        with open(osp.join(tmp, META_FILE), 'w') as f:
-            json.dump(meta, f, indent=1)
+        with explain_write_errors(tmp, f'writing the demo {task} data'):
+            DEMO_MAKERS[task](tmp, num_train, num_val, size, seed)
+            with open(osp.join(tmp, META_FILE), 'w') as f:
+                json.dump(dict(meta, files=_checksums(tmp)), f, indent=1)
         if osp.exists(target):  # force: move the old one out of the way
             old = tempfile.mkdtemp(prefix=f'.{task}-old-{os.getpid()}-',
                                    dir=root)
             os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Another process won the race; fine if it made the same data.
-            if _read_meta(target) != meta:
-                raise
+        os.replace(tmp, target)
     finally:
         for leftover in (tmp, old):
             if leftover and osp.exists(leftover):
                 shutil.rmtree(leftover, ignore_errors=True)
-    return target

@@ -12,9 +12,13 @@ on the pretrained one's about 70 (pooled RGB: 75).
 
 The result is a pure function of the arguments (seeded, single-threaded
 order of draws); the folder is written atomically (temp folder + rename) and
-carries the arguments in ``mmdiff_demo_vae.json``, so a folder made with
-other arguments is refused rather than silently reused.
+carries the arguments and the sha256 of each file in
+``mmdiff_demo_vae.json``, so a folder made with other arguments, or
+incomplete, is refused rather than silently reused. A lock file
+(``<out_dir>.lock``, ``filelock``) lets one writer train it while others
+wait.
 """
+import hashlib
 import json
 import os
 import os.path as osp
@@ -110,37 +114,46 @@ def ensure_demo_vae(out_dir: str, vae_cfg: dict, steps: int = 200,
         FileExistsError: ``out_dir`` exists but was not made by this function
             with these arguments.
     """
+    from filelock import FileLock
     meta = dict(vae_cfg=dict(vae_cfg), steps=steps, batch_size=batch_size,
                 size=size, lr=lr, seed=seed)
     # through JSON, so tuples compare equal to the lists read back
     meta = json.loads(json.dumps(meta))
-    if osp.exists(out_dir):
-        _check_existing(out_dir, meta)
-        return None
-    print_log(f'Training the demos\' VAE ({steps} steps) into {out_dir}; '
-              'once, reused afterwards.', logger='current')
-    vae, rec = train_demo_vae(vae_cfg, steps=steps, batch_size=batch_size,
-                              size=size, lr=lr, seed=seed)
     parent = osp.dirname(osp.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.demo_vae-', dir=parent)
-    try:
-        vae.save_pretrained(tmp)
-        with open(osp.join(tmp, META_FILE), 'w') as f:
-            json.dump(dict(meta, final_reconstruction_mse=rec), f, indent=1)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.rename(tmp, out_dir)
-    except OSError:
-        # another run in the same folder finished first: use its VAE
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not osp.isdir(out_dir):
-            raise
-        _check_existing(out_dir, meta)
-        return None
+    # one writer at a time, across processes, containers and nodes sharing
+    # the folder; the others wait and then find its VAE
+    with FileLock(osp.abspath(out_dir).rstrip(os.sep) + '.lock'):
+        if osp.exists(out_dir):
+            _check_existing(out_dir, meta)
+            return None
+        print_log(f'Training the demos\' VAE ({steps} steps) into '
+                  f'{out_dir}; once, reused afterwards.', logger='current')
+        vae, rec = train_demo_vae(vae_cfg, steps=steps,
+                                  batch_size=batch_size, size=size, lr=lr,
+                                  seed=seed)
+        tmp = tempfile.mkdtemp(prefix='.demo_vae-', dir=parent)
+        try:
+            vae.save_pretrained(tmp)
+            with open(osp.join(tmp, META_FILE), 'w') as f:
+                json.dump(dict(meta, final_reconstruction_mse=rec,
+                               files=_checksums(tmp)), f, indent=1)
+            os.rename(tmp, out_dir)
+        finally:
+            if osp.exists(tmp):
+                shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def _checksums(folder: str) -> dict:
+    """``{file name: sha256}`` of the files of a VAE folder."""
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        path = osp.join(folder, name)
+        if name != META_FILE and osp.isfile(path):
+            with open(path, 'rb') as f:
+                out[name] = hashlib.sha256(f.read()).hexdigest()
+    return out
 
 
 def _check_existing(out_dir: str, meta: dict) -> None:
@@ -151,6 +164,13 @@ def _check_existing(out_dir: str, meta: dict) -> None:
         with open(meta_path) as f:
             found = json.load(f)
         found.pop('final_reconstruction_mse', None)
+        files = found.pop('files', None)
+        if found == meta and files is not None and \
+                _checksums(out_dir) != files:
+            raise FileExistsError(
+                f'{out_dir!r} is incomplete or modified: its files differ '
+                f'from the sha256 list in {META_FILE}. Delete the folder to '
+                'have it made again.')
     if found != meta:
         raise FileExistsError(
             f'{out_dir!r} exists but is not the demo VAE these arguments '

@@ -1,8 +1,9 @@
 """Training-loop pieces for mmengine runners: hooks registered in
 ``mmdiff.registry.HOOKS`` (``type='mmdiff.<Name>'`` in configs)."""
 from .fsdp import diffusion_block_wrap_policy
-from .hooks import (AtomicCheckpointHook, DemoVAEHook, LoadCoverageHook,
-                    NaNGuardHook)
+from .hooks import (AtomicCheckpointHook, DemoVAEHook, InputGuardHook,
+                    LoadCoverageHook, NaNGuardHook, ResumeOptimSettingsHook)
 
-__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'LoadCoverageHook',
-           'NaNGuardHook', 'diffusion_block_wrap_policy']
+__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'InputGuardHook',
+           'LoadCoverageHook', 'NaNGuardHook', 'ResumeOptimSettingsHook',
+           'diffusion_block_wrap_policy']

@@ -115,33 +115,40 @@ def check_class_embeddings(model: nn.Module) -> None:
         f'num_classes={emb.shape[0]}, and the neck in_channels to match.')
 
 
+def check_normalization(model: nn.Module) -> None:
+    """Refuse a data preprocessor whose ``std`` holds 0 or NaN/inf.
+
+    Raises:
+        ValueError: Naming the values and the fix.
+    """
+    pre = getattr(model, 'data_preprocessor', None)
+    std = getattr(pre, 'std', None)
+    enabled = getattr(pre, '_enable_normalize', True)
+    if not isinstance(std, Tensor) or not enabled:
+        return
+    if (std == 0).any() or not torch.isfinite(std).all():
+        raise ValueError(
+            f'data_preprocessor std={std.flatten().tolist()} holds 0 or '
+            'NaN/inf: normalised images would be NaN/inf. Fix: std='
+            '[127.5, 127.5, 127.5] with mean=[127.5] * 3 (images to [-1, 1],'
+            ' as the VAE expects).')
+
+
 def check_model(model: nn.Module) -> None:
     """All config-consistency checks of a built host model."""
     from mmdiff.models.backbones import check_in_channels
     model = _unwrap(model)
     if not isinstance(model, nn.Module) or _backbone(model) is None:
         return
+    check_normalization(model)
     check_class_embeddings(model)
     check_in_channels(model)
 
 
 def _load_state(path: str) -> Dict[str, Tensor]:
     """The ``state_dict`` of a checkpoint file, or a clear error."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'Checkpoint {path!r} does not exist. Fix: check the path (a '
-            'work_dir holds iter_N.pth / epoch_N.pth and last_checkpoint), '
-            'train one with tools/train.py, or convert a released one with '
-            'tools/model_converters/.')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True,
-                          mmap=True)
-    except Exception as e:  # truncated zip, wrong format, unpickling
-        raise RuntimeError(
-            f'Checkpoint {path!r} is corrupted or not a PyTorch checkpoint '
-            f'({type(e).__name__}: {str(e).splitlines()[0][:200]}). Fix: '
-            'use an earlier checkpoint of the run (tools/train.py --resume '
-            'PATH), or download/convert it again.') from e
+    from .checkpoint_io import read_checkpoint
+    ckpt = read_checkpoint(path, mmap=True)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise RuntimeError(
@@ -156,7 +163,8 @@ def check_checkpoint(path: str, model: Optional[nn.Module] = None,
     """Refuse a missing, corrupted or mismatched checkpoint.
 
     Args:
-        path (str): Local checkpoint file (URLs are not checked).
+        path (str): Checkpoint file or URL (checked through
+            :func:`mmdiff.utils.checkpoint_io.read_checkpoint`).
         model (nn.Module, optional): Compare shapes with this model.
         strict (bool): Every parameter must match (resume, test); else only
             the U-Net and VAE (fine-tuning with ``load_from``, where the
@@ -165,8 +173,6 @@ def check_checkpoint(path: str, model: Optional[nn.Module] = None,
     Raises:
         FileNotFoundError | RuntimeError: Naming the path and the fix.
     """
-    if '://' in str(path):
-        return
     state = _load_state(path)
     if model is None:
         return
@@ -205,6 +211,32 @@ def check_checkpoint(path: str, model: Optional[nn.Module] = None,
         'trained with, or a checkpoint of this architecture.')
 
 
+def precheck_checkpoint(cfg) -> None:
+    """Check the checkpoint a config will load before any model is built.
+
+    Runs every check of :func:`mmdiff.utils.checkpoint_io.read_checkpoint`
+    (CRC, sha256 of hash-named files, weights-only) on ``cfg.load_from``,
+    or with ``cfg.resume`` and no path on the latest checkpoint of
+    ``cfg.work_dir``; a URL is replaced by the local copy that was checked.
+    """
+    from .checkpoint_io import verify_checkpoint
+    path = cfg.get('load_from', None)
+    if path is None and cfg.get('resume', False):
+        from mmengine.runner import find_latest_checkpoint
+        work_dir = cfg.get('work_dir', None)
+        path = find_latest_checkpoint(work_dir) if work_dir and \
+            osp.isdir(work_dir) else None
+        if path is None:
+            return
+        verify_checkpoint(path)
+        return
+    if path is not None:
+        local = verify_checkpoint(path)
+        if str(path).startswith(('file://', 'http://', 'https://')):
+            cfg.load_from = local  # the bytes checked here (zoo schemes:
+            # mmengine's loader finds the same file in the hub cache)
+
+
 def check_before_run(runner, mode: str = 'train') -> None:
     """Check a built Runner's model and the checkpoint it will load.
 
@@ -216,15 +248,30 @@ def check_before_run(runner, mode: str = 'train') -> None:
         mode (str): ``'train'``: a ``load_from`` checkpoint must match in
             the U-Net/VAE (fine-tuning may change heads), a resumed one
             everywhere. ``'test'``: everywhere. Defaults to 'train'.
+
+    Also registers :class:`mmdiff.engine.InputGuardHook` (bad images,
+    labels, depth maps, empty data sets) unless the config has one, and
+    makes data-loading failures name their file
+    (:func:`mmdiff.utils.data_checks.guard_dataloaders`).
     """
     model = getattr(runner, 'model', None)
     if isinstance(model, nn.Module):
         check_model(model)
+    from mmdiff.engine.hooks.input_guard_hook import register_input_guard
+
+    from .data_checks import guard_dataloaders
+    register_input_guard(runner)
+    guard_dataloaders(runner)
     path = getattr(runner, '_load_from', None)
     resume = getattr(runner, '_resume', False)
     if resume and path is None:
         from mmengine.runner import find_latest_checkpoint
         path = find_latest_checkpoint(runner.work_dir)
     if path is not None:
-        check_checkpoint(path, model if isinstance(model, nn.Module) else None,
-                         strict=bool(resume) or mode == 'test')
+        from .checkpoint_io import resolve_checkpoint_path
+        local = resolve_checkpoint_path(path)
+        model = model if isinstance(model, nn.Module) else None
+        check_checkpoint(local, model, strict=bool(resume) or mode == 'test')
+        if str(path).startswith(('file://', 'http://', 'https://')) and \
+                getattr(runner, '_load_from', None) == path:
+            runner._load_from = local  # mmengine loads the bytes checked here

@@ -53,8 +53,10 @@ def _host_model(config, result, num_classes):
     import_modules_from_strings(**cfg.custom_imports)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.update(
-        pretrained=None, unet_cfg=result.unet_cfg, vae_cfg=result.vae_cfg,
-        class_embeddings=dict(num_classes=num_classes, dim=768))
+        pretrained=None, unet_cfg=result.unet_cfg, vae_cfg=result.vae_cfg)
+    # replaced, not merged (a merge would keep class_names/text_encoder)
+    model_cfg.backbone.class_embeddings = dict(num_classes=num_classes,
+                                               dim=768)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         with torch.device('meta'):
             return MODELS.build(model_cfg)

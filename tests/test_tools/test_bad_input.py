@@ -134,7 +134,7 @@ def test_checkpoint_truncated(tmp_path, checkpoint):
     with pytest.raises(RuntimeError, match=rf'{bad}.*corrupted.*Fix'):
         check_checkpoint(str(bad))
     bad.write_bytes(b'not a checkpoint')
-    with pytest.raises(RuntimeError, match='corrupted'):
+    with pytest.raises(RuntimeError, match='not a PyTorch checkpoint.*Fix'):
         check_checkpoint(str(bad))
     check_checkpoint(checkpoint)  # the intact one passes
 
@@ -269,8 +269,9 @@ def test_nan_input_stops_before_the_step(tmp_path, value):
     with pytest.raises(FloatingPointError, match=r'input images at iteration'
                        r' 3 \(batch 2\): \[\'#1\'\].*Fix'):
         runner.train()
+    # last_finite.pth: the guard's link to the newest verified checkpoint
     assert sorted(n for n in os.listdir(tmp_path) if n.endswith('.pth')) \
-        == ['iter_1.pth', 'iter_2.pth']
+        == ['iter_1.pth', 'iter_2.pth', 'last_finite.pth']
 
 
 def test_nan_loss_stops_unlogged_and_uncheckpointed(tmp_path):
@@ -288,12 +289,17 @@ def test_nan_loss_stops_unlogged_and_uncheckpointed(tmp_path):
                     runner.model.linear.bias.fill_(float('nan'))
 
     runner.register_hook(Poison())
+    # iter_2.pth holds the weights iteration 3 started from: not trusted;
+    # iter_1.pth was followed by a finite loss (iteration 2): kept as
+    # last_finite.pth (issue 14)
     with pytest.raises(FloatingPointError, match=r'Non-finite loss at '
-                       r'iteration 3 .*\'loss\': nan.*last good checkpoint '
-                       r'is .*iter_2.pth.*--resume'):
+                       r'iteration 3 .*\'loss\': nan.*finite loss is '
+                       r'.*last_finite.pth.*--resume'):
         runner.train()
     names = os.listdir(tmp_path)
     assert 'iter_3.pth' not in names and 'iter_2.pth' in names
+    assert os.path.samefile(tmp_path / 'last_finite.pth',
+                            tmp_path / 'iter_1.pth')
     # the guard runs before the hooks that log and checkpoint
     order = [type(h).__name__ for h in runner.hooks]
     assert order.index('NaNGuardHook') < order.index('LoggerHook') < \

@@ -18,6 +18,7 @@ import tempfile
 import torch
 
 from mmdiff.converters import load_source, sha256_file
+from mmdiff.utils.checkpoint_io import CheckpointError, explain_write_errors
 
 KEEP = ('state_dict', 'meta')
 
@@ -50,9 +51,10 @@ def publish(in_file: str, out_file: str, trust_pickle: bool = False) -> str:
                                suffix='.pth')
     os.close(fd)
     try:
-        torch.save(published, tmp)
-        final = f'{stem}-{sha256_file(tmp)[:8]}.pth'
-        os.replace(tmp, final)  # the complete file appears in one step
+        with explain_write_errors(tmp, f'publishing {stem}'):
+            torch.save(published, tmp)
+            final = f'{stem}-{sha256_file(tmp)[:8]}.pth'
+            os.replace(tmp, final)  # the complete file appears in one step
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
@@ -63,7 +65,11 @@ def publish(in_file: str, out_file: str, trust_pickle: bool = False) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    publish(args.in_file, args.out_file, args.trust_pickle)
+    try:
+        publish(args.in_file, args.out_file, args.trust_pickle)
+    except (CheckpointError, FileNotFoundError, OSError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     return 0
 
 

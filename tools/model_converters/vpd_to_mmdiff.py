@@ -34,6 +34,7 @@ import sys
 
 from mmdiff.converters import (ConversionError, convert_state_dict,
                                load_source, save_checkpoint, sha256_file)
+from mmdiff.utils.checkpoint_io import CheckpointError
 from mmdiff.version import __version__
 
 
@@ -76,7 +77,8 @@ def main(argv=None) -> int:
     try:
         source = load_source(args.src, trust_pickle=args.trust_pickle)
         result = convert_state_dict(source, args.original_config, emb)
-    except (ConversionError, ValueError, FileNotFoundError) as e:
+    except (ConversionError, ValueError, FileNotFoundError,
+            CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     del source

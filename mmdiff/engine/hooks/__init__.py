@@ -1,7 +1,9 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .demo_vae_hook import DemoVAEHook
+from .input_guard_hook import InputGuardHook
 from .load_coverage_hook import LoadCoverageHook
 from .nan_guard_hook import NaNGuardHook
+from .resume_optim_hook import ResumeOptimSettingsHook
 
-__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'LoadCoverageHook',
-           'NaNGuardHook']
+__all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'InputGuardHook',
+           'LoadCoverageHook', 'NaNGuardHook', 'ResumeOptimSettingsHook']

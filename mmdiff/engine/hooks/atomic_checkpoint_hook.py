@@ -40,6 +40,7 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 
 from mmdiff.registry import HOOKS
+from mmdiff.utils.checkpoint_io import explain_write_errors
 
 RNG_KEY = 'mmdiff_rng_state'
 
@@ -143,21 +144,10 @@ class AtomicCheckpointHook(CheckpointHook):
         self.last_ckpt = final_path
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
         try:
-            runner.save_checkpoint(
-                self.out_dir,
-                tmp_filename,
-                self.file_client_args,
-                save_optimizer=self.save_optimizer,
-                save_param_scheduler=self.save_param_scheduler,
-                meta=meta,
-                by_epoch=self.by_epoch,
-                backend_args=self.backend_args,
-                **self.args)
-            if is_main_process():
-                with open(tmp_path, 'rb+') as f:
-                    os.fsync(f.fileno())
-                os.replace(tmp_path, final_path)
-                _fsync_dir(self.out_dir)
+            with explain_write_errors(final_path,
+                                      f'saving checkpoint {ckpt_filename}'):
+                self._save_tmp(runner, tmp_filename, tmp_path, final_path,
+                               meta)
         finally:
             if is_main_process() and osp.exists(tmp_path):
                 os.remove(tmp_path)
@@ -170,6 +160,25 @@ class AtomicCheckpointHook(CheckpointHook):
             path = osp.join(self.out_dir, self.filename_tmpl.format(old))
             if osp.isfile(path):
                 os.remove(path)
+
+    def _save_tmp(self, runner, tmp_filename: str, tmp_path: str,
+                  final_path: str, meta: dict) -> None:
+        """Write the checkpoint to ``tmp_path``, then rename it."""
+        runner.save_checkpoint(
+            self.out_dir,
+            tmp_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if is_main_process():
+            with open(tmp_path, 'rb+') as f:
+                os.fsync(f.fileno())
+            os.replace(tmp_path, final_path)
+            _fsync_dir(self.out_dir)
 
     def _update_kept(self, runner, step: int) -> list:
         """Record ``step`` as kept; return the steps to delete."""
@@ -184,4 +193,3 @@ class AtomicCheckpointHook(CheckpointHook):
         runner.message_hub.update_info('keep_ckpt_ids',
                                        list(self.keep_ckpt_ids))
         return dropped
-

@@ -7,12 +7,19 @@ iteration, both the batch and every logged loss term, and raises one error
 that says where and what to do.
 """
 import math
+import os
+import os.path as osp
+import shlex
+import sys
 from typing import Optional, Sequence
 
 import torch
 from mmengine.hooks import Hook
 
 from mmdiff.registry import HOOKS
+
+#: Hard link to the newest checkpoint verified by a finite loss after it.
+LAST_FINITE = 'last_finite.pth'
 
 
 def _non_finite_images(inputs, data_samples) -> Optional[list]:
@@ -38,8 +45,12 @@ class NaNGuardHook(Hook):
     """Raise ``FloatingPointError`` on NaN/inf inputs or losses.
 
     Runs before the logger and checkpoint hooks (priority ``ABOVE_NORMAL``),
-    so the bad iteration is neither logged as a number nor checkpointed: the
-    last checkpoint on disk predates it and ``--resume`` restarts from there.
+    so the bad iteration is neither logged as a number nor checkpointed.
+    The checkpoint saved just before it is not trusted either (its weights
+    gave the non-finite loss): the guard keeps ``last_finite.pth`` (a hard
+    link, no copy) to the newest checkpoint that a finite loss followed,
+    points ``last_checkpoint`` at it on failure, and prints the command
+    that resumes from it at a lower learning rate.
 
     Usage::
 
@@ -55,6 +66,7 @@ class NaNGuardHook(Hook):
 
     def __init__(self, check_inputs: bool = True) -> None:
         self.check_inputs = check_inputs
+        self._verified: Optional[str] = None
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
@@ -73,30 +85,135 @@ class NaNGuardHook(Hook):
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
-        """Refuse non-finite loss terms."""
-        if not outputs:
+        """Refuse non-finite loss terms; keep the last verified checkpoint.
+
+        A finite loss at iteration ``n`` was computed with the weights the
+        optimizer left after iteration ``n - 1``: so the newest checkpoint
+        saved before this iteration is verified and linked as
+        ``last_finite.pth``. After a non-finite loss the newest checkpoint
+        is not trusted (its weights produced the loss) and the advice
+        points at ``last_finite.pth``.
+        """
+        bad = _non_finite_terms(outputs) if outputs else {}
+        if not bad:
+            self._keep_verified(runner)
             return
-        bad = {}
-        for name, value in outputs.items():
-            if isinstance(value, torch.Tensor):
-                if value.numel() == 1:
-                    value = value.item()
-                elif value.is_floating_point() and \
-                        not torch.isfinite(value).all():
-                    bad[name] = 'non-finite values'
-                    continue
-                else:
-                    continue
-            if isinstance(value, float) and not math.isfinite(value):
-                bad[name] = value
-        if bad:
-            last = runner.message_hub.get_info('last_ckpt')
-            resume = (f'the last good checkpoint is {last}'
-                      if last else 'no checkpoint was written yet')
-            raise FloatingPointError(
-                f'Non-finite loss at iteration {runner.iter + 1} (batch '
-                f'{batch_idx}): {bad}. Training stopped; this iteration was '
-                f'neither logged nor checkpointed ({resume}). Fix: lower the '
-                'learning rate or enable optim_wrapper.clip_grad, check the '
-                'data of this batch, or with --amp use a dynamic loss scale; '
-                'then resume with tools/train.py CONFIG --resume.')
+        good = self._last_finite(runner)
+        raise FloatingPointError(
+            f'Non-finite loss at iteration {runner.iter + 1} (batch '
+            f'{batch_idx}): {bad}. Training stopped; this iteration was '
+            'neither logged nor checkpointed. '
+            + resume_advice(runner, good))
+
+    def _keep_verified(self, runner) -> None:
+        last = runner.message_hub.get_info('last_ckpt')
+        if not last or last == self._verified or not osp.isfile(last):
+            return
+        link = osp.join(osp.dirname(last), LAST_FINITE)
+        tmp = f'{link}.tmp-{os.getpid()}'
+        try:
+            if osp.lexists(tmp):
+                os.remove(tmp)
+            os.link(last, tmp)  # no copy: survives max_keep_ckpts deletion
+            os.replace(tmp, link)
+        except OSError:  # no hard links here: remember the path only
+            link = last
+        self._verified = link
+
+    def _last_finite(self, runner) -> Optional[str]:
+        good = self._verified
+        if good is None or not osp.isfile(good):
+            return None
+        # plain `--resume` (latest in the work dir) must pick it too
+        from .atomic_checkpoint_hook import atomic_write_text
+        atomic_write_text(good, osp.join(runner.work_dir, 'last_checkpoint'))
+        return good
+
+
+def _non_finite_terms(outputs: dict) -> dict:
+    bad = {}
+    for name, value in outputs.items():
+        if isinstance(value, torch.Tensor):
+            if value.numel() == 1:
+                value = value.item()
+            elif value.is_floating_point() and \
+                    not torch.isfinite(value).all():
+                bad[name] = 'non-finite values'
+                continue
+            else:
+                continue
+        if isinstance(value, float) and not math.isfinite(value):
+            bad[name] = value
+    return bad
+
+
+def _run_lr(runner) -> Optional[float]:
+    try:
+        return float(runner.cfg.optim_wrapper.optimizer.lr)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _suggested_lr(runner) -> Optional[float]:
+    """The config file's lr if this run raised it, else a tenth of it."""
+    lr = _run_lr(runner)
+    if lr is None:
+        return None
+    try:
+        from mmengine.config import Config
+        file_lr = float(Config.fromfile(runner.cfg.filename)
+                        .optim_wrapper.optimizer.lr)
+    except Exception:  # no file, no optimizer.lr in it, ...
+        file_lr = None
+    return file_lr if file_lr is not None and file_lr < lr else lr / 10
+
+
+def _command(good: Optional[str], lr: Optional[float]) -> Optional[list]:
+    """This run's ``tools/train.py`` command, resuming ``good`` at ``lr``."""
+    argv = list(sys.argv)
+    if not argv or not argv[0].endswith('train.py'):
+        return None
+    out, i, opts_at = [], 1, None
+    while i < len(argv):
+        tok = argv[i]
+        if tok == '--resume':
+            if i + 1 < len(argv) and not argv[i + 1].startswith('-'):
+                i += 1  # its checkpoint
+        elif tok.startswith('--resume='):
+            pass
+        elif lr is not None and tok.startswith('optim_wrapper.optimizer.lr='):
+            pass
+        else:
+            if tok == '--cfg-options':
+                opts_at = len(out)
+            out.append(tok)
+        i += 1
+    if lr is not None:
+        if opts_at is None:
+            out += ['--cfg-options']
+            opts_at = len(out) - 1
+        out.insert(opts_at + 1, f'optim_wrapper.optimizer.lr={lr:g}')
+    if good is not None:
+        out += ['--resume', good]
+    return ['python', argv[0]] + out
+
+
+def resume_advice(runner, good: Optional[str]) -> str:
+    """What to do after a non-finite loss, with a command to run."""
+    lr = _suggested_lr(runner)
+    cmd = _command(good, lr)
+    where = (f'The last checkpoint whose weights gave a finite loss is '
+             f'{good}; newer ones come from the diverging steps. '
+             if good else 'No checkpoint with verified finite weights was '
+             'written yet: start again. ')
+    run_lr = _run_lr(runner)
+    fix = ('Fix: lower the learning rate'
+           + (f' (this run: {run_lr:g})' if run_lr is not None else '')
+           + ' or enable optim_wrapper.clip_grad, check the data of this '
+           'batch, or with --amp use a dynamic loss scale')
+    if cmd is None:
+        resume = f' --resume {good}' if good else ''
+        return (where + fix + '; then run tools/train.py CONFIG' + resume
+                + ' --cfg-options optim_wrapper.optimizer.lr=LOWER_LR.')
+    return (where + fix + '; e.g.\n    ' + shlex.join(cmd) + '\n(a changed '
+            'learning rate is applied on --resume, with a log line).')

@@ -7,6 +7,43 @@ from torch import Tensor
 EmbeddingSpec = Optional[Union[str, dict, Tensor]]
 
 
+#: Keys of ``dict(num_classes=K, ...)``: random, learnable embeddings.
+RANDOM_KEYS = ('num_classes', 'dim', 'std', 'learnable')
+
+
+def _check_keys(spec: dict) -> None:
+    """Refuse unknown keys (a typo would otherwise be ignored)."""
+    import inspect
+
+    from mmdiff.models.text import class_embeddings as ce
+    if 'num_classes' in spec:
+        allowed, form = set(RANDOM_KEYS), 'dict(num_classes=K, dim=D)'
+    elif 'class_names' in spec:
+        allowed = set()
+        for fn in (ce.get_or_build_class_embeddings,
+                   ce.compute_class_embeddings):
+            allowed |= {name for name, p in
+                        inspect.signature(fn).parameters.items()
+                        if p.kind is not p.VAR_KEYWORD}
+        allowed -= {'return_metadata'}
+        form = 'dict(class_names=..., text_encoder=...)'
+    else:
+        return  # refused below with the accepted forms
+    unknown = sorted(set(spec) - allowed)
+    if 'num_classes' in spec and 'class_names' in spec:
+        raise ValueError(
+            f'class_embeddings mixes dict(num_classes=K, dim=D) (random, '
+            f'learnable) with dict(class_names=..., text_encoder=...) keys '
+            f'{unknown}: a config merge keeps the base dict\'s keys. Fix: '
+            'replace the whole dict (class_embeddings=dict(_delete_=True, '
+            'num_classes=K, dim=D)) or drop num_classes.')
+    if unknown:
+        raise ValueError(
+            f'Unknown keys {unknown} in class_embeddings={form}; allowed: '
+            f'{sorted(allowed)}. Fix: correct the spelling (e.g. '
+            "'learnable', not 'learnabel').")
+
+
 def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
                              local_files_only: bool = False
                              ) -> Tuple[Optional[Tensor], bool]:
@@ -31,6 +68,8 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
         ``(K, L, D)`` (token features), and whether they are learnable.
     """
     learnable = False
+    if isinstance(spec, dict):
+        _check_keys(spec)
     if spec is None:
         return None, False
     if isinstance(spec, str):

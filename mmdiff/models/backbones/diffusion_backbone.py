@@ -413,6 +413,12 @@ class DiffusionBackbone(BaseModule):
                 'preprocessor mean=[127.5] * 3, std=[127.5] * 3, '
                 'bgr_to_rgb=True) or a VAE whose in_channels match.')
         check_image_size(self, inputs)  # at least one latent pixel
+        if not torch.isfinite(inputs).all():
+            raise FloatingPointError(
+                f'{type(self).__name__} received images holding NaN/inf '
+                'values (after the data preprocessor): features and metrics '
+                'would be meaningless. Fix: check data_preprocessor mean/std '
+                '(a std of 0 divides by zero) and the images/transforms.')
 
     def forward(self,
                 inputs: Union[Tensor, Tuple[Tensor, Tensor]],

@@ -60,7 +60,7 @@ def resolve_pooled_text_embeds(spec: PooledSpec,
     if spec is None:
         return torch.zeros(dim), False
     if isinstance(spec, dict):
-        if not spec.get('learnable', False):
+        if set(spec) != {'learnable'} or not spec['learnable']:
             raise ValueError(f'text_embeds dict must be dict(learnable=True);'
                              f' got {spec!r}.')
         return torch.zeros(dim), True
@@ -110,11 +110,8 @@ def sdxl_time_ids(spec: TimeIdsSpec, batch_size: int,
 def _load_tensor(path: str) -> Tensor:
     """The one tensor of a ``.pth``/``.safetensors`` file (or its
     ``text_embeds``/``pooled_prompt_embeds`` entry)."""
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        obj = load_file(path)
-    else:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
+    from mmdiff.utils.checkpoint_io import read_checkpoint
+    obj = read_checkpoint(path)
     if isinstance(obj, dict):
         keys = [k for k in ('text_embeds', 'pooled_prompt_embeds') if k in obj]
         if not keys and len(obj) != 1:

@@ -211,6 +211,10 @@ def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
     from diffusers import AutoencoderKL, UNet2DConditionModel
     kind = source_kind(pretrained)
     kwargs = dict(local_files_only=local_files_only)
+    if kind == 'single_file' and '://' not in str(pretrained):
+        # a damaged or unsafe file gets its own error, not "not found"
+        from mmdiff.utils.checkpoint_io import verify_checkpoint
+        verify_checkpoint(pretrained, shown=f'pretrained={pretrained}')
     try:
         if kind == 'single_file':
             from diffusers.loaders.single_file_utils import \
@@ -248,7 +252,6 @@ def load_unet_weights(unet: nn.Module, path: str) -> None:
         unet (nn.Module): The built ``UNet2DConditionModel``.
         path (str): The state dict file.
     """
-    import torch
     path = osp.expanduser(str(path))
     if not osp.isfile(path):
         raise FileNotFoundError(
@@ -256,11 +259,9 @@ def load_unet_weights(unet: nn.Module, path: str) -> None:
             'layout UNet2DConditionModel state dict (.safetensors or .pth), '
             'e.g. CleanDIFT\'s cleandift_sd21_unet.safetensors downloaded '
             'with `hf download CompVis/cleandift <file> --local-dir DIR`.')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+    from mmdiff.utils.checkpoint_io import read_checkpoint
+    state = read_checkpoint(path, shown=f'unet_weights={path}')
+    if isinstance(state, dict):
         state = state.get('state_dict', state)
     if state and all(k.startswith('unet.') for k in state):
         state = {k[len('unet.'):]: v for k, v in state.items()}

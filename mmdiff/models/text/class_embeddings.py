@@ -405,9 +405,10 @@ def load_class_embeddings(
         if 'mmdiff' in header:
             meta = json.loads(header['mmdiff'])
     else:
+        from mmdiff.utils.checkpoint_io import CheckpointError, read_checkpoint
         try:
-            obj = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e:
+            obj = read_checkpoint(path)
+        except CheckpointError as e:
             raise ValueError(
                 f'Cannot read {path} as a weights-only torch file ({e}). '
                 'Expected a tensor or a dict with a "class_embeddings" '

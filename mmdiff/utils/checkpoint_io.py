@@ -1,0 +1,350 @@
+"""The one path every mmdiff tool reads a checkpoint file through.
+
+:func:`read_checkpoint` (and :func:`verify_checkpoint`, which checks without
+keeping the result) is used by ``tools/train.py`` (``load_from``,
+``--resume``), ``tools/test.py``, the model converters, ``publish_model``,
+``pretrained=`` single files, ``unet_weights=`` and the other weight files
+the backbone reads. In order, it:
+
+1. resolves ``file://``, ``http(s)://`` and other mmengine file-backend URLs
+   to a local file (downloads land in torch's hub cache, where mmengine's
+   ``load_from`` looks), so URLs get every check below;
+2. refuses a missing, unreadable (permission) or empty file;
+3. verifies the sha256 when the file name carries its first 8 hex digits
+   (``publish_model``'s ``<name>-<sha256[:8]>.pth``);
+4. checks every member of a zip checkpoint (torch >= 1.6) against its CRC
+   before anything is built, and recognises a truncated zip;
+5. loads with ``weights_only=True`` (passed explicitly, so
+   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it off); legacy
+   (non-zip) torch files are read the same way, without ``mmap``.
+
+Each failure raises :class:`CheckpointError` naming the file, the problem
+and the fix. A file holding Python objects outside the weights-only
+allow-list is reported as such (never as "corrupted"); only then may a
+caller that asked for ``trust_pickle`` unpickle it fully, after a warning.
+"""
+import errno
+import hashlib
+import os
+import os.path as osp
+import pickle
+import re
+import sys
+import zipfile
+from contextlib import contextmanager
+from typing import Any, Optional
+
+import torch
+
+#: ``publish_model`` names files ``<stem>-<sha256[:8]>.<ext>``.
+HASH_NAME = re.compile(
+    r'-([0-9a-f]{8})\.(?:pth|pt|ckpt|bin|safetensors)$')
+_UNSAFE_MARKERS = ('GLOBAL', 'Unsupported global', 'not an allowed global',
+                   'Unsupported class', 'Unsupported operand',
+                   'Refusing getattr', 'Can only build Tensor',
+                   'Trying to call reduce', 'Unsupported operation')
+
+
+#: Files whose bytes passed the CRC/sha256 checks: (path, size, mtime_ns).
+_VERIFIED = set()
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used, with the reason and the fix."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint whose pickle holds objects outside the allow-list."""
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else 'no message'
+
+
+def _sha256(path: str, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str) -> str:
+    """A local copy of ``url`` in torch's hub cache (mmengine's location)."""
+    folder = osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(folder, exist_ok=True)
+    dst = osp.join(folder, osp.basename(url.split('?')[0]) or 'checkpoint')
+    if not osp.isfile(dst):
+        try:
+            torch.hub.download_url_to_file(url, dst, progress=False)
+        except Exception as e:  # URLError, HTTPError, timeouts
+            raise CheckpointError(
+                f'Checkpoint {url!r} could not be downloaded '
+                f'({type(e).__name__}: {e}). Fix: check the URL and the '
+                'network, or download it yourself and pass the local '
+                'path.') from e
+    return dst
+
+
+def _zoo_url(path: str) -> Optional[str]:
+    """The URL (or mmengine-home file) behind mmengine's model-zoo schemes,
+    looked up as mmengine's own loaders do; None for other schemes."""
+    from mmengine.runner import checkpoint as ck
+    scheme, name = path.split('://', 1)
+    try:
+        if scheme in ('open-mmlab', 'openmmlab'):
+            name = ck.get_deprecated_model_names().get(name, name)
+            urls = ck.get_external_models()
+        elif scheme == 'mmcls':
+            urls = ck.get_mmcls_models()
+        elif scheme in ('torchvision', 'modelzoo'):
+            urls = ck.get_torchvision_models()
+        else:
+            return None
+    except Exception as e:  # e.g. torchvision not installed
+        raise CheckpointError(
+            f'Checkpoint {path!r} cannot be resolved ({type(e).__name__}: '
+            f'{e}). Fix: download it and pass the local path.') from e
+    if name not in urls:
+        raise CheckpointError(
+            f'Checkpoint {path!r}: no model {name!r} in mmengine\'s '
+            f'{scheme}:// list. Fix: check the name, or pass a local path.')
+    url = urls[name]
+    if url.startswith(('http://', 'https://')):
+        return url
+    return osp.join(ck._get_mmengine_home(), url)
+
+
+def resolve_checkpoint_path(path: str) -> str:
+    """The local file behind ``path`` (a path or a URL).
+
+    Raises:
+        CheckpointError: When a URL cannot be fetched.
+    """
+    path = str(path)
+    if '://' not in path:
+        return osp.expanduser(path)
+    scheme = path.split('://', 1)[0].lower()
+    if scheme == 'file':
+        return path[len('file://'):]
+    if scheme in ('http', 'https'):
+        return _download(path)
+    zoo = _zoo_url(path)
+    if zoo is not None:  # open-mmlab://, mmcls://, torchvision://
+        return _download(zoo) if '://' in zoo else zoo
+    # other mmengine backends (petrel, s3, ...): copy through mmengine.fileio
+    from mmengine.fileio import get
+    folder = osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(folder, exist_ok=True)
+    dst = osp.join(folder, osp.basename(path))
+    try:
+        data = get(path)
+    except Exception as e:
+        raise CheckpointError(
+            f'Checkpoint {path!r}: no mmengine file backend can read '
+            f'{scheme}:// ({type(e).__name__}: {e}). Fix: download the '
+            'file and pass its local path.') from e
+    with open(dst, 'wb') as f:
+        f.write(data)
+    return dst
+
+
+def _check_file(path: str, shown: str) -> None:
+    if not osp.exists(path):
+        raise FileNotFoundError(
+            f'Checkpoint {shown!r} does not exist. Fix: check the path (a '
+            'work_dir holds iter_N.pth / epoch_N.pth and last_checkpoint), '
+            'train one with tools/train.py, or convert a released one with '
+            'tools/model_converters/.')
+    if not osp.isfile(path):
+        raise CheckpointError(f'Checkpoint {shown!r} is a folder, not a '
+                              'file. Fix: pass the .pth file inside it.')
+    try:
+        with open(path, 'rb'):
+            pass
+    except PermissionError as e:
+        raise CheckpointError(
+            f'Checkpoint {shown!r} cannot be read: permission denied. Fix: '
+            f'make it readable (chmod a+r {path}) or run as its owner.'
+        ) from e
+    if osp.getsize(path) == 0:
+        raise CheckpointError(
+            f'Checkpoint {shown!r} is empty (0 bytes): an interrupted save '
+            'or download. Fix: use an earlier checkpoint of the run '
+            '(tools/train.py --resume PATH), or download/convert it again.')
+
+
+def _check_hash(path: str, shown: str) -> None:
+    match = HASH_NAME.search(osp.basename(path))
+    if match is None:
+        return
+    digest = _sha256(path)
+    if not digest.startswith(match.group(1)):
+        raise CheckpointError(
+            f'Checkpoint {shown!r} is damaged: its name carries the sha256 '
+            f'prefix {match.group(1)} (publish_model convention) but the '
+            f'file hashes to {digest[:8]}... Fix: download or publish it '
+            'again; if the suffix is not a hash, rename the file.')
+
+
+def _check_zip(path: str, shown: str) -> bool:
+    """CRC-check a zip checkpoint; False for a non-zip (legacy) file."""
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    corrupted = (f'Checkpoint {shown!r} is truncated or corrupted ('
+                 '{}). Fix: use an earlier checkpoint of the run '
+                 '(tools/train.py --resume PATH), or download/convert it '
+                 'again.')
+    if not zipfile.is_zipfile(path):
+        if head == b'PK\x03\x04':
+            raise CheckpointError(corrupted.format(
+                'zip archive without its end: the save or download was cut '
+                'short'))
+        if head[:1] != b'\x80':  # pickle protocol >= 2: legacy torch.save
+            raise CheckpointError(
+                f'Checkpoint {shown!r} is not a PyTorch checkpoint (it '
+                f'starts with {head!r}). Fix: pass a .pth written by '
+                'torch.save / tools/train.py, or a .safetensors file.')
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise CheckpointError(corrupted.format(f'{type(e).__name__}: {e}')
+                              ) from e
+    except Exception as e:  # zlib.error, ...
+        raise CheckpointError(corrupted.format(f'{type(e).__name__}: {e}')
+                              ) from e
+    if bad is not None:
+        raise CheckpointError(corrupted.format(
+            f'member {bad!r} fails its CRC-32 check'))
+    return True
+
+
+def _warn_trusted(shown: str, reason: str) -> None:
+    bar = '!' * 78
+    print(f'{bar}\nWARNING: --trust-pickle: fully unpickling {shown!r}.\n'
+          f'It holds Python objects outside the weights-only allow-list '
+          f'({reason}).\nUnpickling can RUN ARBITRARY CODE from this file. '
+          f'Go on only if you know where the file comes from.\n{bar}',
+          file=sys.stderr, flush=True)
+
+
+def _load_safetensors(path: str, shown: str):
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(path, device='cpu')
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f'Checkpoint {shown!r} is truncated or corrupted (safetensors: '
+            f'{e}). Fix: download or convert it again.') from e
+
+
+def read_checkpoint(path: str, trust_pickle: bool = False,
+                    mmap: bool = False, shown: Optional[str] = None) -> Any:
+    """Check and load a checkpoint file, weights only.
+
+    Args:
+        path (str): A local path or a URL (see
+            :func:`resolve_checkpoint_path`).
+        trust_pickle (bool): When the file holds objects outside the
+            weights-only allow-list, unpickle it fully after a loud warning
+            (code from the file may run). Never used for truncated or
+            corrupted files. Defaults to False.
+        mmap (bool): Map zip checkpoints instead of reading them into
+            memory. Defaults to False.
+        shown (str, optional): Name used in messages. Defaults to ``path``.
+
+    Returns:
+        The loaded object (tensors on CPU).
+
+    Raises:
+        FileNotFoundError | CheckpointError | UnsafeCheckpointError: Naming
+            the file, the problem and the fix.
+    """
+    from .checkpoint import register_checkpoint_safe_globals
+    shown = shown or str(path)
+    local = resolve_checkpoint_path(path)
+    _check_file(local, shown)
+    stat = os.stat(local)
+    key = (osp.realpath(local), stat.st_size, stat.st_mtime_ns)
+    if local.endswith('.safetensors'):
+        _check_hash(local, shown)
+        return _load_safetensors(local, shown)
+    if key in _VERIFIED:  # checked a moment ago (pre-check, then load)
+        is_zip = zipfile.is_zipfile(local)
+    else:
+        _check_hash(local, shown)
+        is_zip = _check_zip(local, shown)
+    register_checkpoint_safe_globals()
+    try:
+        obj = torch.load(local, map_location='cpu', weights_only=True,
+                         mmap=mmap and is_zip)
+        _VERIFIED.add(key)
+        return obj
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        if not any(m in text for m in _UNSAFE_MARKERS):
+            raise CheckpointError(
+                f'Checkpoint {shown!r} is truncated or corrupted '
+                f'({_first_line(e)}). Fix: use an earlier '
+                'checkpoint of the run, or download/convert it again.'
+            ) from e
+        reason = next((line.strip() for line in text.splitlines()
+                       if any(m in line for m in _UNSAFE_MARKERS)),
+                      _first_line(e))[:300]
+        if not trust_pickle:
+            raise UnsafeCheckpointError(
+                f'Checkpoint {shown!r} was refused: it holds Python objects '
+                f'outside the weights-only allow-list ({reason}); loading it '
+                'fully would run code from the file. It was NOT loaded. '
+                'Fix: get the weights from a trusted source; if you wrote '
+                'the file yourself, re-save its tensors with '
+                'tools/model_converters/publish_model.py IN OUT '
+                '--trust-pickle.') from e
+    except Exception as e:  # EOFError, RuntimeError, ...
+        raise CheckpointError(
+            f'Checkpoint {shown!r} is truncated or corrupted ('
+            f'{type(e).__name__}: {_first_line(e)}). Fix: use '
+            'an earlier checkpoint of the run (tools/train.py --resume PATH), '
+            'or download/convert it again.') from e
+    _warn_trusted(shown, reason)
+    return torch.load(local, map_location='cpu', weights_only=False)
+
+
+def verify_checkpoint(path: str, shown: Optional[str] = None) -> str:
+    """Run every check of :func:`read_checkpoint`; return the local path."""
+    local = resolve_checkpoint_path(path)
+    read_checkpoint(local, mmap=True, shown=shown or str(path))
+    return local
+
+
+@contextmanager
+def explain_write_errors(path: str, action: str):
+    """Turn disk-full and permission errors into errors naming the fix.
+
+    Args:
+        path (str): The file or folder being written.
+        action (str): What was being written, e.g. 'saving a checkpoint'.
+    """
+    try:
+        yield
+    except OSError as e:
+        folder = osp.dirname(osp.abspath(path))
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(
+                e.errno, f'No space left on the disk holding {folder} while '
+                f'{action} ({e.strerror}). Nothing was replaced: the '
+                'previous files are intact. Fix: free space there (df -h '
+                f'{folder}; e.g. delete old work_dirs or checkpoints) or '
+                'write elsewhere (--work-dir / another output path).'
+            ) from e
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise OSError(
+                e.errno, f'Cannot write to {folder} while {action}: '
+                f'{e.strerror}. Fix: make the folder writable (chmod u+w '
+                f'{folder}, or check the mount is not read-only) or write '
+                'elsewhere (--work-dir / another output path).') from e
+        raise

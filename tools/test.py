@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 from mmdiff.utils import (add_common_args, apply_common_args,
                           check_before_run, register_checkpoint_safe_globals,
                           setup_cpu_distributed)
+from mmdiff.utils.host_options import apply_tta
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,7 +38,8 @@ def parse_args() -> argparse.Namespace:
                         help='seconds each shown image stays')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (the config\'s '
-                        'tta_model and tta_pipeline)')
+                        'tta_model and tta_pipeline; mmdet configs without '
+                        'them: a horizontal flip, as mmdet\'s test.py)')
     add_common_args(parser)
     return parser.parse_args()
 
@@ -65,13 +67,8 @@ def main() -> None:
                 hook['test_out_dir'] = args.show_dir
             else:
                 cfg.visualizer['save_dir'] = args.show_dir
-    if args.tta:
-        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ValueError('--tta needs tta_model and tta_pipeline in the '
-                             'config.')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+    if args.tta:  # the config's, or mmdet's flip fallback (as mmdet's tool)
+        apply_tta(cfg)
     if args.out and scope != 'mmdet':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

@@ -71,3 +71,9 @@ def demo_run(tmp_path_factory):
         return runs[name]
 
     return get
+
+
+@pytest.fixture(scope='session')
+def fast_demo_options():
+    """``--cfg-options`` that make a demo run tiny (see FAST_DEMO)."""
+    return list(FAST_DEMO)

@@ -33,6 +33,15 @@ def _innermost_dataset(dataset_cfg: ConfigDict) -> ConfigDict:
     return dataset_cfg
 
 
+def _has_mask_head(model_cfg) -> bool:
+    if isinstance(model_cfg, dict):
+        return model_cfg.get('mask_head') is not None or any(
+            _has_mask_head(v) for v in model_cfg.values())
+    if isinstance(model_cfg, (list, tuple)):
+        return any(_has_mask_head(v) for v in model_cfg)
+    return False
+
+
 def apply_tta(cfg: Config) -> Config:
     """Wrap ``cfg.model`` in its TTA model and test with ``tta_pipeline``.
 
@@ -43,9 +52,15 @@ def apply_tta(cfg: Config) -> Config:
         Config: ``cfg``.
 
     Raises:
-        ValueError: An mmseg config without ``tta_model``/``tta_pipeline``.
+        ValueError: An mmseg config without ``tta_model``/``tta_pipeline``;
+            an mmdet instance segmentation config (mmdet has no mask TTA).
     """
     if cfg.default_scope == 'mmdet':
+        if _has_mask_head(cfg.model) and 'tta_model' not in cfg:
+            raise ValueError(
+                "--tta: mmdet's DetTTAModel merges boxes only (mmdet 3.3 "
+                "asserts 'TTA of instance segmentation does not support "
+                "now'); this config predicts masks. Test it without --tta.")
         if 'tta_model' not in cfg:
             cfg.tta_model = copy.deepcopy(_DET_TTA_MODEL)
         if 'tta_pipeline' not in cfg:

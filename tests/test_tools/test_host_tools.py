@@ -21,6 +21,7 @@ DEMO = osp.join(ROOT, 'configs', 'demo')
 SEG = 'vpd_tiny-fpn_demo-seg.py'
 DET = 'faster-rcnn_vpd_tiny-fpn_demo-coco.py'
 INS = 'mask-rcnn_vpd_tiny-fpn_demo-coco.py'
+FEW = ['--cfg-options', 'test_dataloader.dataset.indices=4']  # 4 images
 
 
 def host_tool(package: str, tool: str) -> str:
@@ -61,7 +62,7 @@ def test_mmdiff_child_trains_with_mmseg_tool_without_import(
     test_work = str(tmp_path / 'test')
     run_tool(host_tool('mmseg', 'test.py'), child,
              osp.join(work_dir, 'iter_4.pth'), '--work-dir', test_work,
-             cwd=cwd)
+             *FEW, cwd=cwd)
     assert 'mIoU' in _metrics(test_work)
 
 
@@ -77,8 +78,8 @@ def test_mmdiff_child_detector_trains_with_our_tool(
     assert 'Iter(train) [2/2]' in proc.stdout + proc.stderr
 
 
-def test_mmdet_tools_train_and_test_tta_on_demo(demo_run, run_tool,
-                                                 fast_demo_options, tmp_path):
+def test_mmdet_tools_train_and_test_on_demos(demo_run, run_tool,
+                                             fast_demo_options, tmp_path):
     cwd, work_dir, _ = demo_run(INS)
     work = str(tmp_path / 'train')
     proc = run_tool(host_tool('mmdet', 'train.py'), osp.join(DEMO, INS),
@@ -87,10 +88,18 @@ def test_mmdet_tools_train_and_test_tta_on_demo(demo_run, run_tool,
     assert 'Iter(train) [2/2]' in proc.stdout + proc.stderr
     test_work = str(tmp_path / 'test')
     run_tool(host_tool('mmdet', 'test.py'), osp.join(DEMO, INS),
-             osp.join(work_dir, 'iter_4.pth'), '--tta', '--work-dir',
-             test_work, cwd=cwd)
+             osp.join(work_dir, 'iter_4.pth'), '--work-dir', test_work,
+             *FEW, cwd=cwd)
     metrics = _metrics(test_work)
     assert 'coco/bbox_mAP' in metrics and 'coco/segm_mAP' in metrics
+
+    # mmdet's own --tta (its flip fallback) on the detector demo
+    cwd, work_dir, _ = demo_run(DET)
+    tta_work = str(tmp_path / 'tta')
+    run_tool(host_tool('mmdet', 'test.py'), osp.join(DEMO, DET),
+             osp.join(work_dir, 'iter_4.pth'), '--tta', '--work-dir',
+             tta_work, *FEW, cwd=cwd)
+    assert 'coco/bbox_mAP' in _metrics(tta_work)
 
 
 def test_mmdet_get_flops_on_detector(demo_run, run_tool):
@@ -103,3 +112,49 @@ def test_mmdet_get_flops_on_detector(demo_run, run_tool):
     assert 'Flops:' in out and 'Params:' in out, out[-3000:]
     flops = out.split('Flops:')[1].split()[0]
     assert float(flops.rstrip('GMK')) > 0
+
+
+def test_own_data_seg_config_copied_and_trained(demo_run, run_tool,
+                                                tmp_path):
+    """configs/custom/vpd_sd15-fpn_my-seg-512x512.py as the README says:
+    copied to the user's folder, classes and data_root edited, trained on
+    image + mask folders (the demo scenes, laid out as the config asks)."""
+    import os
+
+    from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+    cwd, _, _ = demo_run(SEG)  # its data: images/ + annotations/ folders
+    root = tmp_path / 'data' / 'my_seg'
+    for kind, src in (('images', 'images'), ('masks', 'annotations')):
+        for split, demo_split in (('train', 'training'),
+                                  ('val', 'validation')):
+            os.makedirs(root / kind, exist_ok=True)
+            os.symlink(osp.join(cwd, 'data', 'demo', 'seg', src, demo_split),
+                       root / kind / split)
+    with open(osp.join(ROOT, 'configs', 'custom',
+                       'vpd_sd15-fpn_my-seg-512x512.py')) as f:
+        text = f.read()
+    edits = {
+        "classes = ('background', 'building', 'road')":
+        "classes = ('background', 'circle', 'square', 'triangle')",
+        'palette = [(0, 0, 0), (180, 120, 120), (140, 140, 140)]':
+        'palette = [(0, 0, 0), (220, 20, 60), (0, 170, 0), (30, 80, 230)]',
+    }
+    for old, new in edits.items():
+        assert old in text, f'the config no longer has {old!r}'
+        text = text.replace(old, new)
+    (tmp_path / 'my_seg_config.py').write_text(text)
+    # offline: the tiny U-Net and learned prompts instead of SD1.5 + CLIP
+    (tmp_path / 'my_seg_tiny.py').write_text(
+        "_base_ = './my_seg_config.py'\n"
+        'model = dict(backbone=dict(pretrained=None, '
+        f'unet_cfg={tiny_unet_cfg()!r}, vae_cfg={tiny_vae_cfg()!r}, '
+        'class_embeddings=dict(_delete_=True, num_classes=4, dim=32)), '
+        'neck=dict(in_channels=[32, 68, 68, 64]))\n')
+    proc = run_tool(
+        'tools/train.py', str(tmp_path / 'my_seg_tiny.py'), '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options', 'train_cfg.max_iters=2',
+        'train_dataloader.batch_size=1', 'val_cfg=None',
+        'val_dataloader=None', 'val_evaluator=None',
+        'default_hooks.logger.interval=1', cwd=str(tmp_path))
+    log = proc.stdout + proc.stderr
+    assert 'Iter(train) [2/2]' in log

@@ -62,6 +62,8 @@ def main() -> None:
             raise ValueError('--show/--show-dir need default_hooks.'
                              'visualization in the config.')
         hook.update(draw=True, show=args.show, wait_time=args.wait_time)
+        if scope != 'mmdet':  # mmseg's hook draws every 50th image only
+            hook['interval'] = 1
         if args.show_dir:
             if scope == 'mmdet':
                 hook['test_out_dir'] = args.show_dir

@@ -80,20 +80,14 @@ def test_mmdiff_child_detector_trains_with_our_tool(
 
 def test_mmdet_tools_train_and_test_on_demos(demo_run, run_tool,
                                              fast_demo_options, tmp_path):
-    cwd, work_dir, _ = demo_run(INS)
+    cwd, _, _ = demo_run(INS)
     work = str(tmp_path / 'train')
     proc = run_tool(host_tool('mmdet', 'train.py'), osp.join(DEMO, INS),
                     '--work-dir', work, '--cfg-options',
                     'train_cfg.max_iters=2', *fast_demo_options, cwd=cwd)
     assert 'Iter(train) [2/2]' in proc.stdout + proc.stderr
-    test_work = str(tmp_path / 'test')
-    run_tool(host_tool('mmdet', 'test.py'), osp.join(DEMO, INS),
-             osp.join(work_dir, 'iter_4.pth'), '--work-dir', test_work,
-             *FEW, cwd=cwd)
-    metrics = _metrics(test_work)
-    assert 'coco/bbox_mAP' in metrics and 'coco/segm_mAP' in metrics
 
-    # mmdet's own --tta (its flip fallback) on the detector demo
+    # mmdet's own test.py --tta (its flip fallback) on the detector demo
     cwd, work_dir, _ = demo_run(DET)
     tta_work = str(tmp_path / 'tta')
     run_tool(host_tool('mmdet', 'test.py'), osp.join(DEMO, DET),

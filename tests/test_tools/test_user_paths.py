@@ -96,7 +96,8 @@ def test_mmdet_apis_any_size_and_drawing(demo_run, odd_image, tmp_path,
 
 
 # -- demo/image_demo.py --------------------------------------------------------
-@pytest.mark.parametrize('name', [SEG, DEPTH, DET, INS])
+# seg and box drawing are also covered by the Inferencers above
+@pytest.mark.parametrize('name', [DEPTH, INS])
 def test_image_demo_writes_host_visualisation(demo_run, run_tool, odd_image,
                                               tmp_path, name):
     _, ckpt = _ckpt(demo_run, name)

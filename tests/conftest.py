@@ -19,7 +19,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-# -- demo checkpoints, trained once per test session ---------------------------
+# -- demo checkpoints, trained once per test session -----------------------
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIGS = osp.join(ROOT, 'configs', 'demo')
 # Small and quick: 2-image batches, no validation inside training, the demos'

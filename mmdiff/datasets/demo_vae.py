@@ -19,6 +19,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import sys
 import tempfile
 import time
 from typing import Optional
@@ -77,7 +78,7 @@ def train_demo_vae(vae_cfg: dict, steps: int = 200, batch_size: int = 4,
     start = time.perf_counter()
     rec = float('nan')
     # mmengine's progress bar: steps done, rate, elapsed time and ETA
-    bar = ProgressBar(steps)
+    bar = ProgressBar(steps, file=sys.stdout)
     for step in range(1, steps + 1):
         x = _batch(rng, batch_size, size)
         posterior = vae.encode(x).latent_dist

@@ -95,7 +95,7 @@ def test_mmdet_apis_any_size_and_drawing(demo_run, odd_image, tmp_path,
     assert glob.glob(osp.join(str(tmp_path), 'preds', '*.json'))
 
 
-# -- demo/image_demo.py --------------------------------------------------------
+# -- demo/image_demo.py ----------------------------------------------------
 # seg and box drawing are also covered by the Inferencers above
 @pytest.mark.parametrize('name', [DEPTH, INS])
 def test_image_demo_writes_host_visualisation(demo_run, run_tool, odd_image,
@@ -161,7 +161,7 @@ def test_tta_per_host():
         apply_tta(Config.fromfile(osp.join(DEMO, INS)))
 
 
-# -- --amp on CPU ----------------------------------------------------------------
+# -- --amp on CPU -----------------------------------------------------------
 def test_train_amp_on_cpu_autocasts_backbone(demo_run, run_tool,
                                              fast_demo_options, tmp_path):
     cwd, _ = _ckpt(demo_run, SEG)  # its data and demo VAE

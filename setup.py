@@ -5,6 +5,7 @@ import shutil
 import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 ROOT = osp.dirname(osp.abspath(__file__))
 # Folders that OpenMMLab tools find inside the installed package: mmengine
@@ -54,6 +55,17 @@ def add_mim_extension() -> None:
             shutil.copyfile(src, dst)
 
 
+class BuildPyWithPth(build_py):
+    """Also put ``mmdiff_scope.pth`` at the top of the install: it makes
+    ``mmdiff::`` bases resolve in processes that never import mmdiff (the
+    hosts' tools); see ``mmdiff_scope.py``."""
+
+    def run(self) -> None:
+        super().run()
+        self.copy_file(osp.join(ROOT, 'mmdiff_scope.pth'),
+                       osp.join(self.build_lib, 'mmdiff_scope.pth'))
+
+
 if __name__ == '__main__':
     add_mim_extension()
     setup(
@@ -67,6 +79,8 @@ if __name__ == '__main__':
         python_requires='>=3.9',
         packages=find_packages(exclude=('configs', 'tools', 'tests',
                                         'projects', 'data')),
+        py_modules=['mmdiff_scope'],
+        cmdclass={'build_py': BuildPyWithPth},
         include_package_data=True,
         package_data={'mmdiff': ['.mim/**/*', '.mim/*']},
         install_requires=requirements('runtime') + requirements('mminstall')

@@ -41,7 +41,7 @@ STAMP="$VENV/.mmdiff-setup-$EXTRAS"
 KEY=$(cd "$ROOT" && { cat requirements/*.txt setup.py "${BASH_SOURCE[0]}"; \
       find mmdiff configs tools -type f \( -name '*.py' -o -name '*.yml' -o -name '*.sh' \) \
         -not -path 'mmdiff/.mim/*' | LC_ALL=C sort | xargs cat; \
-      cat model-index.yml 2>/dev/null; } | sha256sum | cut -c1-16)
+      cat model-index.yml mmdiff_scope.py mmdiff_scope.pth 2>/dev/null; } | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] && \
    "$PY" -c "import mmdiff, mmseg, mmdet; from mmcv.ops import nms" 2>/dev/null; then
   say "environment $VENV is up to date ($EXTRAS)"

@@ -19,6 +19,7 @@ from mmdiff.utils import (add_common_args, apply_common_args,
                           check_before_run, precheck_checkpoint,
                           register_checkpoint_safe_globals,
                           setup_cpu_distributed)
+from mmdiff.utils.host_options import apply_tta
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,7 +39,8 @@ def parse_args() -> argparse.Namespace:
                         help='seconds each shown image stays')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (the config\'s '
-                        'tta_model and tta_pipeline)')
+                        'tta_model and tta_pipeline; mmdet configs without '
+                        'them: a horizontal flip, as mmdet\'s test.py)')
     add_common_args(parser)
     return parser.parse_args()
 
@@ -61,18 +63,15 @@ def main() -> None:
             raise ValueError('--show/--show-dir need default_hooks.'
                              'visualization in the config.')
         hook.update(draw=True, show=args.show, wait_time=args.wait_time)
+        if scope != 'mmdet':  # mmseg's hook draws every 50th image only
+            hook['interval'] = 1
         if args.show_dir:
             if scope == 'mmdet':
                 hook['test_out_dir'] = args.show_dir
             else:
                 cfg.visualizer['save_dir'] = args.show_dir
-    if args.tta:
-        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise ValueError('--tta needs tta_model and tta_pipeline in the '
-                             'config.')
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+    if args.tta:  # the config's, or mmdet's flip fallback (as mmdet's tool)
+        apply_tta(cfg)
     if args.out and scope != 'mmdet':
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True

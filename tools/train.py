@@ -19,6 +19,7 @@ from mmdiff.utils import (add_common_args, apply_common_args,
                           check_before_run, precheck_checkpoint,
                           register_checkpoint_safe_globals,
                           setup_cpu_distributed)
+from mmdiff.utils.host_options import apply_amp
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,7 +32,8 @@ def parse_args() -> argparse.Namespace:
         'latest checkpoint in the work dir')
     parser.add_argument(
         '--amp', action='store_true',
-        help='automatic mixed precision (fp16 on GPU, bf16 on CPU)')
+        help='automatic mixed precision: AmpOptimWrapper (fp16) on GPU; on '
+        'CPU the mmdiff backbone under bf16 autocast (amp_dtype)')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the learning rate by the actual batch size '
@@ -45,9 +47,8 @@ def main() -> None:
     register_checkpoint_safe_globals()
     cfg = apply_common_args(args)
 
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.amp:  # GPU: AmpOptimWrapper; CPU: the backbone's bf16 autocast
+        print(f'--amp: {apply_amp(cfg)}')
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise ValueError(

@@ -14,7 +14,10 @@ data_preprocessor = dict(
     bgr_to_rgb=True,
     pad_val=0,
     seg_pad_val=0,
-    size=(image_size, image_size))
+    size=(image_size, image_size),
+    # test images of any size: VPDDepthHead upsamples the 1/64 map to the
+    # 1/32 one, so pad to a multiple of 64 (cropped off the prediction)
+    test_cfg=dict(size_divisor=64))
 model = dict(
     type='DepthEstimator',
     data_preprocessor=data_preprocessor,
@@ -50,7 +53,13 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs', meta_keys=meta_keys)
 ]
+# test_pipeline is what mmseg's inference_model runs on an image alone (it
+# drops LoadAnnotations only); evaluation loads the ground truth as well.
 test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='PackSegInputs', meta_keys=meta_keys)
+]
+val_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='PackSegInputs', meta_keys=meta_keys)
@@ -81,8 +90,21 @@ val_dataloader = dict(
         test_mode=True,
         data_prefix=dict(
             img_path='images/test', depth_map_path='annotations/test'),
-        pipeline=test_pipeline))
+        pipeline=val_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='DepthMetric', min_depth_eval=0.001, max_depth_eval=10.0)
 test_evaluator = val_evaluator
+# tools/test.py --tta: the depth maps of the image and its horizontal flip
+# averaged (mmseg has no depth TTA model; VPD's NYU test flips too)
+tta_model = dict(type='mmdiff.DepthTTAModel')
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=0., direction='horizontal'),
+            dict(type='RandomFlip', prob=1., direction='horizontal')
+        ], [dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3)],
+                    [dict(type='PackSegInputs', meta_keys=meta_keys)]])
+]

@@ -37,7 +37,9 @@ from .demo_scene import SCENE_NAMES, SHAPE_CLASSES, as_hw, render_scene
 
 DEMO_TASKS = ('seg', 'depth', 'coco')
 DEMO_SEG_CLASSES = ('background', ) + SHAPE_CLASSES
-DEMO_SEG_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 170, 0], [30, 80, 230]]
+# Colours as tuples: mmdet's visualizer takes a list of (r, g, b) tuples and
+# reads a list of lists as one colour per box (TypeError on int).
+DEMO_SEG_PALETTE = [(0, 0, 0), (220, 20, 60), (0, 170, 0), (30, 80, 230)]
 DEMO_DET_CLASSES = SHAPE_CLASSES
 DEMO_DET_PALETTE = DEMO_SEG_PALETTE[1:]
 #: Depth pngs store millimetres: ``metres = png / DEMO_DEPTH_SCALE``.

@@ -23,6 +23,7 @@ import json
 import os
 import os.path as osp
 import shutil
+import sys
 import tempfile
 import time
 from typing import Optional
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 
 from .demo_scene import render_scene
 
@@ -79,6 +81,8 @@ def train_demo_vae(vae_cfg: dict, steps: int = 200, batch_size: int = 4,
     optim = torch.optim.Adam(vae.parameters(), lr=lr)
     start = time.perf_counter()
     rec = float('nan')
+    # mmengine's progress bar: steps done, rate, elapsed time and ETA
+    bar = ProgressBar(steps, file=sys.stdout)
     for step in range(1, steps + 1):
         x = _batch(rng, batch_size, size)
         posterior = vae.encode(x).latent_dist
@@ -89,7 +93,9 @@ def train_demo_vae(vae_cfg: dict, steps: int = 200, batch_size: int = 4,
         loss.backward()
         optim.step()
         rec = loss_rec.item()
+        bar.update()
         if step % log_interval == 0 or step == steps:
+            bar.file.write('\n')  # keep the bar's line; log below it
             print_log(f'demo VAE step {step}/{steps}: reconstruction MSE '
                       f'{rec:.4f} ({time.perf_counter() - start:.0f} s)',
                       logger='current')

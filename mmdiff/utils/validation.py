@@ -207,8 +207,27 @@ def check_checkpoint(path: str, model: Optional[nn.Module] = None,
     raise RuntimeError(
         f'Checkpoint {path!r} was made for a different model than the '
         'config builds (e.g. another U-Net: unet_cfg / pretrained differ):\n'
-        + '\n'.join(parts) + '\nFix: use the config the checkpoint was '
-        'trained with, or a checkpoint of this architecture.')
+        + '\n'.join(parts) + '\nFix: ' + (_source_layout_hint(path, state)
+                                         or 'use the config the checkpoint '
+                                         'was trained with, or a checkpoint '
+                                         'of this architecture.'))
+
+
+def _source_layout_hint(path: str, state: Dict[str, Tensor]) -> str:
+    """How to use a checkpoint in a source's layout (VPD, mmseg VPD, SD),
+    or '' when it is in none of them."""
+    from mmdiff.converters.layouts import detect_layout
+    try:
+        layout = detect_layout(state)
+    except ValueError:  # mmdiff layout already, or unknown
+        return ''
+    if layout.name == 'sd':
+        return (f'{path!r} is a Stable Diffusion checkpoint, not a trained '
+                'model: give it to the backbone, --cfg-options '
+                f'model.backbone.pretrained={path}')
+    return (f'{path!r} is in the {layout.name} layout ({layout.description})'
+            ': convert it first, python tools/model_converters/'
+            f'vpd_to_mmdiff.py {path} converted.pth, and load converted.pth.')
 
 
 def precheck_checkpoint(cfg) -> None:

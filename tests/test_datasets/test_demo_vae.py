@@ -40,11 +40,14 @@ def test_written_as_a_diffusers_folder_with_its_arguments(vae_dir):
     assert sorted(os.listdir(osp.dirname(vae_dir))) == ['vae', 'vae.lock']
 
 
-def test_reused_and_deterministic(vae_dir, tmp_path):
+def test_reused_and_deterministic(vae_dir, tmp_path, capsys):
     from diffusers import AutoencoderKL
     assert ensure_demo_vae(vae_dir, tiny_vae_cfg(), **FAST) is None
     again = str(tmp_path / 'vae')
     ensure_demo_vae(again, tiny_vae_cfg(), **FAST)
+    # mmengine's progress bar: steps done and an ETA
+    out = capsys.readouterr().out
+    assert f'{FAST["steps"]}/{FAST["steps"]}' in out and 'ETA' in out
     a = AutoencoderKL.from_pretrained(vae_dir).state_dict()
     b = AutoencoderKL.from_pretrained(again).state_dict()
     for key in a:

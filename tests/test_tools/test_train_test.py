@@ -53,21 +53,9 @@ def test_every_demo_is_covered():
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """Train a demo once (4 iterations) when a test first asks for it."""
-    cwd = str(tmp_path_factory.mktemp('demos'))
-    runs = {}
-
-    def get(name):
-        if name not in runs:
-            work_dir = osp.join(cwd, 'work_dirs', name[:-3])
-            log = run_tool('train.py', osp.join(DEMO, name), '--work-dir',
-                           work_dir, '--cfg-options',
-                           'train_cfg.max_iters=4', *FAST, cwd=cwd)
-            runs[name] = (cwd, work_dir, log)
-        return runs[name]
-
-    return get
+def trained(demo_run):
+    """A demo trained 4 iterations, once per session (tests/conftest.py)."""
+    return demo_run
 
 
 @pytest.mark.parametrize('name', sorted(DEMOS))

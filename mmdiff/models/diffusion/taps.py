@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Dict, Iterator, List, Sequence
 
+import torch
 from torch import Tensor, nn
 
 
@@ -83,7 +84,13 @@ class FeatureTaps:
         if not isinstance(output, Tensor):
             output = output[0]
         self.features[path] = output
-        if self.stop_early and len(self.features) == len(self.paths):
+        # Not under torch.jit.trace (mmengine's get_model_complexity_info,
+        # mmdet's get_flops.py): an exception out of a hook leaves the
+        # tracer's module scopes open and torch aborts the process
+        # (INTERNAL ASSERT in FixupTraceScopeBlocks). The rest of the U-Net
+        # then runs, and is counted, as it would without early stopping.
+        if self.stop_early and len(self.features) == len(self.paths) \
+                and not torch.jit.is_tracing():
             raise TapsDone
 
     @staticmethod

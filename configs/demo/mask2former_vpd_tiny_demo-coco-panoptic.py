@@ -4,7 +4,8 @@
 # pixel decoder + masked-attention decoder, shrunk) on the VPD taps + class
 # cross-attention maps, scored with mmdet's CocoPanopticMetric (PQ, PQ_th,
 # PQ_st). Runs on 2 CPU cores in minutes:  python tools/train.py <this file>
-# Chance level: python tools/misc/make_demo_data.py --chance
+# Chance level on the same split: python tools/misc/make_demo_data.py \
+#   --tasks panoptic --size 128 --num-train 256 --num-val 64 --chance
 _base_ = [
     'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
     '../_base_/models/vpd_tiny.py'

@@ -43,7 +43,7 @@ KEY=$(cd "$ROOT" && { cat requirements/*.txt setup.py "${BASH_SOURCE[0]}"; \
         -not -path 'mmdiff/.mim/*' | LC_ALL=C sort | xargs cat; \
       cat model-index.yml mmdiff_scope.py mmdiff_scope.pth 2>/dev/null; } | sha256sum | cut -c1-16)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] && \
-   "$PY" -c "import mmdiff, mmseg, mmdet; from mmcv.ops import nms" 2>/dev/null; then
+   "$PY" -c "import mmdiff, mmseg, mmdet, panopticapi; from mmcv.ops import nms" 2>/dev/null; then
   say "environment $VENV is up to date ($EXTRAS)"
   exit 0
 fi
@@ -68,6 +68,7 @@ fi
 
 say "installing the runtime stack (requirements/runtime.txt)"
 "${PIP[@]}" -r "$ROOT/requirements/runtime.txt"
+"${PIP[@]}" --no-deps -r "$ROOT/requirements/runtime-nodeps.txt"
 
 if [ "$EXTRAS" = tests ]; then
   say "installing the test extras (requirements/tests*.txt)"

@@ -12,6 +12,8 @@ images already there. Layouts (``root`` is usually ``data/demo/<task>``)::
             annotations/{train,test}/<scene>_00000.png        uint16, mm
     coco/   {train,val}/demo_00000.jpg
             annotations/instances_{train,val}.json            COCO, polygons
+    panoptic/ {train,val}/demo_00000.jpg                      COCO panoptic
+            annotations/panoptic_{train,val}.json, panoptic_{train,val}/*.png
 
 Segmentation labels are ``0..3`` = :data:`DEMO_SEG_CLASSES` (``background``
 is a real class; ``reduce_zero_label=False``; 255 is left as the ignore
@@ -35,7 +37,7 @@ import numpy as np
 
 from .demo_scene import SCENE_NAMES, SHAPE_CLASSES, as_hw, render_scene
 
-DEMO_TASKS = ('seg', 'depth', 'coco')
+DEMO_TASKS = ('seg', 'depth', 'coco', 'panoptic')
 DEMO_SEG_CLASSES = ('background', ) + SHAPE_CLASSES
 # Colours as tuples: mmdet's visualizer takes a list of (r, g, b) tuples and
 # reads a list of lists as one colour per box (TypeError on int).
@@ -47,7 +49,7 @@ DEMO_DEPTH_SCALE = 1000
 #: Split folder names per task, (train, val).
 DEMO_SPLITS = dict(
     seg=('training', 'validation'), depth=('train', 'test'),
-    coco=('train', 'val'))
+    coco=('train', 'val'), panoptic=('train', 'val'))
 FORMAT_VERSION = 1
 META_FILE = 'demo_meta.json'
 
@@ -197,8 +199,14 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
     return root
 
 
+def _make_demo_panoptic(*args, **kwargs) -> str:
+    from .demo_panoptic import make_demo_panoptic
+    return make_demo_panoptic(*args, **kwargs)
+
+
 DEMO_MAKERS: Dict[str, Callable[..., str]] = dict(
-    seg=make_demo_seg, depth=make_demo_depth, coco=make_demo_coco)
+    seg=make_demo_seg, depth=make_demo_depth, coco=make_demo_coco,
+    panoptic=_make_demo_panoptic)
 
 
 def _read_meta(folder: str):
@@ -273,7 +281,8 @@ def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
     file with its sha256, and each call checks the count and the checksums.
 
     Args:
-        task (str): One of :data:`DEMO_TASKS` ('seg', 'depth', 'coco').
+        task (str): One of :data:`DEMO_TASKS` ('seg', 'depth', 'coco',
+            'panoptic').
         root (str): Parent folder. Defaults to 'data/demo'.
         num_train (int): Training images. Defaults to 64.
         num_val (int): Validation / test images. Defaults to 16.

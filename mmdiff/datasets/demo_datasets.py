@@ -1,7 +1,7 @@
 """The host data sets, reading the demo data and making it on first use.
 
 Each class is the host's own data set class (mmseg ``BaseSegDataset`` /
-``NYUDataset``, mmdet ``CocoDataset``), unchanged but for one step: before
+``NYUDataset``, mmdet ``CocoDataset`` / ``CocoPanopticDataset``), unchanged but for one step: before
 loading, :func:`ensure_demo_data` writes the demo data under ``data_root`` if
 it is not there yet. They are registered in the host's registry, so configs
 with ``default_scope='mmseg'``/``'mmdet'`` name them without a prefix after
@@ -10,13 +10,15 @@ with ``default_scope='mmseg'``/``'mmdet'`` name them without a prefix after
 import os.path as osp
 from typing import Union
 
-from mmdet.datasets import CocoDataset
+from mmdet.datasets import CocoDataset, CocoPanopticDataset
 from mmdet.registry import DATASETS as MMDET_DATASETS
 from mmseg.datasets import BaseSegDataset, NYUDataset
 from mmseg.registry import DATASETS as MMSEG_DATASETS
 
 from .demo_data import (DEMO_DET_CLASSES, DEMO_DET_PALETTE, DEMO_SEG_CLASSES,
                         DEMO_SEG_PALETTE, ensure_demo_data)
+from .demo_panoptic import (DEMO_PANOPTIC_CLASSES, DEMO_PANOPTIC_PALETTE,
+                            DEMO_PANOPTIC_STUFF, DEMO_PANOPTIC_THINGS)
 
 
 def _ensure(task: str, data_root: str, num_train: int, num_val: int,
@@ -90,4 +92,27 @@ class DemoCocoDataset(CocoDataset):
                  size: Union[int, tuple] = 96, seed: int = 0,
                  **kwargs) -> None:
         _ensure('coco', data_root, num_train, num_val, size, seed)
+        super().__init__(data_root=data_root, **kwargs)
+
+
+@MMDET_DATASETS.register_module()
+class DemoCocoPanopticDataset(CocoPanopticDataset):
+    """COCO-panoptic-format demo set: 3 thing classes and 1 stuff class.
+
+    Args:
+        data_root (str): Folder ending in ``panoptic``. Defaults to
+            'data/demo/panoptic'.
+        num_train, num_val, size, seed: Parameters of the generated data.
+        **kwargs: Passed to mmdet's ``CocoPanopticDataset``.
+    """
+    METAINFO = dict(classes=DEMO_PANOPTIC_CLASSES,
+                    thing_classes=DEMO_PANOPTIC_THINGS,
+                    stuff_classes=DEMO_PANOPTIC_STUFF,
+                    palette=DEMO_PANOPTIC_PALETTE)
+
+    def __init__(self, data_root: str = 'data/demo/panoptic',
+                 num_train: int = 64, num_val: int = 16,
+                 size: Union[int, tuple] = 96, seed: int = 0,
+                 **kwargs) -> None:
+        _ensure('panoptic', data_root, num_train, num_val, size, seed)
         super().__init__(data_root=data_root, **kwargs)

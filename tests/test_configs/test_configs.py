@@ -48,6 +48,8 @@ def _swap(backbone: dict, unet: dict, vae: dict, dim: int) -> dict:
 
 def _channel_owner(model: dict):
     """The module config whose in_channels are the backbone's channels."""
+    if model.get('panoptic_head') is not None:  # mmdet MaskFormer family
+        return model['panoptic_head'], 'in_channels'
     if model.get('neck') is not None:
         neck = model['neck']
         return (neck[0] if isinstance(neck, list) else neck), 'in_channels'

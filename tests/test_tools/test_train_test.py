@@ -27,6 +27,9 @@ DEMOS = {
     'faster-rcnn_vpd_tiny-fpn_demo-coco.py': (['coco/bbox_mAP'], False),
     'mask-rcnn_vpd_tiny-fpn_demo-coco.py':
     (['coco/bbox_mAP', 'coco/segm_mAP'], True),
+    'mask2former_vpd_tiny_demo-coco-panoptic.py':
+    (['coco_panoptic/PQ', 'coco_panoptic/PQ_th', 'coco_panoptic/PQ_st'],
+     False),
 }
 # Small and quick: 2-image batches, no validation inside training.
 FAST = ['train_dataloader.batch_size=2', 'val_cfg=None',

@@ -18,7 +18,8 @@ from mmdiff.datasets.demo_data import DEMO_TASKS, ensure_demo_data  # noqa
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Render the offline demo data sets (seg: ADE20K layout, '
-        'depth: NYU layout, coco: COCO json with polygons).')
+        'depth: NYU layout, coco: COCO json with polygons, panoptic: COCO '
+        'panoptic json + PNGs).')
     parser.add_argument('--tasks', nargs='+', choices=DEMO_TASKS,
                         default=list(DEMO_TASKS), help='data sets to make')
     parser.add_argument('--root', default='data/demo',
@@ -31,7 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('--force', action='store_true',
                         help='rewrite data sets that already exist')
     parser.add_argument('--chance', action='store_true',
-                        help='also print the chance levels of seg and depth '
+                        help='also print the chance levels of seg, depth and '
+                        'panoptic '
                         '(image-blind baselines scored by the host metrics)')
     args = parser.parse_args(argv)
     if len(args.size) not in (1, 2):
@@ -75,7 +77,8 @@ def main(argv=None):
 def print_chance(root, tasks):
     from mmengine.logging import MMLogger
 
-    from mmdiff.datasets.demo_chance import depth_chance, seg_chance
+    from mmdiff.datasets.demo_chance import (depth_chance, panoptic_chance,
+                                             seg_chance)
 
     # The host metrics print their tables to the current logger: quieten it
     # while they run.
@@ -91,6 +94,10 @@ def print_chance(root, tasks):
             for name, res in depth_chance(osp.join(root, 'depth')).items():
                 print(f'chance depth ({name}): ' + ', '.join(
                     f'{k} {res[k]:.3f}' for k in ('rmse', 'abs_rel', 'd1')))
+        if 'panoptic' in tasks:
+            res = panoptic_chance(osp.join(root, 'panoptic'))
+            print('chance panoptic (one background segment): ' + ', '.join(
+                f'{k} {res[k]:.2f}' for k in ('PQ', 'PQ_th', 'PQ_st')))
     finally:
         logger.setLevel(level)
 

@@ -24,6 +24,8 @@ CLASS_NAME_SETS: Dict[str, Tuple[str, str]] = {
     'cityscapes': ('mmseg.datasets', 'CityscapesDataset'),
     'voc': ('mmseg.datasets', 'PascalVOCDataset'),
     'coco': ('mmdet.datasets', 'CocoDataset'),
+    # 80 things then 53 stuff, mmdet's panoptic label order
+    'coco_panoptic': ('mmdet.datasets', 'CocoPanopticDataset'),
     'nyu_scenes': ('mmseg.datasets', 'NYUDataset'),
 }
 
@@ -89,7 +91,7 @@ def resolve_class_names(spec: NameSpec) -> List[str]:
         spec (str | PathLike | Sequence[str]): a list of names; a path to a
             text file with one name per line (blank lines skipped); or the
             name of a set in :data:`CLASS_NAME_SETS` (``'ade20k'`` 150,
-            ``'cityscapes'`` 19, ``'voc'`` 21, ``'coco'`` 80,
+            ``'cityscapes'`` 19, ``'voc'`` 21, ``'coco'`` 80, ``'coco_panoptic'`` 133,
             ``'nyu_scenes'`` 27), read from mmseg's / mmdet's metainfo.
 
     Returns:

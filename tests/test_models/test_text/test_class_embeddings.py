@@ -101,7 +101,7 @@ def _encode_manually(folder, prompts, max_length=77):
 # ---------------------------------------------------------------- names
 @pytest.mark.parametrize('name,num', [('ade20k', 150), ('coco', 80),
                                       ('nyu_scenes', 27), ('cityscapes', 19),
-                                      ('voc', 21)])
+                                      ('voc', 21), ('coco_panoptic', 133)])
 def test_class_names_from_host_metainfo(name, num):
     names = resolve_class_names(name)
     assert len(names) == num

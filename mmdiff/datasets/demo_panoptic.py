@@ -28,8 +28,9 @@ from .demo_scene import SHAPE_CLASSES, as_hw
 DEMO_PANOPTIC_THINGS = SHAPE_CLASSES
 DEMO_PANOPTIC_STUFF = ('background', )
 DEMO_PANOPTIC_CLASSES = DEMO_PANOPTIC_THINGS + DEMO_PANOPTIC_STUFF
-DEMO_PANOPTIC_PALETTE = [[220, 20, 60], [0, 170, 0], [30, 80, 230],
-                         [128, 128, 128]]
+# tuples: mmdet's visualiser refuses list colours
+DEMO_PANOPTIC_PALETTE = [(220, 20, 60), (0, 170, 0), (30, 80, 230),
+                         (128, 128, 128)]
 
 
 def panoptic_categories() -> List[Dict]:
@@ -38,7 +39,7 @@ def panoptic_categories() -> List[Dict]:
         dict(id=i + 1, name=name, supercategory='shape' if i < len(
             DEMO_PANOPTIC_THINGS) else 'plane',
              isthing=int(i < len(DEMO_PANOPTIC_THINGS)),
-             color=DEMO_PANOPTIC_PALETTE[i])
+             color=list(DEMO_PANOPTIC_PALETTE[i]))
         for i, name in enumerate(DEMO_PANOPTIC_CLASSES)
     ]
 

@@ -303,3 +303,14 @@ def test_default_size_and_cli(tmp_path, capsys):
     with open(osp.join(root, 'seg', 'demo_meta.json')) as f:
         meta = json.load(f)
     assert meta['num_train'] == 64 and meta['size'] == [96, 96]
+
+
+@pytest.mark.parametrize('name', ['DemoSegDataset', 'DemoCocoDataset',
+                                  'DemoCocoPanopticDataset'])
+def test_demo_palettes_are_tuples(name):
+    """mmdet's and mmseg's visualisers refuse list colours (``Invalid type
+    for color``): every demo palette entry is an (r, g, b) tuple."""
+    from mmdiff.datasets import demo_datasets
+    palette = getattr(demo_datasets, name).METAINFO['palette']
+    assert palette and all(
+        isinstance(c, tuple) and len(c) == 3 for c in palette), palette

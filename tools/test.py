@@ -18,6 +18,7 @@ from mmengine.runner import Runner
 from mmdiff.utils import (add_common_args, apply_common_args,
                           check_before_run, register_checkpoint_safe_globals,
                           setup_cpu_distributed)
+from mmdiff.utils.preflight import check_environment
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,6 +77,7 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    check_environment(cfg, 'test')  # pipeline packages: fail before the build
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg)
     # neck/head vs backbone channels, checkpoint intact and same shapes

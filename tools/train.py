@@ -18,6 +18,8 @@ from mmengine.runner import Runner
 from mmdiff.utils import (add_common_args, apply_common_args,
                           check_before_run, register_checkpoint_safe_globals,
                           setup_cpu_distributed)
+from mmdiff.utils.preflight import check_environment
+from mmdiff.utils.quiet_logs import quiet_optimizer_logs
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,9 +64,12 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    # pipeline packages (Albu), FSDP/DeepSpeed needs: fail before the build
+    check_environment(cfg, 'train')
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
+    quiet_optimizer_logs(runner)  # one line instead of one per parameter
     # neck/head vs backbone channels, checkpoint present/intact/same shapes
     check_before_run(runner, mode='train')
     runner.train()

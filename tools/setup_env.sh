@@ -3,10 +3,11 @@
 #
 #   bash tools/setup_env.sh            # the package and its runtime stack
 #   bash tools/setup_env.sh --tests    # plus the test extras (pytest, CompVis ldm)
-#                                      # and the data-set extra
+#                                      # and the data-set and DeepSpeed extras
 #   bash tools/setup_env.sh --datasets # plus the reference data pipelines'
 #                                      # packages (albumentations for Albu)
-#   bash tools/setup_env.sh --deepspeed  # plus DeepSpeed (GPU machines)
+#   bash tools/setup_env.sh --deepspeed  # plus DeepSpeed (trains on GPUs;
+#                                      # installs and constructs on CPU)
 #
 # Environment:
 #   MMDIFF_VENV        virtual environment to use/create (default: <repo>/.venv)
@@ -28,7 +29,7 @@ fi
 EXTRAS=runtime
 for arg in "$@"; do
   case "$arg" in
-    --tests) EXTRAS="$EXTRAS-tests-datasets" ;;
+    --tests) EXTRAS="$EXTRAS-tests-datasets-deepspeed" ;;
     --datasets) EXTRAS="$EXTRAS-datasets" ;;
     --deepspeed) EXTRAS="$EXTRAS-deepspeed" ;;
     *) echo "mmdiff setup: unknown option $arg (use --tests, --datasets, --deepspeed)" >&2; exit 2 ;;
@@ -93,8 +94,10 @@ if has datasets; then
   "${PIP[@]}" --no-deps -r "$ROOT/requirements/datasets.txt"
 fi
 if has deepspeed; then
+  # DeepSpeed ships an sdist that imports torch to build: without
+  # --no-build-isolation pip would fetch a second (CUDA, multi-GB) torch.
   say "installing DeepSpeed (requirements/deepspeed.txt)"
-  "${PIP[@]}" -r "$ROOT/requirements/deepspeed.txt"
+  "${PIP[@]}" --no-build-isolation -r "$ROOT/requirements/deepspeed.txt"
 fi
 
 say "installing mmdiff"

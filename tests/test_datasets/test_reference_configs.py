@@ -132,6 +132,10 @@ def tiny_config(path: str, tmp: str, data_root: str) -> str:
     else:
         cfg.train_cfg.update(max_iters=2, val_interval=100)
         cfg.default_hooks.checkpoint.update(interval=2, by_epoch=False)
+    # the split is evaluated once, by tools/test.py (mmengine would also
+    # validate after the last iteration)
+    cfg.default_hooks.checkpoint.pop('save_best', None)
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.default_hooks.logger.interval = 1
     out = osp.join(tmp, osp.basename(path))
     cfg.dump(out)
@@ -159,7 +163,7 @@ def test_reference_config_trains_and_tests(path, fabricated, tmp_path,
         log[-3000:]
     # one summary line instead of one line per parameter / frozen tensor
     assert 'paramwise_options --' not in log
-    assert 'requires_grad=False:' in log
+    assert 'is skipped since its requires_grad=False' not in log
     with open(osp.join(work, 'last_checkpoint')) as f:
         ckpt = f.read().strip()
     test_dir = str(tmp_path / 'test')

@@ -22,25 +22,22 @@ DEEPSPEED = osp.join(
 
 
 def _train(config: str, tmp_path, hide: str = '') -> tuple:
-    """tools/train.py with ``hide`` made unimportable; (stderr, seconds
-    from the script's start to the error, work dir)."""
+    """tools/train.py with ``hide`` made unimportable; (stderr, wall
+    seconds, work dir)."""
     work = str(tmp_path / 'work')
     code = (
-        'import sys, runpy, time\n'
+        'import sys, runpy\n'
         f'if {hide!r}: sys.modules[{hide!r}] = None\n'
         f'sys.argv = ["train.py", {config!r}, "--work-dir", {work!r}]\n'
-        'try:\n'
-        f'    runpy.run_path({osp.join(ROOT, "tools/train.py")!r}, '
-        'run_name="__main__")\n'
-        'finally:\n'
-        '    sys.stderr.write(f"\\nELAPSED {time.time() - T0:.2f}\\n")\n')
+        f'runpy.run_path({osp.join(ROOT, "tools/train.py")!r}, '
+        'run_name="__main__")\n')
     env = dict(os.environ, PYTHONWARNINGS='ignore')
-    proc = subprocess.run(
-        [sys.executable, '-c', 'import time; T0 = time.time()\n' + code],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True,
-        timeout=300)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, '-c', code], cwd=str(tmp_path),
+                          env=env, capture_output=True, text=True,
+                          timeout=300)
+    elapsed = time.perf_counter() - start
     assert proc.returncode != 0, proc.stdout[-2000:]
-    elapsed = float(proc.stderr.rsplit('ELAPSED', 1)[1])
     return proc.stderr, elapsed, work
 
 
@@ -49,8 +46,8 @@ def test_missing_albumentations_fails_before_the_build(tmp_path):
     assert 'ImportError' in err and 'Albu' in err
     assert 'bash tools/setup_env.sh --datasets' in err
     assert not osp.exists(work)  # no Runner: no work dir, no model
-    # the imports (torch, mmseg) and the config: seconds, not a model build
-    print(f'albumentations refusal after {elapsed:.1f} s')
+    # imports (torch, mmseg) and the config, then the check: no model build
+    print(f'albumentations refusal after {elapsed:.1f} s (process wall)')
 
 
 @pytest.mark.parametrize('config', [FSDP, DEEPSPEED],
@@ -80,17 +77,3 @@ def test_check_is_quick():
     preflight.check_environment(cfg, 'train')  # albumentations installed
     preflight.check_environment(cfg, 'test')
     assert time.perf_counter() - start < 1.0
-
-
-def test_deepspeed_strategy_constructs():
-    """The overlay's DeepSpeedStrategy and optimizer wrapper build on CPU
-    (deepspeed installs here with the tests extra)."""
-    pytest.importorskip('deepspeed')
-    from mmengine.registry import OPTIM_WRAPPERS, STRATEGIES
-    cfg = Config.fromfile(DEEPSPEED)
-    assert cfg.runner_type == 'FlexibleRunner'
-    strategy = STRATEGIES.build(cfg.strategy)
-    assert type(strategy).__name__ == 'DeepSpeedStrategy'
-    assert strategy.config['zero_optimization']['stage'] == 2
-    assert strategy.config['bf16'] == dict(enabled=True)
-    assert OPTIM_WRAPPERS.get(cfg.optim_wrapper.type) is not None

@@ -3,11 +3,13 @@
 #
 #   bash tools/setup_env.sh            # the package and its runtime stack
 #   bash tools/setup_env.sh --tests    # plus the test extras (pytest, CompVis ldm)
-#                                      # and the data-set and DeepSpeed extras
+#                                      # and the data-set extra
 #   bash tools/setup_env.sh --datasets # plus the reference data pipelines'
 #                                      # packages (albumentations for Albu)
 #   bash tools/setup_env.sh --deepspeed  # plus DeepSpeed (trains on GPUs;
-#                                      # installs and constructs on CPU)
+#                                      # installs and constructs on CPU; not in
+#                                      # --tests: once installed, every
+#                                      # `import mmengine.runner` imports it)
 #
 # Environment:
 #   MMDIFF_VENV        virtual environment to use/create (default: <repo>/.venv)
@@ -29,7 +31,7 @@ fi
 EXTRAS=runtime
 for arg in "$@"; do
   case "$arg" in
-    --tests) EXTRAS="$EXTRAS-tests-datasets-deepspeed" ;;
+    --tests) EXTRAS="$EXTRAS-tests-datasets" ;;
     --datasets) EXTRAS="$EXTRAS-datasets" ;;
     --deepspeed) EXTRAS="$EXTRAS-deepspeed" ;;
     *) echo "mmdiff setup: unknown option $arg (use --tests, --datasets, --deepspeed)" >&2; exit 2 ;;

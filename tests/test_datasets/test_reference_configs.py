@@ -18,6 +18,7 @@ import glob
 import importlib.util
 import json
 import os.path as osp
+import sys
 
 import pytest
 from mmengine.config import Config
@@ -29,6 +30,8 @@ from mmdiff.models.diffusion import (tiny_sdxl_unet_cfg, tiny_unet_cfg,
 from mmdiff.models.diffusion.presets import SDXL_UNET, real_unet_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:  # projects.* custom_imports, as tools/ find them
+    sys.path.insert(0, ROOT)
 
 
 def _load(name: str, path: str):
@@ -66,7 +69,8 @@ REFERENCE = {
     'projects/MetaPrompts/configs/'
     'meta-prompts_vpd_sd15-upernet_8xb2-80k_ade20k-512x512.py':
     ('ade20k', SEG),
-    'projects/MetaPrompts/configs/meta-prompts_vpd_sd15_4xb8-25k_nyu-480x480.py':
+    'projects/MetaPrompts/configs/'
+    'meta-prompts_vpd_sd15_4xb8-25k_nyu-480x480.py':
     ('nyu', DEPTH),
     'projects/sd2_sdxl/configs/vpd_sd21-fpn_8xb2-80k_ade20k-512x512.py':
     ('ade20k', SEG),

@@ -16,9 +16,10 @@ from mmdiff.utils import preflight
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NYU = osp.join(ROOT, 'configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py')
-FSDP = osp.join(ROOT, 'configs/vpd/vpd_sd15-fpn_fsdp-8xb2-80k_ade20k-512x512.py')
-DEEPSPEED = osp.join(
-    ROOT, 'configs/vpd/vpd_sd15-fpn_deepspeed-zero2-8xb2-80k_ade20k-512x512.py')
+VPD = osp.join(ROOT, 'configs/vpd')
+FSDP = osp.join(VPD, 'vpd_sd15-fpn_fsdp-8xb2-80k_ade20k-512x512.py')
+DEEPSPEED = osp.join(VPD,
+                     'vpd_sd15-fpn_deepspeed-zero2-8xb2-80k_ade20k-512x512.py')
 
 
 def _train(config: str, tmp_path, hide: str = '') -> tuple:

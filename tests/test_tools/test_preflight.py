@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from mmdiff.utils import preflight
@@ -53,16 +54,21 @@ def test_missing_albumentations_fails_before_the_build(tmp_path):
 
 @pytest.mark.parametrize('config', [FSDP, DEEPSPEED],
                          ids=['fsdp', 'deepspeed'])
-def test_strategy_overlays_refused_without_gpu(config, tmp_path):
-    if __import__('torch').cuda.is_available():
+def test_strategy_overlays_refused_without_gpu(config):
+    """The same check_environment call tools/train.py makes before the
+    Runner (the subprocess test above shows where it runs)."""
+    if torch.cuda.is_available():
         pytest.skip('this machine has a GPU: the overlays may run')
-    err, _, work = _train(config, tmp_path)
+    cfg = Config.fromfile(config)
+    with pytest.raises((RuntimeError, ImportError)) as info:
+        preflight.check_environment(cfg, 'train')
+    err = str(info.value)
     assert 'needs NVIDIA GPUs (CUDA)' in err
-    if 'ImportError' in err:  # DeepSpeed without the extra: that fix first
+    if info.type is ImportError:  # DeepSpeed without the extra: that first
         assert 'bash tools/setup_env.sh --deepspeed' in err
     else:  # the fix: GPUs, or the same recipe without the overlay
         assert 'vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py' in err
-    assert not osp.exists(work)
+    preflight.check_environment(cfg, 'test')  # tools/test.py: no strategy
 
 
 def test_deepspeed_missing_names_the_extra(monkeypatch):

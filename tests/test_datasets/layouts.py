@@ -166,7 +166,7 @@ KITTI_DRIVES = (('2011_09_26', '2011_09_26_drive_0002_sync', 'val'),
                 ('2011_09_26', '2011_09_26_drive_0009_sync', 'train'))
 
 
-def kitti_official(root: str, frames=(5, 6)) -> tuple:
+def kitti_official(root: str, frames=(5, 6), val_frames=None) -> tuple:
     """KITTI raw (<date>/<drive>/image_02/data/*.png, 375x1242) and the
     annotated depth download (data_depth_annotated/{train,val}/<drive>/
     proj_depth/groundtruth/image_02/*.png, uint16 in 1/256 m, 0 = none),
@@ -177,7 +177,7 @@ def kitti_official(root: str, frames=(5, 6)) -> tuple:
     ann = osp.join(root, 'data_depth_annotated')
     lines = {'train': [], 'val': []}
     for date, drive, split in KITTI_DRIVES:
-        for frame in frames:
+        for frame in (val_frames or frames) if split == 'val' else frames:
             name = f'{frame:010d}.png'
             rel_img = f'{date}/{drive}/image_02/data/{name}'
             _img(osp.join(raw, rel_img), 375, 1242, rng)

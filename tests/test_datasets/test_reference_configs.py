@@ -161,7 +161,7 @@ def test_reference_config_trains_and_tests(path, fabricated, tmp_path,
     config = tiny_config(path, str(tmp_path), data_root)
     work = str(tmp_path / 'work')
     proc = run([osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work,
-                '--data-root', data_root], cwd=str(tmp_path))
+                '--data-root', data_root], cwd=str(tmp_path), timeout=1200)
     log = proc.stdout + proc.stderr
     assert 'Iter(train) [2/2]' in log or 'Epoch(train) [1][2/2]' in log, \
         log[-3000:]
@@ -177,7 +177,8 @@ def test_reference_config_trains_and_tests(path, fabricated, tmp_path,
     low = [f'model.test_cfg.{k}=0.0' for k in _score_thr_keys(config)]
     run([osp.join(ROOT, 'tools/test.py'), config, ckpt, '--work-dir',
          test_dir, '--data-root', data_root] +
-        (['--cfg-options', *low] if low else []), cwd=str(tmp_path))
+        (['--cfg-options', *low] if low else []), cwd=str(tmp_path),
+        timeout=1200)
     files = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
     assert files, 'tools/test.py wrote no metrics json'
     with open(files[-1]) as f:

@@ -4,16 +4,25 @@ VENV ?= $(if $(MMDIFF_VENV),$(MMDIFF_VENV),$(CURDIR)/.venv)
 PY := $(VENV)/bin/python
 DEMO_CONFIG ?= configs/demo/vpd_tiny-fpn_demo-seg.py
 
-.PHONY: install install-tests test demo
+.PHONY: install install-datasets install-tests test test-datasets demo
 
 install:
 	bash tools/setup_env.sh
+
+# plus the reference data pipelines' packages (albumentations, h5py)
+install-datasets:
+	bash tools/setup_env.sh --datasets
 
 install-tests:
 	bash tools/setup_env.sh --tests
 
 test: install-tests
 	$(PY) -m pytest tests -v -ra --durations=15
+
+# The reference configs not in `make test` (pytest marker `datasets`): each
+# trains 2 iterations on a fabricated miniature of its data set's layout.
+test-datasets: install-tests
+	$(PY) -m pytest tests -m datasets -v -ra --durations=15
 
 demo: install
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir work_dirs/demo

@@ -3,6 +3,13 @@
 #
 #   bash tools/setup_env.sh            # the package and its runtime stack
 #   bash tools/setup_env.sh --tests    # plus the test extras (pytest, CompVis ldm)
+#                                      # and the data-set extra
+#   bash tools/setup_env.sh --datasets # plus the reference data pipelines'
+#                                      # packages (albumentations for Albu)
+#   bash tools/setup_env.sh --deepspeed  # plus DeepSpeed (trains on GPUs;
+#                                      # installs and constructs on CPU; not in
+#                                      # --tests: once installed, every
+#                                      # `import mmengine.runner` imports it)
 #
 # Environment:
 #   MMDIFF_VENV        virtual environment to use/create (default: <repo>/.venv)
@@ -22,7 +29,15 @@ if [ -z "$WHEELHOUSE" ] && [ -d "$ROOT/../shared/wheels" ]; then
   WHEELHOUSE=$(cd "$ROOT/../shared/wheels" && pwd)
 fi
 EXTRAS=runtime
-[ "${1:-}" = "--tests" ] && EXTRAS=tests
+for arg in "$@"; do
+  case "$arg" in
+    --tests) EXTRAS="$EXTRAS-tests-datasets" ;;
+    --datasets) EXTRAS="$EXTRAS-datasets" ;;
+    --deepspeed) EXTRAS="$EXTRAS-deepspeed" ;;
+    *) echo "mmdiff setup: unknown option $arg (use --tests, --datasets, --deepspeed)" >&2; exit 2 ;;
+  esac
+done
+has() { case "$EXTRAS" in *"-$1"*) return 0 ;; *) return 1 ;; esac; }
 
 say() { printf '==> [mmdiff setup] %s\n' "$*"; }
 
@@ -70,10 +85,22 @@ say "installing the runtime stack (requirements/runtime.txt)"
 "${PIP[@]}" -r "$ROOT/requirements/runtime.txt"
 "${PIP[@]}" --no-deps -r "$ROOT/requirements/runtime-nodeps.txt"
 
-if [ "$EXTRAS" = tests ]; then
+if has tests; then
   say "installing the test extras (requirements/tests*.txt)"
   "${PIP[@]}" -r "$ROOT/requirements/tests.txt"
   "${PIP[@]}" --no-deps -r "$ROOT/requirements/tests-nodeps.txt"
+fi
+if has datasets; then
+  # --no-deps: albumentations/albucore ask for opencv-python-headless, a
+  # second cv2 beside mmcv's opencv-python; their other needs are listed.
+  say "installing the data-set extra (requirements/datasets.txt)"
+  "${PIP[@]}" --no-deps -r "$ROOT/requirements/datasets.txt"
+fi
+if has deepspeed; then
+  # DeepSpeed ships an sdist that imports torch to build: without
+  # --no-build-isolation pip would fetch a second (CUDA, multi-GB) torch.
+  say "installing DeepSpeed (requirements/deepspeed.txt)"
+  "${PIP[@]}" --no-build-isolation -r "$ROOT/requirements/deepspeed.txt"
 fi
 
 say "installing mmdiff"

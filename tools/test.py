@@ -20,6 +20,7 @@ from mmdiff.utils import (add_common_args, apply_common_args,
                           register_checkpoint_safe_globals,
                           setup_cpu_distributed)
 from mmdiff.utils.host_options import apply_tta
+from mmdiff.utils.preflight import check_environment
 
 
 def parse_args() -> argparse.Namespace:
@@ -76,6 +77,7 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
+    check_environment(cfg, 'test')  # pipeline packages: fail before the build
     precheck_checkpoint(cfg)  # intact and weights-only, before any build
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg)

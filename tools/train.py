@@ -20,6 +20,8 @@ from mmdiff.utils import (add_common_args, apply_common_args,
                           register_checkpoint_safe_globals,
                           setup_cpu_distributed)
 from mmdiff.utils.host_options import apply_amp
+from mmdiff.utils.preflight import check_environment
+from mmdiff.utils.quiet_logs import quiet_optimizer_logs
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,10 +66,13 @@ def main() -> None:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    # pipeline packages (Albu), FSDP/DeepSpeed needs: fail before the build
+    check_environment(cfg, 'train')
     precheck_checkpoint(cfg)  # intact and weights-only, before any build
     setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
+    quiet_optimizer_logs(runner)  # one line instead of one per parameter
     # neck/head vs backbone channels, checkpoint present/intact/same shapes
     check_before_run(runner, mode='train')
     if cfg.get('resume', False):

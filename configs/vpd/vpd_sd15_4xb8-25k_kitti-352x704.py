@@ -3,13 +3,18 @@
 # and 352x704 crops (VPD published no KITTI figure; peers report RMSE ~2.0).
 # Data: KITTI raw images under data/kitti/raw, annotated depth under
 # data/kitti/gt_depth, and the Eigen split files in data/kitti/.
-# Note: mmseg's DepthMetric has no Garg/Eigen crop; figures here are
-# uncropped, capped at 80 m.
+# Preparation (layout, split files, converter): docs/dataset_prepare.md.
+# Evaluation: inside the Garg crop of the KITTI benchmark window, 1e-3..80 m
+# (mmdiff.evaluation.KITTIDepthMetric). VPD's depth code (GLPDepth's) offers
+# garg_crop/eigen_crop with do_kb_crop=1 and ships no KITTI script; GLPDepth
+# reports KITTI with --garg_crop (github.com/vinvino02/GLPDepth @ a048528,
+# README), so Garg is the crop used here.
 _base_ = [
     './vpd_sd15_4xb8-25k_nyu-480x480.py'
 ]
 custom_imports = dict(
-    imports=['mmdiff.models', 'mmdiff.datasets.kitti_depth'],
+    imports=['mmdiff.models', 'mmdiff.datasets.kitti_depth',
+             'mmdiff.evaluation'],
     allow_failed_imports=False)
 
 crop_size = (352, 704)
@@ -62,6 +67,7 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(
-    type='DepthMetric', min_depth_eval=1e-3, max_depth_eval=80.0,
-    crop_type=None)
+    _delete_=True,
+    type='KITTIDepthMetric', min_depth_eval=1e-3, max_depth_eval=80.0,
+    crop_type='garg_crop', kb_crop=True)
 test_evaluator = val_evaluator

@@ -10,6 +10,8 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
+from .data_root import set_data_root
+
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     """Add the flags every OpenMMLab entry point has."""
@@ -18,6 +20,11 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value pairs '
         '(e.g. train_cfg.max_iters=100 model.backbone.use_attn=False)')
+    parser.add_argument(
+        '--data-root',
+        help='folder holding the data set: rewrites every dataloader\'s '
+        'data_root and evaluator ann_file (--cfg-options data_root=... does '
+        'not reach them; see docs/dataset_prepare.md)')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
@@ -42,6 +49,8 @@ def apply_common_args(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if getattr(args, 'data_root', None):
+        set_data_root(cfg, args.data_root)
     # work_dir priority: CLI > config > ./work_dirs/<config name>
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -263,13 +263,17 @@ def test_fsdp_strategy_constructs():
 
 
 def test_deepspeed_strategy_constructs():
-    """Runs only where deepspeed is installed (it is not in requirements/):
+    """Runs where the DeepSpeed extra is installed (requirements/
+    deepspeed.txt; it installs on CPU, `bash tools/setup_env.sh --deepspeed`):
     mmengine's DeepSpeedStrategy asserts the import in __init__."""
     pytest.importorskip('deepspeed')
+    from mmengine._strategy import DeepSpeedStrategy
     from mmengine.config import Config
-    from mmengine.registry import STRATEGIES
+    from mmengine.registry import OPTIM_WRAPPERS, STRATEGIES
     cfg = Config.fromfile(ZERO2_CFG)
     strategy = STRATEGIES.build(cfg.strategy)
+    assert isinstance(strategy, DeepSpeedStrategy)
+    assert OPTIM_WRAPPERS.get(cfg.optim_wrapper.type) is not None
     assert strategy.config['zero_optimization']['stage'] == 2
 
 

@@ -1,4 +1,4 @@
-# NEEDS GPUs and `pip install deepspeed` (not in requirements/). mmengine
+# NEEDS GPUs and deepspeed (bash tools/setup_env.sh --deepspeed). mmengine
 # FlexibleRunner + DeepSpeed ZeRO stage 2: AdamW states and gradients are
 # partitioned over the GPUs, parameters replicated in bf16.
 # Use as an overlay after a VPD config, e.g.

@@ -8,8 +8,9 @@
 # NYU checkpoint needs VPD's rule: vpd_sd15_4xb8-25k_nyu-480x480_vpd-scenes.py
 # (mmdiff.datasets.nyu_scenes explains both). The prompts are CLIP ViT-L/14
 # pooled features averaged over the 80 CLIP ImageNet templates, length 20.
-# The training pipeline is mmseg's and uses Albu (albumentations): install it with
-# `make install-datasets` (pinned, no second OpenCV; docs/dataset_prepare.md).
+# The training pipeline is mmseg's and uses Albu (albumentations): install
+# it with `make install-datasets` (pinned, no second OpenCV; see
+# docs/dataset_prepare.md).
 _base_ = [
     'mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py', '../_base_/models/vpd_sd15.py'
 ]

@@ -167,9 +167,9 @@ def test_demo_trains_tests_and_resumes(train_test, tmp_path):
     FAST, run_tool = helpers.FAST, helpers.run_tool
     log, metrics = train_test(DEMO, str(tmp_path))
     assert 'Iter(train) [4/4]' in log and 'loss_latent_mse' in log
-    assert {'RMSE', 'AbsRel', 'd1'} <= set(metrics)
+    assert {'rmse', 'abs_rel', 'd1'} <= set(metrics)
     assert all(torch.isfinite(torch.tensor(float(metrics[k])))
-               for k in ('RMSE', 'AbsRel', 'd1'))
+               for k in ('rmse', 'abs_rel', 'd1'))
     opts = [o for o in FAST if not o.startswith(
         ('train_cfg.max_iters', 'default_hooks.checkpoint.interval'))]
     log = run_tool('train.py', DEMO, '--work-dir',
@@ -178,3 +178,27 @@ def test_demo_trains_tests_and_resumes(train_test, tmp_path):
                    'default_hooks.checkpoint.interval=5', cwd=str(tmp_path))
     assert 'resumed' in log.lower() and 'Iter(train) [5/5]' in log
     assert osp.isfile(tmp_path / 'work_dir' / 'iter_5.pth')
+
+
+@pytest.mark.parametrize('name,mode', [
+    ('generative-depth_sd2-base-direct_8xb16-20k_nyu-480x480.py', 'direct'),
+    ('generative-depth_sd2-concat_8xb4-30k_kitti-352x704.py',
+     'concat_noise')])
+def test_reference_configs_build(name, mode):
+    """The SD 2 reference configs carry the sources' settings (Lotus
+    train_lotus_d_depth.sh: TIMESTEP=999, lr 3e-05; Marigold
+    train_marigold_depth.yaml: lr 3.0e-05) and build (tiny U-Net and VAE
+    instead of the SD 2 download)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.utils import import_modules_from_strings
+    cfg = Config.fromfile(osp.join(osp.dirname(DEMO), name))
+    assert cfg.model.pretrained.startswith('stabilityai/stable-diffusion-2')
+    assert cfg.model.timestep == 999 and cfg.model.input_mode == mode
+    assert cfg.optim_wrapper.optimizer.lr == 3e-5
+    import_modules_from_strings(**cfg.custom_imports)
+    unet, vae = tiny_sd_configs()
+    cfg.model.update(pretrained=None, unet_cfg=unet, vae_cfg=vae)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    assert model.unet.conv_in.in_channels == (8 if mode != 'direct' else 4)

@@ -11,9 +11,9 @@
 # empty prompt (set prompt_embeds to it; here mmdiff's all-zero null token),
 # uses disparity targets and a "detail preserver" (image reconstruction
 # through a task-switch class embedding), neither built here.
-# The source's reported NYUv2 figures are in its paper (arXiv 2409.18124,
-# zero-shot affine-invariant depth table); not reproduced here (no GPU, no
-# SD weights offline).
+# The source's NYUv2 figures (zero-shot, affine-invariant depth table of
+# arXiv 2409.18124) are not quoted here and not reproduced (no GPU, no SD
+# weights offline).
 _base_ = ['mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'projects.GenerativeDepth.generative_depth'],

@@ -1,0 +1,204 @@
+"""projects/GenerativeDepth: one-step generative depth/normals (Lotus /
+GenPercept / Marigold style) as an mmseg depth segmentor."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+from mmdiff.models.diffusion import tiny_sd_configs
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'projects', 'GenerativeDepth', 'configs',
+                'generative-depth_tiny_demo-nyu.py')
+
+
+def _build(**kwargs):
+    from projects.GenerativeDepth.generative_depth import GenerativeDepth
+    unet, vae = tiny_sd_configs()
+    torch.manual_seed(0)
+    return GenerativeDepth(unet_cfg=unet, vae_cfg=vae, **kwargs)
+
+
+def _samples(batch=2, size=64, normals=False):
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(batch):
+        s = SegDataSample()
+        depth = torch.rand(1, size, size, generator=gen) * 8 + 0.5
+        depth[:, :4] = 0  # invalid rows
+        s.gt_depth_map = PixelData(data=depth)
+        if normals:
+            n = torch.nn.functional.normalize(
+                torch.randn(3, size, size, generator=gen), dim=0)
+            s.gt_normal_map = PixelData(data=n)
+        s.set_metainfo(dict(ori_shape=(size, size), img_shape=(size, size)))
+        out.append(s)
+    return out
+
+
+def _images(batch=2, size=64):
+    gen = torch.Generator().manual_seed(1)
+    return torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
+
+
+def test_targets_normalise_align_and_normals():
+    from projects.GenerativeDepth.generative_depth import (align_affine,
+                                                           depth_to_normals,
+                                                           normalize_depth)
+    depth = torch.linspace(1, 9, 101).reshape(1, 1, 1, 101)
+    valid = torch.ones_like(depth, dtype=torch.bool)
+    norm = normalize_depth(depth, valid, 'affine', quantile=0.02)
+    # Marigold: the 2 % / 98 % quantiles map to -1 / 1, clipped beyond
+    assert norm[0, 0, 0, 2].item() == pytest.approx(-1, abs=1e-5)
+    assert norm[0, 0, 0, 98].item() == pytest.approx(1, abs=1e-5)
+    assert norm.min() == -1 and norm.max() == 1
+    metric = normalize_depth(depth, valid, 'metric', max_depth=10.)
+    assert metric[0, 0, 0, 0].item() == pytest.approx(1 / 10 * 2 - 1)
+    # least squares recovers a scale and shift exactly
+    rel = torch.rand(1, 32, 32)
+    gt = 3.5 * rel + 0.7
+    aligned = align_affine(rel, gt, torch.ones_like(rel, dtype=torch.bool))
+    assert torch.allclose(aligned, gt, atol=1e-5)
+    # normals of a tilted plane n.P = d seen by a pinhole camera
+    f, h, w = 40., 24, 32
+    n = torch.nn.functional.normalize(torch.tensor([0.2, 0.3, -1.]), dim=0)
+    ys, xs = torch.meshgrid(torch.arange(h) - (h - 1) / 2,
+                            torch.arange(w) - (w - 1) / 2, indexing='ij')
+    z = -2. / (n[0] * xs / f + n[1] * ys / f + n[2])
+    normals = depth_to_normals(z[None, None].double(), focal=f)
+    assert torch.allclose(normals[0, :, 1:-1, 1:-1],
+                          n.double()[:, None, None].expand(3, h - 2, w - 2),
+                          atol=1e-6)
+
+
+@pytest.mark.parametrize('init', ['duplicate_halve', 'zero'])
+def test_conv_in_widened_as_the_sources(init):
+    """Marigold/Lotus-G: weights repeated and halved, so the image latent
+    fed twice gives the pretrained conv's output; 'zero': the noisy half is
+    ignored at init."""
+    direct = _build(input_mode='direct')
+    model = _build(input_mode='concat_noise', conv_in_init=init)
+    assert model.unet.conv_in.in_channels == 8
+    assert model.unet.config.in_channels == 8
+    old = direct.unet.conv_in  # same seed: the same pretrained-shape conv
+    lat = torch.randn(1, 4, 8, 8)
+    other = lat if init == 'duplicate_halve' else torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(model.unet.conv_in(torch.cat([lat, other], 1)),
+                              old(lat), atol=1e-5)
+
+
+@pytest.mark.parametrize('mode,loss', [('direct', 'latent_mse'),
+                                       ('concat_noise', 'pixel_mse')])
+def test_train_step_and_predict(mode, loss, one_thread):
+    model = _build(input_mode=mode, loss=loss, timestep=999,
+                   depth_mode='affine')
+    losses = model.loss(_images(), _samples())
+    assert list(losses) == [f'loss_{loss}']
+    losses[f'loss_{loss}'].backward()
+    assert model.unet.conv_in.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.vae.parameters())  # frozen
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(_images(1, 70), _samples(1, 70))
+    pred = out[0].pred_depth_map.data
+    assert pred.shape == (1, 70, 70)  # padded to 64s inside, cropped back
+    assert pred.min() >= 1e-3 and pred.max() <= 10.
+
+
+def test_normal_target(one_thread):
+    model = _build(target='normal', loss='latent_mse')
+    # fabricated normals, and normals derived from depth when absent
+    for samples in (_samples(normals=True), _samples()):
+        loss = model.loss(_images(), samples)['loss_latent_mse']
+        assert torch.isfinite(loss) and loss > 0
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(_images(1), _samples(1, normals=True))
+    n = out[0].pred_normal_map.data
+    assert n.shape == (3, 64, 64) and 'pred_depth_map' not in out[0]
+    assert torch.allclose(n.norm(dim=0), torch.ones(64, 64), atol=1e-4)
+
+
+def test_pretrained_folder_loads_then_widens(tmp_path, one_thread):
+    """pretrained= a diffusers folder (mmdiff's loading code): U-Net and
+    the whole VAE (decoder too) load, conv_in is widened afterwards."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    unet_cfg, vae_cfg = tiny_sd_configs()
+    torch.manual_seed(3)
+    unet = UNet2DConditionModel(**unet_cfg)
+    vae = AutoencoderKL(**vae_cfg)
+    unet.save_pretrained(tmp_path / 'unet')
+    vae.save_pretrained(tmp_path / 'vae')
+    from projects.GenerativeDepth.generative_depth import GenerativeDepth
+    model = GenerativeDepth(pretrained=str(tmp_path),
+                            input_mode='concat_noise', local_files_only=True)
+    model.init_weights()
+    assert torch.equal(model.unet.conv_in.weight,
+                       unet.conv_in.weight.repeat(1, 2, 1, 1) / 2)
+    assert torch.equal(model.vae.decoder.conv_out.weight,
+                       vae.decoder.conv_out.weight)
+    assert torch.equal(model.unet.mid_block.resnets[0].conv1.weight,
+                       unet.mid_block.resnets[0].conv1.weight)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match='input_mode'):
+        _build(input_mode='noise')
+    with pytest.raises(ValueError, match='timestep'):
+        _build(timestep=1000)
+    unet, vae = tiny_sd_configs()
+    unet['in_channels'] = 8
+    from projects.GenerativeDepth.generative_depth import GenerativeDepth
+    with pytest.raises(ValueError, match='in_channels'):
+        GenerativeDepth(unet_cfg=unet, vae_cfg=vae)
+
+
+def test_demo_trains_tests_and_resumes(train_test, tmp_path):
+    """tools/train.py (AtomicCheckpointHook, NaNGuardHook, DemoVAEHook),
+    tools/test.py with mmseg's DepthMetric, then --resume."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'project_conftest', osp.join(osp.dirname(__file__), 'conftest.py'))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    FAST, run_tool = helpers.FAST, helpers.run_tool
+    log, metrics = train_test(DEMO, str(tmp_path))
+    assert 'Iter(train) [4/4]' in log and 'loss_latent_mse' in log
+    assert {'rmse', 'abs_rel', 'd1'} <= set(metrics)
+    assert all(torch.isfinite(torch.tensor(float(metrics[k])))
+               for k in ('rmse', 'abs_rel', 'd1'))
+    opts = [o for o in FAST if not o.startswith(
+        ('train_cfg.max_iters', 'default_hooks.checkpoint.interval'))]
+    log = run_tool('train.py', DEMO, '--work-dir',
+                   str(tmp_path / 'work_dir'), '--resume', '--cfg-options',
+                   *opts, 'train_cfg.max_iters=5',
+                   'default_hooks.checkpoint.interval=5', cwd=str(tmp_path))
+    assert 'resumed' in log.lower() and 'Iter(train) [5/5]' in log
+    assert osp.isfile(tmp_path / 'work_dir' / 'iter_5.pth')
+
+
+@pytest.mark.parametrize('name,mode', [
+    ('generative-depth_sd2-base-direct_8xb16-20k_nyu-480x480.py', 'direct'),
+    ('generative-depth_sd2-concat_8xb4-30k_kitti-352x704.py',
+     'concat_noise')])
+def test_reference_configs_build(name, mode):
+    """The SD 2 reference configs carry the sources' settings (Lotus
+    train_lotus_d_depth.sh: TIMESTEP=999, lr 3e-05; Marigold
+    train_marigold_depth.yaml: lr 3.0e-05) and build (tiny U-Net and VAE
+    instead of the SD 2 download)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, DefaultScope
+    from mmengine.utils import import_modules_from_strings
+    cfg = Config.fromfile(osp.join(osp.dirname(DEMO), name))
+    assert cfg.model.pretrained.startswith('stabilityai/stable-diffusion-2')
+    assert cfg.model.timestep == 999 and cfg.model.input_mode == mode
+    assert cfg.optim_wrapper.optimizer.lr == 3e-5
+    import_modules_from_strings(**cfg.custom_imports)
+    unet, vae = tiny_sd_configs()
+    cfg.model.update(pretrained=None, unet_cfg=unet, vae_cfg=vae)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+    assert model.unet.conv_in.in_channels == (8 if mode != 'direct' else 4)

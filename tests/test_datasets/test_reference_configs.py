@@ -56,6 +56,8 @@ REFERENCE = {
     'configs/vpd/vpd_sd15-fpn_8xb2-40k_voc12aug-512x512.py':
     ('voc_aug', SEG),
     'configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py': ('nyu', DEPTH),
+    'configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480_vpd-scenes.py':
+    ('nyu', DEPTH),
     'configs/vpd/vpd_sd15_4xb8-25k_kitti-352x704.py': ('kitti', DEPTH),
     'configs/vpd/faster-rcnn_vpd_sd15-fpn_1x_coco.py': ('coco', BBOX),
     'configs/vpd/retinanet_vpd_sd15-fpn_1x_coco.py': ('coco', BBOX),
@@ -82,6 +84,15 @@ OVERLAYS = {
     'configs/vpd/vpd_sd15-fpn_fsdp-8xb2-80k_ade20k-512x512.py',
     'configs/vpd/vpd_sd15-fpn_deepspeed-zero2-8xb2-80k_ade20k-512x512.py',
 }
+# GenerativeDepth's configs build their own U-Net segmentor (no backbone to
+# swap for a tiny one): built tiny, trained, tested and resumed in
+# tests/test_projects/test_generative_depth.py
+GENERATIVE = {
+    'projects/GenerativeDepth/configs/'
+    'generative-depth_sd2-base-direct_8xb16-20k_nyu-480x480.py',
+    'projects/GenerativeDepth/configs/'
+    'generative-depth_sd2-concat_8xb4-30k_kitti-352x704.py',
+}
 # one per host and task in the default run
 DEFAULT = {
     'configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py',
@@ -96,7 +107,7 @@ def test_every_reference_config_is_covered():
     found = {osp.relpath(p, ROOT) for pattern in (
         'configs/vpd/*.py', 'projects/*/configs/*.py')
         for p in glob.glob(osp.join(ROOT, pattern)) if 'demo' not in p}
-    assert found == set(REFERENCE) | OVERLAYS
+    assert found == set(REFERENCE) | OVERLAYS | GENERATIVE
 
 
 def _tiny_backbone(backbone, tmp: str, data_root: str):

@@ -220,7 +220,11 @@ def _read_meta(folder: str):
 def expected_file_count(task: str, num_train: int, num_val: int) -> int:
     """Files of a complete set, ``demo_meta.json`` not counted."""
     images = num_train + num_val
-    return images + 2 if task == 'coco' else 2 * images
+    if task == 'coco':  # images + the two COCO jsons
+        return images + 2
+    if task == 'panoptic':  # images + panoptic PNGs + the two jsons
+        return 2 * images + 2
+    return 2 * images  # images + label / depth PNGs
 
 
 def _checksums(folder: str) -> Dict[str, str]:

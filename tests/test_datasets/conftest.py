@@ -54,6 +54,8 @@ def fabricated(tmp_path_factory):
             made[name] = layouts.voc_aug(root)
         elif name == 'coco':
             made[name] = layouts.coco(root)
+        elif name == 'coco_panoptic':
+            made[name] = layouts.coco_panoptic(root)
         elif name == 'nyu':
             # 2 train frames, 1 test frame (slide_flip: 4 forwards a frame)
             mat, splits = layouts.nyu_official(

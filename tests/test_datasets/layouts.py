@@ -199,3 +199,62 @@ def kitti_official(root: str, frames=(5, 6), val_frames=None) -> tuple:
             f.write('\n'.join(lines[split]) + '\n')
         splits.append(path)
     return raw, ann, splits[0], splits[1]
+
+
+# COCO panoptic's stuff category ids (panoptic_coco_categories.json of
+# cocodataset/panopticapi), in the order of mmdet's CocoPanopticDataset
+STUFF_IDS = (92, 93, 95, 100, 107, 109, 112, 118, 119, 122, 125, 128, 130,
+             133, 138, 141, 144, 145, 147, 148, 149, 151, 154, 155, 156, 159,
+             161, 166, 168, 171, 175, 176, 177, 178, 180, 181, 184, 185, 186,
+             187, 188, 189, 190, 191, 192, 193, 194, 195, 196, 197, 198, 199,
+             200)
+
+
+def coco_panoptic(root: str, num_train: int = 2, num_val: int = 1) -> str:
+    """coco() plus annotations/panoptic_{split}.json and the RGB-encoded
+    segment PNGs in annotations/panoptic_{split}/ (things, one crowd, one
+    stuff region), with COCO panoptic's 133 category ids and names."""
+    from mmdet.datasets import CocoPanopticDataset
+    from mmdiff.datasets.demo_panoptic import id2rgb
+    coco(root, num_train, num_val)
+    meta = CocoPanopticDataset.METAINFO
+    things = [c['id'] for c in json.load(open(osp.join(
+        root, 'annotations', 'instances_val2017.json')))['categories']]
+    assert len(things) + len(STUFF_IDS) == len(meta['classes'])
+    categories = [dict(id=i, name=n, isthing=int(k < len(things)),
+                       supercategory='x')
+                  for k, (i, n) in enumerate(zip(things + list(STUFF_IDS),
+                                                 meta['classes']))]
+    for split in ('train2017', 'val2017'):
+        with open(osp.join(root, 'annotations',
+                           f'instances_{split}.json')) as f:
+            inst = json.load(f)
+        annotations = []
+        for image in inst['images']:
+            h, w = image['height'], image['width']
+            ids = np.full((h, w), 1, dtype=np.int64)  # 1: a stuff region
+            segments = [dict(id=1, category_id=STUFF_IDS[-1], iscrowd=0)]
+            anns = [a for a in inst['annotations']
+                    if a['image_id'] == image['id']]
+            for seg_id, a in enumerate(anns, start=2):
+                x, y, bw, bh = (int(v) for v in a['bbox'])
+                ids[y:y + bh, x:x + bw] = seg_id
+                segments.append(dict(id=seg_id, category_id=a['category_id'],
+                                     iscrowd=a['iscrowd']))
+            for s in segments:
+                ys, xs = np.nonzero(ids == s['id'])
+                s.update(area=int(len(ys)), bbox=[
+                    int(xs.min()), int(ys.min()), int(np.ptp(xs) + 1),
+                    int(np.ptp(ys) + 1)])
+            segments = [s for s in segments if s['area']]
+            png = image['file_name'].replace('.jpg', '.png')
+            path = osp.join(root, 'annotations', f'panoptic_{split}', png)
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            mmcv.imwrite(id2rgb(ids)[..., ::-1], path)  # RGB on disk
+            annotations.append(dict(image_id=image['id'], file_name=png,
+                                    segments_info=segments))
+        with open(osp.join(root, 'annotations',
+                           f'panoptic_{split}.json'), 'w') as f:
+            json.dump(dict(images=inst['images'], annotations=annotations,
+                           categories=categories), f)
+    return root

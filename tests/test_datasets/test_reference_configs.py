@@ -1,8 +1,8 @@
 """Every reference config trains 2 iterations on a fabricated miniature of
 its real data set's on-disk layout and tests with its own protocol.
 
-The configs under configs/vpd/ and projects/*/configs/ (not the demos) run
-as written, except: a tiny SD-shaped U-Net/VAE and random prompts replace
+The configs under configs/vpd/, configs/mask2former/ and projects/*/configs/
+(not the demos) run as written, except: a tiny SD-shaped U-Net/VAE and random prompts replace
 the released weights (no download), batches are small, and training stops
 after 2 iterations. Data sets are fabricated at the real image sizes in the
 real layout (NYUv2 and KITTI from their official downloads through
@@ -48,6 +48,7 @@ helpers = _load('mmdiff_test_configs_helpers',
 
 SEG, DEPTH = ['mIoU', 'aAcc'], ['rmse', 'abs_rel', 'd1']
 BBOX, SEGM = ['coco/bbox_mAP'], ['coco/bbox_mAP', 'coco/segm_mAP']
+PQ = ['coco_panoptic/PQ', 'coco_panoptic/PQ_th', 'coco_panoptic/PQ_st']
 # reference config -> (fabricated layout, metrics tools/test.py reports)
 REFERENCE = {
     'configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py': ('ade20k', SEG),
@@ -63,6 +64,12 @@ REFERENCE = {
     'configs/vpd/retinanet_vpd_sd15-fpn_1x_coco.py': ('coco', BBOX),
     'configs/vpd/mask-rcnn_vpd_sd15-fpn_1x_coco.py': ('coco', SEGM),
     'configs/vpd/cascade-mask-rcnn_vpd_sd15-fpn_1x_coco.py': ('coco', SEGM),
+    'configs/mask2former/mask2former_vpd_sd15_8xb2-160k_ade20k-512x512.py':
+    ('ade20k', SEG),
+    'configs/mask2former/mask2former_vpd_sd15_8xb2-lsj-50e_coco.py':
+    ('coco', SEGM),
+    'configs/mask2former/mask2former_vpd_sd15_8xb2-lsj-50e_coco-panoptic.py':
+    ('coco_panoptic', PQ + SEGM),
     'projects/CaptionPrompts/configs/'
     'caption-prompts_vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py':
     ('ade20k', SEG),
@@ -105,7 +112,8 @@ PARAMS = [pytest.param(p, id=osp.basename(p)[:-3], marks=() if p in DEFAULT
 
 def test_every_reference_config_is_covered():
     found = {osp.relpath(p, ROOT) for pattern in (
-        'configs/vpd/*.py', 'projects/*/configs/*.py')
+        'configs/vpd/*.py', 'configs/mask2former/*.py',
+        'projects/*/configs/*.py')
         for p in glob.glob(osp.join(ROOT, pattern)) if 'demo' not in p}
     assert found == set(REFERENCE) | OVERLAYS | GENERATIVE
 

@@ -88,3 +88,22 @@ def test_probe(probes, probe):
         # refused before the Runner (and its model) was built
         assert 'precheck_checkpoint' in rec['where']
         assert 'from_cfg' not in rec['where']
+
+
+def test_float_images_in_the_8bit_range_pass():
+    """mmdet's Mask2Former LSJ pipeline loads images with to_float32=True
+    (values 0..255 after resizing): 8-bit content, accepted; a float image
+    already scaled to [0, 1] is refused, naming its range."""
+    import torch
+
+    from mmdiff.engine.hooks.input_guard_hook import InputGuardHook
+    hook = InputGuardHook()
+    lsj = torch.rand(3, 16, 16) * 254.6 + 0.2
+    hook._check_image(None, lsj, 'lsj.jpg', 'train')
+    hook._check_image(None, lsj.to(torch.uint8), 'lsj.jpg', 'train')
+    with pytest.raises(ValueError, match=r'scaled\.png reaches the model as '
+                       r'float32 \(values 0\.\.1\).*Fix'):
+        hook._check_image(None, torch.linspace(0, 1, 16).expand(3, 16, 16),
+                          'scaled.png', 'train')
+    with pytest.raises(ValueError, match='as float32'):
+        hook._check_image(None, lsj * 257, 'u16.png', 'train')

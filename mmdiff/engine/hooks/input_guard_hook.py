@@ -8,8 +8,11 @@ it, before the data preprocessor, and stops at the first problem:
 
 * images that are not 8-bit (``uint8``) unless declared in
   ``image_dtypes`` (a 16-bit png read with ``color_type='unchanged'`` would
-  be normalised by mean/std 127.5 to about [-1, 513]); float images holding
-  NaN/inf;
+  be normalised by mean/std 127.5 to about [-1, 513]); float images are
+  8-bit content when their values lie in [0, 255] and exceed 1 (mmdet's
+  ``LoadImageFromFile(to_float32=True)``, e.g. in Mask2Former's LSJ
+  pipeline), while float images in [0, 1] (already scaled) are refused;
+  float images holding NaN/inf;
 * images without 3 channels (grayscale, RGBA) or smaller than the VAE's
   downsampling factor (less than one latent pixel);
 * images over ``max_image_pixels`` (activation memory grows with the pixel
@@ -46,6 +49,13 @@ def _declare(**kwargs) -> str:
     args = ', '.join(f'{k}={v!r}' for k, v in kwargs.items())
     return (f"custom_hooks=[dict(type='mmdiff.{HOOK_NAME}', {args})] in the "
             'config')
+
+
+def _eight_bit_float(img: torch.Tensor) -> bool:
+    """Whether a float image holds 8-bit values (in [0, 255], max > 1)."""
+    if not img.is_floating_point() or not torch.isfinite(img).all():
+        return False
+    return float(img.min()) >= 0 and 1 < float(img.max()) <= 255
 
 
 @HOOKS.register_module()
@@ -134,7 +144,7 @@ class InputGuardHook(Hook):
     def _check_image(self, model, img: torch.Tensor, name: str,
                      mode: str) -> None:
         dtype = str(img.dtype).replace('torch.', '')
-        if dtype not in self.image_dtypes:
+        if dtype not in self.image_dtypes and not _eight_bit_float(img):
             lo, hi = float(img.double().min()), float(img.double().max())
             raise ValueError(
                 f'Image {name} reaches the model as {dtype} (values {lo:g}'

@@ -14,13 +14,12 @@ segment, so the VOID id 0 is never written. Layout (mmdet's
 PNG colours encode segment ids as in the COCO panoptic format:
 ``id = R + 256 * G + 256 ** 2 * B``.
 """
-import json
-import os
 import os.path as osp
 from typing import Dict, List
 
 import numpy as np
 
+from mmdiff.utils.fileio import atomic_write_json
 from .demo_scene import SHAPE_CLASSES, as_hw
 
 #: Thing classes (category ids 1-3) then stuff classes (id 4): mmdet's
@@ -118,8 +117,7 @@ def make_demo_panoptic(root: str, num_train: int = 64, num_val: int = 16,
             info=dict(description='mmdiff demo shapes, panoptic',
                       version='1.0', year=2026),
             licenses=[], categories=panoptic_categories())
-        path = osp.join(root, 'annotations', f'panoptic_{name}.json')
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        with open(path, 'w') as f:
-            json.dump(coco, f, separators=(',', ':'))
+        atomic_write_json(
+            osp.join(root, 'annotations', f'panoptic_{name}.json'), coco,
+            separators=(',', ':'))
     return root

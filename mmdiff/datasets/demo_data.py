@@ -26,7 +26,7 @@ parameters the data was made with and the sha256 of every file.
 import json
 import os
 import os.path as osp
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -184,16 +184,23 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
         for obj in scene['objects']:
             coco['annotations'].append(_coco_annotation(
                 obj, len(coco['annotations']) + 1, image_id))
+    write_coco_jsons(root, 'coco', splits, categories, 'mmdiff demo shapes')
+    return root
+
+
+def write_coco_jsons(root: str, task: str, splits: Sequence[dict],
+                     categories: List[dict], description: str) -> None:
+    """Complete the two COCO dicts of ``splits`` (train, val) and write them
+    as ``annotations/<instances|panoptic>_<split>.json``."""
+    prefix = 'panoptic' if task == 'panoptic' else 'instances'
     for split, coco in enumerate(splits):
-        name = DEMO_SPLITS['coco'][split]
+        name = DEMO_SPLITS[task][split]
         coco.update(
-            info=dict(description='mmdiff demo shapes', version='1.0',
-                      year=2026),
+            info=dict(description=description, version='1.0', year=2026),
             licenses=[], categories=categories)
         atomic_write_json(
-            osp.join(root, 'annotations', f'instances_{name}.json'), coco,
+            osp.join(root, 'annotations', f'{prefix}_{name}.json'), coco,
             separators=(',', ':'))
-    return root
 
 
 def _make_demo_panoptic(*args, **kwargs) -> str:

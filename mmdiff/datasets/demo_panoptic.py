@@ -19,7 +19,6 @@ from typing import Dict, List
 
 import numpy as np
 
-from mmdiff.utils.fileio import atomic_write_json
 from .demo_scene import SHAPE_CLASSES, as_hw
 
 #: Thing classes (category ids 1-3) then stuff classes (id 4): mmdet's
@@ -95,7 +94,8 @@ def make_demo_panoptic(root: str, num_train: int = 64, num_val: int = 16,
     Returns:
         str: ``root``.
     """
-    from .demo_data import DEMO_SPLITS, _scenes, _write, _write_jpg
+    from .demo_data import (DEMO_SPLITS, _scenes, _write, _write_jpg,
+                            write_coco_jsons)
     h, w = as_hw(size)
     splits = [dict(images=[], annotations=[]) for _ in range(2)]
     for split, i, scene in _scenes(num_train, num_val, size, seed):
@@ -111,13 +111,6 @@ def make_demo_panoptic(root: str, num_train: int = 64, num_val: int = 16,
         splits[split]['annotations'].append(
             dict(image_id=i + 1, file_name=stem + '.png',
                  segments_info=segments))
-    for split, coco in enumerate(splits):
-        name = DEMO_SPLITS['panoptic'][split]
-        coco.update(
-            info=dict(description='mmdiff demo shapes, panoptic',
-                      version='1.0', year=2026),
-            licenses=[], categories=panoptic_categories())
-        atomic_write_json(
-            osp.join(root, 'annotations', f'panoptic_{name}.json'), coco,
-            separators=(',', ':'))
+    write_coco_jsons(root, 'panoptic', splits, panoptic_categories(),
+                     'mmdiff demo shapes, panoptic')
     return root

@@ -16,8 +16,8 @@ order of draws); the folder is written atomically
 carries the arguments and the sha256 of each file in
 ``mmdiff_demo_vae.json``, so a folder made with other arguments, or
 incomplete, is refused rather than silently reused. A lock file
-(``.<name>.lock`` beside ``out_dir``, ``filelock``) lets one writer train it while others
-wait.
+(``.<name>.lock`` beside ``out_dir``, ``filelock``) lets one writer train
+it while others wait.
 """
 import json
 import os

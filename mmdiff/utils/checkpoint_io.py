@@ -33,7 +33,8 @@ from typing import Any, Optional
 
 import torch
 
-from .fileio import explain_write_errors, sha256_file  # noqa: F401
+from .fileio import (atomic_write_bytes, explain_write_errors,  # noqa: F401
+                     sha256_file)
 
 #: ``publish_model`` names files ``<stem>-<sha256[:8]>.<ext>``.
 HASH_NAME = re.compile(
@@ -136,9 +137,7 @@ def resolve_checkpoint_path(path: str) -> str:
             f'Checkpoint {path!r}: no mmengine file backend can read '
             f'{scheme}:// ({type(e).__name__}: {e}). Fix: download the '
             'file and pass its local path.') from e
-    with open(dst, 'wb') as f:
-        f.write(data)
-    return dst
+    return atomic_write_bytes(dst, data)
 
 
 def _check_file(path: str, shown: str) -> None:

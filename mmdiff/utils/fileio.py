@@ -7,8 +7,8 @@ find a half-written checkpoint, embedding file or data set. Three helpers:
   ``.<name>.tmp-<pid>-<token>``, which is fsynced and ``os.replace``d onto
   the target (atomic on POSIX and Windows), then the folder is fsynced; on
   any error the temporary file is removed and the target is left as it was.
-  :func:`atomic_write_text` and :func:`atomic_write_json` are the common
-  cases.
+  :func:`atomic_write_bytes`, :func:`atomic_write_text` and
+  :func:`atomic_write_json` are the common cases.
 * :func:`publish_folder`: the same for a whole folder, under a lock file
   (:func:`folder_lock`, ``filelock``) so that concurrent writers on other
   processes, containers or nodes wait for each other; temporary folders of
@@ -167,12 +167,17 @@ def atomic_write(path: str, write: Callable[[str], None],
     return path
 
 
+def atomic_write_bytes(path: str, data: bytes) -> str:
+    """Write ``data`` to ``path`` atomically; returns ``path``."""
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(data)
+    return atomic_write(path, write)
+
+
 def atomic_write_text(path: str, text: str) -> str:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns ``path``."""
-    def write(tmp):
-        with open(tmp, 'w', encoding='utf-8') as f:
-            f.write(text)
-    return atomic_write(path, write)
+    return atomic_write_bytes(path, text.encode('utf-8'))
 
 
 def atomic_write_json(path: str, obj, **dump_kwargs) -> str:
@@ -218,6 +223,17 @@ def remove_stale_temps(folder: str, name: Optional[str] = None) -> list:
     for entry in removed:
         _remove(osp.join(folder, entry))
     return removed
+
+
+def refuse_non_empty(target: str,
+                     fix: str = 'remove it or choose another output folder'
+                     ) -> None:
+    """Raise ``FileExistsError`` if ``target`` is a non-empty folder (or a
+    file): what :func:`publish_folder` without ``replace`` would refuse,
+    checked before the work starts."""
+    if osp.isfile(target) or (osp.isdir(target) and os.listdir(target)):
+        raise FileExistsError(f'{target} exists and is not empty; nothing '
+                              f'was written. Fix: {fix}.')
 
 
 def _fsync_tree(folder: str) -> None:
@@ -279,10 +295,8 @@ def publish_folder(target: str, fill: Callable[[str], None],
                         old = None
                     if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                         raise
-                    raise FileExistsError(
-                        f'{target} exists and is not empty; nothing was '
-                        f'written. Fix: remove it or choose another output '
-                        'folder.') from e
+                    refuse_non_empty(target)
+                    raise
                 fsync_dir(parent)
         finally:
             for leftover in (tmp, old):

@@ -184,7 +184,7 @@ def test_train_amp_on_cpu_autocasts_backbone(demo_run, run_tool,
 
 def test_source_layout_checkpoint_points_to_converter(tmp_path):
     from mmdiff.converters.layouts import LAYOUTS
-    from mmdiff.utils.validation import check_checkpoint
+    from mmdiff.apis import check_checkpoint
     model = torch.nn.Linear(2, 2)
     for name in ('vpd_seg', 'vpd_depth', 'mmseg_vpd'):
         path = str(tmp_path / f'{name}.pth')

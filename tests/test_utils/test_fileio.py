@@ -63,9 +63,11 @@ def test_atomic_write_permissions_and_final_name(tmp_path, umask_022):
     assert open(path).read() == 'hi'
     assert _mode(path) == 0o644  # like open(path, 'w'), not mkstemp's 0o600
     digest = hashlib.sha256(b'data').hexdigest()
-    final = fileio.atomic_write(
-        str(tmp_path / 'm.pth'), _write_bytes(b'data'),
-        final_name=lambda tmp: str(tmp_path / f'm-{fileio.sha256_file(tmp)[:8]}.pth'))
+    def hash_name(tmp):
+        return str(tmp_path / f'm-{fileio.sha256_file(tmp)[:8]}.pth')
+
+    final = fileio.atomic_write(str(tmp_path / 'm.pth'),
+                                _write_bytes(b'data'), final_name=hash_name)
     assert osp.basename(final) == f'm-{digest[:8]}.pth'
     assert sorted(os.listdir(tmp_path)) == [osp.basename(final), 'sub']
 

@@ -30,7 +30,7 @@ import re
 import sys
 from typing import List, Tuple
 
-from mmdiff.utils.fileio import publish_folder
+from mmdiff.utils.fileio import publish_folder, refuse_non_empty
 
 KITTI_FOCAL = '721.5377'  # BTS's value for lines without one
 NAMES = ('kitti_eigen_train_files_with_gt.txt',
@@ -97,9 +97,10 @@ def convert(raw: str, depth: str, splits: List[str], out: str,
     for path in splits:
         if not osp.isfile(path):
             _fail(f'split file {path} does not exist.')
-    if osp.isdir(out) and os.listdir(out):
-        _fail(f'{out} exists and is not empty; remove it or pass another '
-              '--out.')
+    try:
+        refuse_non_empty(out, fix='remove it or pass another --out')
+    except FileExistsError as e:
+        _fail(str(e))
     drives = _drive_folders(depth)
     kept, outputs = [], []
     for path in splits:

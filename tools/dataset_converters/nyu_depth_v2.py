@@ -28,7 +28,7 @@ import sys
 import cv2
 import numpy as np
 
-from mmdiff.utils.fileio import publish_folder
+from mmdiff.utils.fileio import publish_folder, refuse_non_empty
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -80,9 +80,10 @@ def convert(mat: str, splits: str, out: str,
     for path in (mat, splits):
         if not osp.isfile(path):
             _fail(f'{path} does not exist.')
-    if osp.isdir(out) and os.listdir(out):
-        _fail(f'{out} exists and is not empty; remove it or pass another '
-              '--out.')
+    try:
+        refuse_non_empty(out, fix='remove it or pass another --out')
+    except FileExistsError as e:
+        _fail(str(e))
     index = _read_splits(splits)
     try:
         f = h5py.File(mat, 'r')

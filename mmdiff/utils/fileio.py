@@ -236,6 +236,20 @@ def refuse_non_empty(target: str,
                               f'was written. Fix: {fix}.')
 
 
+def conversion_problem(inputs: Iterable[str], out: str) -> Optional[str]:
+    """Why a converter reading ``inputs`` into the folder ``out`` cannot
+    start (an input file missing, ``out`` not empty), or None: checked
+    before the work, so that a typo costs seconds, not a conversion."""
+    for path in inputs:
+        if not osp.isfile(path):
+            return f'{path} does not exist.'
+    try:
+        refuse_non_empty(out, fix='remove it or pass another --out')
+    except FileExistsError as e:
+        return str(e)
+    return None
+
+
 def _fsync_tree(folder: str) -> None:
     for dirpath, _, names in os.walk(folder):
         for name in names:

@@ -75,6 +75,18 @@ def test_missing_captions(tiny_clip, tmp_path):
         _build(tiny_clip, {}, class_embeddings=dict(num_classes=2))
 
 
+def test_text_encoder_is_checked(tmp_path):
+    """CaptionVPD loads its encoder through mmdiff's checked loader: a folder
+    without a CLIP model is one error naming what was looked for."""
+    (tmp_path / 'empty').mkdir()
+    for src in (tmp_path / 'empty', tmp_path / 'none', './no-such-clip'):
+        model = _build(str(src), {}, missing_caption='a photo.',
+                       local_files_only=True)
+        with pytest.raises(OSError, match='Cannot find a CLIP text encoder'
+                           '.*Stable Diffusion folder'):
+            model.condition(1)
+
+
 def test_class_caption_text():
     sys.path.insert(0, TOOLS)
     try:

@@ -30,7 +30,7 @@ import re
 import sys
 from typing import List, Tuple
 
-from mmdiff.utils.fileio import publish_folder, refuse_non_empty
+from mmdiff.utils.fileio import conversion_problem, publish_folder
 
 KITTI_FOCAL = '721.5377'  # BTS's value for lines without one
 NAMES = ('kitti_eigen_train_files_with_gt.txt',
@@ -94,13 +94,9 @@ def convert(raw: str, depth: str, splits: List[str], out: str,
     """Write the layout; returns the number of lines kept per split."""
     if not osp.isdir(raw):
         _fail(f'--raw {raw} is not a folder.')
-    for path in splits:
-        if not osp.isfile(path):
-            _fail(f'split file {path} does not exist.')
-    try:
-        refuse_non_empty(out, fix='remove it or pass another --out')
-    except FileExistsError as e:
-        _fail(str(e))
+    problem = conversion_problem(splits, out)
+    if problem:
+        _fail(problem)
     drives = _drive_folders(depth)
     kept, outputs = [], []
     for path in splits:

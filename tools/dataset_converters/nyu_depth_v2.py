@@ -28,7 +28,7 @@ import sys
 import cv2
 import numpy as np
 
-from mmdiff.utils.fileio import publish_folder, refuse_non_empty
+from mmdiff.utils.fileio import conversion_problem, publish_folder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,13 +77,9 @@ def convert(mat: str, splits: str, out: str,
         import h5py
     except ImportError:
         _fail('needs h5py: bash tools/setup_env.sh --datasets')
-    for path in (mat, splits):
-        if not osp.isfile(path):
-            _fail(f'{path} does not exist.')
-    try:
-        refuse_non_empty(out, fix='remove it or pass another --out')
-    except FileExistsError as e:
-        _fail(str(e))
+    problem = conversion_problem((mat, splits), out)
+    if problem:
+        _fail(problem)
     index = _read_splits(splits)
     try:
         f = h5py.File(mat, 'r')

@@ -79,9 +79,10 @@ def test_text_encoder_is_checked(tmp_path):
     """CaptionVPD loads its encoder through mmdiff's checked loader: a folder
     without a CLIP model is one error naming what was looked for."""
     (tmp_path / 'empty').mkdir()
+    model = _build(str(tmp_path / 'empty'), {}, missing_caption='a photo.',
+                   local_files_only=True)
     for src in (tmp_path / 'empty', tmp_path / 'none', './no-such-clip'):
-        model = _build(str(src), {}, missing_caption='a photo.',
-                       local_files_only=True)
+        model.text_encoder_src = str(src)
         with pytest.raises(OSError, match='Cannot find a CLIP text encoder'
                            '.*Stable Diffusion folder'):
             model.condition(1)

@@ -15,11 +15,10 @@ if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
 
 from mmengine.runner import Runner
 
+from mmdiff.apis import apply_tta, check_before_run, precheck_checkpoint
 from mmdiff.utils import (add_common_args, apply_common_args,
-                          check_before_run, precheck_checkpoint,
                           register_checkpoint_safe_globals,
                           setup_cpu_distributed)
-from mmdiff.utils.host_options import apply_tta
 from mmdiff.utils.preflight import check_environment
 
 

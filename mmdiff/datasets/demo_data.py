@@ -23,18 +23,16 @@ index and never written). Depth is in millimetres (divide by
 :data:`DEMO_DET_CLASSES`. ``demo_meta.json`` in each folder records the
 parameters the data was made with and the sha256 of every file.
 """
-import hashlib
 import json
 import os
 import os.path as osp
-import re
-import shutil
-import tempfile
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
 
+from mmdiff.utils.fileio import (atomic_write_json, folder_lock,
+                                 publish_folder, sha256_tree)
 from .demo_scene import SCENE_NAMES, SHAPE_CLASSES, as_hw, render_scene
 
 DEMO_TASKS = ('seg', 'depth', 'coco', 'panoptic')
@@ -186,17 +184,23 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
         for obj in scene['objects']:
             coco['annotations'].append(_coco_annotation(
                 obj, len(coco['annotations']) + 1, image_id))
-    for split, coco in enumerate(splits):
-        name = DEMO_SPLITS['coco'][split]
-        coco.update(
-            info=dict(description='mmdiff demo shapes', version='1.0',
-                      year=2026),
-            licenses=[], categories=categories)
-        path = osp.join(root, 'annotations', f'instances_{name}.json')
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        with open(path, 'w') as f:
-            json.dump(coco, f, separators=(',', ':'))
+    write_coco_jsons(root, 'coco', splits, categories, 'mmdiff demo shapes')
     return root
+
+
+def write_coco_jsons(root: str, task: str, splits: Sequence[dict],
+                     categories: List[dict], description: str) -> None:
+    """Complete the two COCO dicts of ``splits`` (train, val) and write them
+    as ``annotations/<instances|panoptic>_<split>.json``."""
+    prefix = 'panoptic' if task == 'panoptic' else 'instances'
+    for split, coco in enumerate(splits):
+        name = DEMO_SPLITS[task][split]
+        coco.update(
+            info=dict(description=description, version='1.0', year=2026),
+            licenses=[], categories=categories)
+        atomic_write_json(
+            osp.join(root, 'annotations', f'{prefix}_{name}.json'), coco,
+            separators=(',', ':'))
 
 
 def _make_demo_panoptic(*args, **kwargs) -> str:
@@ -229,16 +233,7 @@ def expected_file_count(task: str, num_train: int, num_val: int) -> int:
 
 def _checksums(folder: str) -> Dict[str, str]:
     """``{relative path: sha256}`` of every file but the meta file."""
-    out = {}
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            path = osp.join(dirpath, name)
-            rel = osp.relpath(path, folder).replace(os.sep, '/')
-            if rel == META_FILE:
-                continue
-            with open(path, 'rb') as f:
-                out[rel] = hashlib.sha256(f.read()).hexdigest()
-    return out
+    return sha256_tree(folder, exclude=(META_FILE, ))
 
 
 def _incomplete(folder: str, task: str, meta: dict) -> Optional[str]:
@@ -259,15 +254,6 @@ def _incomplete(folder: str, task: str, meta: dict) -> Optional[str]:
                 f'{missing[:3]} ({len(missing)}), changed {changed[:3]} '
                 f'({len(changed)})')
     return None
-
-
-def _remove_stale_temps(root: str, task: str) -> None:
-    """Delete temp folders of killed runs. Call only under the task's lock:
-    a live writer holds it, so every temp folder found then is stale."""
-    pattern = re.compile(rf'^\.{task}-(?:tmp|old)-')
-    for name in os.listdir(root):
-        if pattern.match(name):
-            shutil.rmtree(osp.join(root, name), ignore_errors=True)
 
 
 def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
@@ -302,14 +288,13 @@ def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
             parameters (or not by this function), or is incomplete or
             modified, and ``force`` is False.
     """
-    from filelock import FileLock
     if task not in DEMO_MAKERS:
         raise ValueError(f'task must be one of {DEMO_TASKS}, got {task!r}')
     target = osp.join(root, task)
     meta = dict(task=task, format_version=FORMAT_VERSION, seed=seed,
                 size=list(as_hw(size)), num_train=num_train, num_val=num_val)
     os.makedirs(root, exist_ok=True)
-    with FileLock(osp.join(root, f'.{task}.lock')):
+    with folder_lock(target):
         if osp.exists(target) and not force:
             found = _read_meta(target)
             params = {k: found.get(k) for k in meta} if found else None
@@ -325,32 +310,16 @@ def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
                     'delete it to have it made again, or pass force=True '
                     '(--force).')
             if 'files' not in found:  # record checksums of an older set
-                with open(osp.join(target, META_FILE), 'w') as f:
-                    json.dump(dict(found, files=_checksums(target)), f,
-                              indent=1)
+                atomic_write_json(osp.join(target, META_FILE),
+                                  dict(found, files=_checksums(target)),
+                                  indent=1)
             return target
-        _remove_stale_temps(root, task)
-        _publish(task, root, target, meta, num_train, num_val, size, seed)
-    return target
 
-
-def _publish(task, root, target, meta, num_train, num_val, size, seed):
-    """Write the set into a temp folder and move it onto ``target``."""
-    from mmdiff.utils.checkpoint_io import explain_write_errors
-    tmp = tempfile.mkdtemp(prefix=f'.{task}-tmp-{os.getpid()}-', dir=root)
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the data is not
-    old = None
-    try:
-        with explain_write_errors(tmp, f'writing the demo {task} data'):
+        def fill(tmp: str) -> None:
             DEMO_MAKERS[task](tmp, num_train, num_val, size, seed)
-            with open(osp.join(tmp, META_FILE), 'w') as f:
-                json.dump(dict(meta, files=_checksums(tmp)), f, indent=1)
-        if osp.exists(target):  # force: move the old one out of the way
-            old = tempfile.mkdtemp(prefix=f'.{task}-old-{os.getpid()}-',
-                                   dir=root)
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        for leftover in (tmp, old):
-            if leftover and osp.exists(leftover):
-                shutil.rmtree(leftover, ignore_errors=True)
+            atomic_write_json(osp.join(tmp, META_FILE),
+                              dict(meta, files=_checksums(tmp)), indent=1)
+
+        publish_folder(target, fill, replace=True,
+                       action=f'writing the demo {task} data')
+    return target

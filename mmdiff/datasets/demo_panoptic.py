@@ -14,8 +14,6 @@ segment, so the VOID id 0 is never written. Layout (mmdet's
 PNG colours encode segment ids as in the COCO panoptic format:
 ``id = R + 256 * G + 256 ** 2 * B``.
 """
-import json
-import os
 import os.path as osp
 from typing import Dict, List
 
@@ -96,7 +94,8 @@ def make_demo_panoptic(root: str, num_train: int = 64, num_val: int = 16,
     Returns:
         str: ``root``.
     """
-    from .demo_data import DEMO_SPLITS, _scenes, _write, _write_jpg
+    from .demo_data import (DEMO_SPLITS, _scenes, _write, _write_jpg,
+                            write_coco_jsons)
     h, w = as_hw(size)
     splits = [dict(images=[], annotations=[]) for _ in range(2)]
     for split, i, scene in _scenes(num_train, num_val, size, seed):
@@ -112,14 +111,6 @@ def make_demo_panoptic(root: str, num_train: int = 64, num_val: int = 16,
         splits[split]['annotations'].append(
             dict(image_id=i + 1, file_name=stem + '.png',
                  segments_info=segments))
-    for split, coco in enumerate(splits):
-        name = DEMO_SPLITS['panoptic'][split]
-        coco.update(
-            info=dict(description='mmdiff demo shapes, panoptic',
-                      version='1.0', year=2026),
-            licenses=[], categories=panoptic_categories())
-        path = osp.join(root, 'annotations', f'panoptic_{name}.json')
-        os.makedirs(osp.dirname(path), exist_ok=True)
-        with open(path, 'w') as f:
-            json.dump(coco, f, separators=(',', ':'))
+    write_coco_jsons(root, 'panoptic', splits, panoptic_categories(),
+                     'mmdiff demo shapes, panoptic')
     return root

@@ -11,20 +11,18 @@ on the demo scenes, a small conv probe on its latents reaches about 40 mIoU,
 on the pretrained one's about 70 (pooled RGB: 75).
 
 The result is a pure function of the arguments (seeded, single-threaded
-order of draws); the folder is written atomically (temp folder + rename) and
+order of draws); the folder is written atomically
+(:func:`mmdiff.utils.fileio.publish_folder`: temp folder + rename) and
 carries the arguments and the sha256 of each file in
 ``mmdiff_demo_vae.json``, so a folder made with other arguments, or
 incomplete, is refused rather than silently reused. A lock file
-(``<out_dir>.lock``, ``filelock``) lets one writer train it while others
-wait.
+(``.<name>.lock`` beside ``out_dir``, ``filelock``) lets one writer train
+it while others wait.
 """
-import hashlib
 import json
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 import time
 from typing import Optional
 
@@ -34,6 +32,8 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
+from mmdiff.utils.fileio import (atomic_write_json, folder_lock,
+                                 publish_folder, sha256_tree)
 from .demo_scene import render_scene
 
 META_FILE = 'mmdiff_demo_vae.json'
@@ -120,7 +120,6 @@ def ensure_demo_vae(out_dir: str, vae_cfg: dict, steps: int = 200,
         FileExistsError: ``out_dir`` exists but was not made by this function
             with these arguments.
     """
-    from filelock import FileLock
     meta = dict(vae_cfg=dict(vae_cfg), steps=steps, batch_size=batch_size,
                 size=size, lr=lr, seed=seed)
     # through JSON, so tuples compare equal to the lists read back
@@ -129,7 +128,7 @@ def ensure_demo_vae(out_dir: str, vae_cfg: dict, steps: int = 200,
     os.makedirs(parent, exist_ok=True)
     # one writer at a time, across processes, containers and nodes sharing
     # the folder; the others wait and then find its VAE
-    with FileLock(osp.abspath(out_dir).rstrip(os.sep) + '.lock'):
+    with folder_lock(out_dir):
         if osp.exists(out_dir):
             _check_existing(out_dir, meta)
             return None
@@ -138,28 +137,20 @@ def ensure_demo_vae(out_dir: str, vae_cfg: dict, steps: int = 200,
         vae, rec = train_demo_vae(vae_cfg, steps=steps,
                                   batch_size=batch_size, size=size, lr=lr,
                                   seed=seed)
-        tmp = tempfile.mkdtemp(prefix='.demo_vae-', dir=parent)
-        try:
+
+        def fill(tmp: str) -> None:
             vae.save_pretrained(tmp)
-            with open(osp.join(tmp, META_FILE), 'w') as f:
-                json.dump(dict(meta, final_reconstruction_mse=rec,
-                               files=_checksums(tmp)), f, indent=1)
-            os.rename(tmp, out_dir)
-        finally:
-            if osp.exists(tmp):
-                shutil.rmtree(tmp, ignore_errors=True)
+            atomic_write_json(osp.join(tmp, META_FILE),
+                              dict(meta, final_reconstruction_mse=rec,
+                                   files=_checksums(tmp)), indent=1)
+
+        publish_folder(out_dir, fill, action="writing the demos' VAE")
     return out_dir
 
 
 def _checksums(folder: str) -> dict:
     """``{file name: sha256}`` of the files of a VAE folder."""
-    out = {}
-    for name in sorted(os.listdir(folder)):
-        path = osp.join(folder, name)
-        if name != META_FILE and osp.isfile(path):
-            with open(path, 'rb') as f:
-                out[name] = hashlib.sha256(f.read()).hexdigest()
-    return out
+    return sha256_tree(folder, exclude=(META_FILE, ))
 
 
 def _check_existing(out_dir: str, meta: dict) -> None:

@@ -23,18 +23,18 @@ and the fix. A file holding Python objects outside the weights-only
 allow-list is reported as such (never as "corrupted"); only then may a
 caller that asked for ``trust_pickle`` unpickle it fully, after a warning.
 """
-import errno
-import hashlib
 import os
 import os.path as osp
 import pickle
 import re
 import sys
 import zipfile
-from contextlib import contextmanager
 from typing import Any, Optional
 
 import torch
+
+from .fileio import (atomic_write_bytes, explain_write_errors,  # noqa: F401
+                     sha256_file)
 
 #: ``publish_model`` names files ``<stem>-<sha256[:8]>.<ext>``.
 HASH_NAME = re.compile(
@@ -60,14 +60,6 @@ class UnsafeCheckpointError(CheckpointError):
 def _first_line(e: BaseException) -> str:
     lines = str(e).strip().splitlines()
     return lines[0][:200] if lines else 'no message'
-
-
-def _sha256(path: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(url: str) -> str:
@@ -145,9 +137,7 @@ def resolve_checkpoint_path(path: str) -> str:
             f'Checkpoint {path!r}: no mmengine file backend can read '
             f'{scheme}:// ({type(e).__name__}: {e}). Fix: download the '
             'file and pass its local path.') from e
-    with open(dst, 'wb') as f:
-        f.write(data)
-    return dst
+    return atomic_write_bytes(dst, data)
 
 
 def _check_file(path: str, shown: str) -> None:
@@ -179,7 +169,7 @@ def _check_hash(path: str, shown: str) -> None:
     match = HASH_NAME.search(osp.basename(path))
     if match is None:
         return
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if not digest.startswith(match.group(1)):
         raise CheckpointError(
             f'Checkpoint {shown!r} is damaged: its name carries the sha256 '
@@ -321,30 +311,3 @@ def verify_checkpoint(path: str, shown: Optional[str] = None) -> str:
     return local
 
 
-@contextmanager
-def explain_write_errors(path: str, action: str):
-    """Turn disk-full and permission errors into errors naming the fix.
-
-    Args:
-        path (str): The file or folder being written.
-        action (str): What was being written, e.g. 'saving a checkpoint'.
-    """
-    try:
-        yield
-    except OSError as e:
-        folder = osp.dirname(osp.abspath(path))
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OSError(
-                e.errno, f'No space left on the disk holding {folder} while '
-                f'{action} ({e.strerror}). Nothing was replaced: the '
-                'previous files are intact. Fix: free space there (df -h '
-                f'{folder}; e.g. delete old work_dirs or checkpoints) or '
-                'write elsewhere (--work-dir / another output path).'
-            ) from e
-        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise OSError(
-                e.errno, f'Cannot write to {folder} while {action}: '
-                f'{e.strerror}. Fix: make the folder writable (chmod u+w '
-                f'{folder}, or check the mount is not read-only) or write '
-                'elsewhere (--work-dir / another output path).') from e
-        raise

@@ -20,7 +20,7 @@ from mmengine.utils import import_modules_from_strings
 from mmdiff.models.diffusion import (tiny_sdxl_unet_cfg, tiny_unet_cfg,
                                      tiny_vae_cfg)
 from mmdiff.models.diffusion.presets import SD_VAE, SDXL_UNET, real_unet_cfg
-from mmdiff.models.text.class_embeddings import resolve_class_names
+from mmdiff.models.text import resolve_class_names
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(

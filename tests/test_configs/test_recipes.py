@@ -17,7 +17,7 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from mmdiff.models.text.class_embeddings import resolve_class_names
+from mmdiff.models.text import resolve_class_names
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RECIPES = osp.join(ROOT, 'tests', 'data', 'recipes')

@@ -52,7 +52,7 @@ def _convert(tool, tmp_path, src_obj, yaml_path, name, capsys=None):
     assert tool.main(argv) == 0
     ckpt = torch.load(dst, map_location='cpu', weights_only=True)
     assert set(ckpt) == {'state_dict', 'meta'}
-    leftovers = [f for f in os.listdir(tmp_path) if f.startswith('.tmp-')]
+    leftovers = [f for f in os.listdir(tmp_path) if '.tmp-' in f]
     assert not leftovers
     return ckpt, emb
 

@@ -37,7 +37,7 @@ def test_written_as_a_diffusers_folder_with_its_arguments(vae_dir):
     assert not torch.equal(fresh.encoder.conv_in.weight,
                            vae.encoder.conv_in.weight)
     # nothing half-written next to it (the writers' lock file stays)
-    assert sorted(os.listdir(osp.dirname(vae_dir))) == ['vae', 'vae.lock']
+    assert sorted(os.listdir(osp.dirname(vae_dir))) == ['.vae.lock', 'vae']
 
 
 def test_reused_and_deterministic(vae_dir, tmp_path, capsys):

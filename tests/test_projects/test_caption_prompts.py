@@ -75,6 +75,19 @@ def test_missing_captions(tiny_clip, tmp_path):
         _build(tiny_clip, {}, class_embeddings=dict(num_classes=2))
 
 
+def test_text_encoder_is_checked(tmp_path):
+    """CaptionVPD loads its encoder through mmdiff's checked loader: a folder
+    without a CLIP model is one error naming what was looked for."""
+    (tmp_path / 'empty').mkdir()
+    model = _build(str(tmp_path / 'empty'), {}, missing_caption='a photo.',
+                   local_files_only=True)
+    for src in (tmp_path / 'empty', tmp_path / 'none', './no-such-clip'):
+        model.text_encoder_src = str(src)
+        with pytest.raises(OSError, match='Cannot find a CLIP text encoder'
+                           '.*Stable Diffusion folder'):
+            model.condition(1)
+
+
 def test_class_caption_text():
     sys.path.insert(0, TOOLS)
     try:

@@ -16,10 +16,10 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 from torch import nn
 
+from mmdiff.apis import check_before_run, check_checkpoint, check_model
 from mmdiff.models.backbones import VPD
 from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
-from mmdiff.utils.validation import (check_before_run, check_checkpoint,
-                                     check_image_size, check_model)
+from mmdiff.utils.image_size import check_image_size
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 SEG_CFG = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-fpn_demo-seg.py')

@@ -148,7 +148,7 @@ def test_tta_per_host():
     """What --tta wraps each demo in; masks refused with the reason."""
     from mmengine.config import Config
 
-    from mmdiff.utils.host_options import apply_tta
+    from mmdiff.apis.host_options import apply_tta
     wrapped = {}
     for name in (SEG, DEPTH, DET):
         cfg = apply_tta(Config.fromfile(osp.join(DEMO, name)))
@@ -177,14 +177,14 @@ def test_train_amp_on_cpu_autocasts_backbone(demo_run, run_tool,
     assert dumped.model.backbone.amp_dtype == 'bfloat16'
     assert dumped.optim_wrapper.type == 'OptimWrapper'
 
-    from mmdiff.utils.host_options import apply_amp
+    from mmdiff.apis.host_options import apply_amp
     assert 'AmpOptimWrapper' in apply_amp(dumped, device='cuda')
     assert dumped.optim_wrapper.type == 'AmpOptimWrapper'
 
 
 def test_source_layout_checkpoint_points_to_converter(tmp_path):
     from mmdiff.converters.layouts import LAYOUTS
-    from mmdiff.utils.validation import check_checkpoint
+    from mmdiff.apis import check_checkpoint
     model = torch.nn.Linear(2, 2)
     for name in ('vpd_seg', 'vpd_depth', 'mmseg_vpd'):
         path = str(tmp_path / f'{name}.pth')

@@ -11,7 +11,6 @@ Times one epoch of a frozen ``mmdiff.VPD`` over ``--num-images`` fixed images
 identical to the first computation.
 """
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -109,8 +108,8 @@ def main(argv=None) -> dict:
     print(f'cached features identical to recomputed: {identical}; '
           f'store: {result["store"]}')
     if args.json_out:
-        with open(args.json_out, 'w') as f:
-            json.dump(result, f, indent=1)
+        from mmdiff.utils.fileio import atomic_write_json
+        atomic_write_json(args.json_out, result, indent=1)
     tmp.cleanup()
     return result
 

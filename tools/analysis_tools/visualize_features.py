@@ -61,7 +61,7 @@ def build_model(cfg: Config, checkpoint: str, device: str):
     from mmengine.utils import import_modules_from_strings
 
     from mmdiff.utils import register_checkpoint_safe_globals
-    from mmdiff.utils.validation import check_checkpoint
+    from mmdiff.apis import check_checkpoint
     register_checkpoint_safe_globals()
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)

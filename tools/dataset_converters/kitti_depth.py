@@ -27,10 +27,10 @@ import argparse
 import os
 import os.path as osp
 import re
-import shutil
 import sys
-import tempfile
 from typing import List, Tuple
+
+from mmdiff.utils.fileio import conversion_problem, publish_folder
 
 KITTI_FOCAL = '721.5377'  # BTS's value for lines without one
 NAMES = ('kitti_eigen_train_files_with_gt.txt',
@@ -94,12 +94,9 @@ def convert(raw: str, depth: str, splits: List[str], out: str,
     """Write the layout; returns the number of lines kept per split."""
     if not osp.isdir(raw):
         _fail(f'--raw {raw} is not a folder.')
-    for path in splits:
-        if not osp.isfile(path):
-            _fail(f'split file {path} does not exist.')
-    if osp.isdir(out) and os.listdir(out):
-        _fail(f'{out} exists and is not empty; remove it or pass another '
-              '--out.')
+    problem = conversion_problem(splits, out)
+    if problem:
+        _fail(problem)
     drives = _drive_folders(depth)
     kept, outputs = [], []
     for path in splits:
@@ -119,10 +116,8 @@ def convert(raw: str, depth: str, splits: List[str], out: str,
                   'folders, or pass --skip-missing to drop them.')
         kept.append(len(lines))
         outputs.append(lines)
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.kitti-', dir=parent)
-    try:
+
+    def fill(tmp: str) -> None:
         os.symlink(osp.abspath(raw), osp.join(tmp, 'raw'))
         os.makedirs(osp.join(tmp, 'gt_depth'))
         for drive, folder in drives.items():
@@ -130,12 +125,8 @@ def convert(raw: str, depth: str, splits: List[str], out: str,
         for name, lines in zip(NAMES, outputs):
             with open(osp.join(tmp, name), 'w') as f:
                 f.write('\n'.join(lines) + '\n')
-        if osp.isdir(out):
-            os.rmdir(out)
-        os.replace(tmp, out)
-    finally:
-        if osp.isdir(tmp):
-            shutil.rmtree(tmp)
+
+    publish_folder(out, fill, action='converting KITTI depth')
     return kept
 
 

@@ -23,12 +23,12 @@ moved into place at the end.
 import argparse
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 
 import cv2
 import numpy as np
+
+from mmdiff.utils.fileio import conversion_problem, publish_folder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,12 +77,9 @@ def convert(mat: str, splits: str, out: str,
         import h5py
     except ImportError:
         _fail('needs h5py: bash tools/setup_env.sh --datasets')
-    for path in (mat, splits):
-        if not osp.isfile(path):
-            _fail(f'{path} does not exist.')
-    if osp.isdir(out) and os.listdir(out):
-        _fail(f'{out} exists and is not empty; remove it or pass another '
-              '--out.')
+    problem = conversion_problem((mat, splits), out)
+    if problem:
+        _fail(problem)
     index = _read_splits(splits)
     try:
         f = h5py.File(mat, 'r')
@@ -99,11 +96,9 @@ def convert(mat: str, splits: str, out: str,
         images, depths = f['images'], f[depth_key]
         if len(images) != len(scenes) or len(depths) != len(scenes):
             _fail(f'{mat}: images/depths/sceneTypes differ in length.')
-        parent = osp.dirname(osp.abspath(out))
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix='.nyu-', dir=parent)
         counts = dict(train=0, test=0)
-        try:
+
+        def fill(tmp: str) -> None:
             for i, scene in enumerate(scenes):
                 split = index.get(i)
                 if split is None:
@@ -118,12 +113,8 @@ def convert(mat: str, splits: str, out: str,
                 _write(osp.join(tmp, 'annotations', split, name + '.png'),
                        depth_mm.astype(np.uint16))
                 counts[split] += 1
-            if osp.isdir(out):
-                os.rmdir(out)
-            os.replace(tmp, out)
-        finally:
-            if osp.isdir(tmp):
-                shutil.rmtree(tmp)
+
+        publish_folder(out, fill, action='converting NYUv2')
     return counts
 
 

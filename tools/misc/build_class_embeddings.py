@@ -26,10 +26,9 @@ import re
 import sys
 import time
 
-from mmdiff.models.text.class_embeddings import (OUTPUTS, TEMPLATE_SETS,
-                                                 append_mean_row,
-                                                 compute_class_embeddings,
-                                                 save_class_embeddings)
+from mmdiff.models.text import (OUTPUTS, TEMPLATE_SETS, append_mean_row,
+                                compute_class_embeddings,
+                                save_class_embeddings)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

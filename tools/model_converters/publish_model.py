@@ -10,15 +10,13 @@ e.g. ``vpd_sd15-fpn_8xb2-80k_ade20k-512x512-1a2b3c4d.pth``. The file is
 written to a temporary name and renamed once complete.
 """
 import argparse
-import os
-import os.path as osp
 import sys
-import tempfile
 
 import torch
 
-from mmdiff.converters import load_source, sha256_file
-from mmdiff.utils.checkpoint_io import CheckpointError, explain_write_errors
+from mmdiff.converters import load_source
+from mmdiff.utils.checkpoint_io import CheckpointError
+from mmdiff.utils.fileio import atomic_write, sha256_file
 
 KEEP = ('state_dict', 'meta')
 
@@ -45,19 +43,11 @@ def publish(in_file: str, out_file: str, trust_pickle: bool = False) -> str:
     removed = sorted(k for k in checkpoint if k not in KEEP)
     published = {k: checkpoint[k] for k in KEEP if k in checkpoint}
     stem = out_file[:-4] if out_file.endswith('.pth') else out_file
-    folder = osp.dirname(osp.abspath(stem))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-publish-',
-                               suffix='.pth')
-    os.close(fd)
-    try:
-        with explain_write_errors(tmp, f'publishing {stem}'):
-            torch.save(published, tmp)
-            final = f'{stem}-{sha256_file(tmp)[:8]}.pth'
-            os.replace(tmp, final)  # the complete file appears in one step
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    # the complete file appears in one step, named from its own bytes
+    final = atomic_write(
+        stem + '.pth', lambda tmp: torch.save(published, tmp),
+        action=f'publishing {stem}',
+        final_name=lambda tmp: f'{stem}-{sha256_file(tmp)[:8]}.pth')
     print(f'removed: {", ".join(removed) or "nothing"}')
     print(f'published {final}')
     return final

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         return 2
     emb = None
     if args.class_embeddings:
-        from mmdiff.models.text.class_embeddings import load_class_embeddings
+        from mmdiff.models.text import load_class_embeddings
         emb = load_class_embeddings(args.class_embeddings)[0]
     try:
         source = load_source(args.src, trust_pickle=args.trust_pickle)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     print(result.summary())
     print(f'saved {args.dst}')
     if args.save_class_embeddings:
-        from mmdiff.models.text.class_embeddings import save_class_embeddings
+        from mmdiff.models.text import save_class_embeddings
         save_class_embeddings(
             args.save_class_embeddings, tensor,
             dict(source=osp.basename(args.src), layout=result.layout.name,

@@ -10,8 +10,9 @@ leaves a truncated ``iter_N.pth`` (which ``--resume`` then picks through
 :class:`AtomicCheckpointHook` keeps every behaviour of ``CheckpointHook``
 but, on local disks:
 
-* writes ``.iter_N.pth.tmp-<pid>`` in the same folder, fsyncs it and
-  ``os.replace``s it onto ``iter_N.pth`` (atomic on POSIX and Windows);
+* writes ``.iter_N.pth.tmp-<pid>-<token>`` in the same folder, fsyncs it
+  and ``os.replace``s it onto ``iter_N.pth`` (atomic on POSIX and Windows;
+  :func:`mmdiff.utils.fileio.atomic_write`);
 * rewrites ``last_checkpoint`` the same way, after the checkpoint is in place
   (a kill between the two leaves ``last_checkpoint`` on the previous one);
 * removes the temp files of killed saves when training starts again;
@@ -40,34 +41,10 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 
 from mmdiff.registry import HOOKS
-from mmdiff.utils.checkpoint_io import explain_write_errors
+from mmdiff.utils.fileio import (atomic_write, atomic_write_text,
+                                 remove_stale_temps, temp_sibling)
 
 RNG_KEY = 'mmdiff_rng_state'
-
-
-def atomic_write_text(text: str, path: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file + ``os.replace``."""
-    tmp = osp.join(osp.dirname(path) or '.',
-                   f'.{osp.basename(path)}.tmp-{os.getpid()}')
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 @HOOKS.register_module()
@@ -88,11 +65,8 @@ class AtomicCheckpointHook(CheckpointHook):
     def before_train(self, runner) -> None:
         """Set up as ``CheckpointHook``; drop temp files of killed saves."""
         super().before_train(runner)
-        if self._is_local(runner) and is_main_process() and \
-                osp.isdir(self.out_dir):
-            for name in os.listdir(self.out_dir):
-                if name.startswith('.') and '.tmp-' in name:
-                    os.remove(osp.join(self.out_dir, name))
+        if self._is_local(runner) and is_main_process():
+            remove_stale_temps(self.out_dir)
 
     # -- random state --------------------------------------------------
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -136,49 +110,35 @@ class AtomicCheckpointHook(CheckpointHook):
 
         ckpt_filename = self.filename_tmpl.format(step)
         final_path = osp.join(self.out_dir, ckpt_filename)
-        tmp_filename = f'.{ckpt_filename}.tmp-{os.getpid()}'
-        tmp_path = osp.join(self.out_dir, tmp_filename)
         # bookkeeping first, as CheckpointHook does, so that the message hub
         # saved inside the checkpoint knows it; deletion after the write
         dropped = self._update_kept(runner, step)
         self.last_ckpt = final_path
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-        try:
-            with explain_write_errors(final_path,
-                                      f'saving checkpoint {ckpt_filename}'):
-                self._save_tmp(runner, tmp_filename, tmp_path, final_path,
-                               meta)
-        finally:
-            if is_main_process() and osp.exists(tmp_path):
-                os.remove(tmp_path)
+
+        def write(tmp_path: str) -> None:
+            runner.save_checkpoint(
+                self.out_dir,
+                osp.basename(tmp_path),
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
 
         if not is_main_process():
+            write(temp_sibling(final_path))  # master_only: writes nothing
             return
-        atomic_write_text(final_path, osp.join(runner.work_dir,
-                                               'last_checkpoint'))
+        atomic_write(final_path, write,
+                     action=f'saving checkpoint {ckpt_filename}')
+        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'),
+                          final_path)
         for old in dropped:
             path = osp.join(self.out_dir, self.filename_tmpl.format(old))
             if osp.isfile(path):
                 os.remove(path)
-
-    def _save_tmp(self, runner, tmp_filename: str, tmp_path: str,
-                  final_path: str, meta: dict) -> None:
-        """Write the checkpoint to ``tmp_path``, then rename it."""
-        runner.save_checkpoint(
-            self.out_dir,
-            tmp_filename,
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
-        if is_main_process():
-            with open(tmp_path, 'rb+') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp_path, final_path)
-            _fsync_dir(self.out_dir)
 
     def _update_kept(self, runner, step: int) -> list:
         """Record ``step`` as kept; return the steps to delete."""

@@ -17,6 +17,7 @@ import torch
 from mmengine.hooks import Hook
 
 from mmdiff.registry import HOOKS
+from mmdiff.utils.fileio import atomic_write_text, temp_sibling
 
 #: Hard link to the newest checkpoint verified by a finite loss after it.
 LAST_FINITE = 'last_finite.pth'
@@ -110,13 +111,13 @@ class NaNGuardHook(Hook):
         if not last or last == self._verified or not osp.isfile(last):
             return
         link = osp.join(osp.dirname(last), LAST_FINITE)
-        tmp = f'{link}.tmp-{os.getpid()}'
+        tmp = temp_sibling(link)  # removed by remove_stale_temps if killed
         try:
-            if osp.lexists(tmp):
-                os.remove(tmp)
             os.link(last, tmp)  # no copy: survives max_keep_ckpts deletion
             os.replace(tmp, link)
         except OSError:  # no hard links here: remember the path only
+            if osp.lexists(tmp):
+                os.remove(tmp)
             link = last
         self._verified = link
 
@@ -125,8 +126,7 @@ class NaNGuardHook(Hook):
         if good is None or not osp.isfile(good):
             return None
         # plain `--resume` (latest in the work dir) must pick it too
-        from .atomic_checkpoint_hook import atomic_write_text
-        atomic_write_text(good, osp.join(runner.work_dir, 'last_checkpoint'))
+        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), good)
         return good
 
 

@@ -22,6 +22,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS
+from mmdiff.utils.fileio import atomic_write
 
 
 def tensor_digest(tensor: Tensor, hasher=None):
@@ -114,9 +115,8 @@ class FeatureStore:
             value = feats
         else:
             value = None
-            tmp = self._path(key) + '.tmp'
-            torch.save(list(feats), tmp)
-            os.replace(tmp, self._path(key))
+            atomic_write(self._path(key),
+                         lambda tmp: torch.save(list(feats), tmp))
             size = osp.getsize(self._path(key))
         self._account(key, value, size)
         self._evict()

@@ -15,13 +15,13 @@ def _check_keys(spec: dict) -> None:
     """Refuse unknown keys (a typo would otherwise be ignored)."""
     import inspect
 
-    from mmdiff.models.text import class_embeddings as ce
+    from mmdiff.models.text import (compute_class_embeddings,
+                                    get_or_build_class_embeddings)
     if 'num_classes' in spec:
         allowed, form = set(RANDOM_KEYS), 'dict(num_classes=K, dim=D)'
     elif 'class_names' in spec:
         allowed = set()
-        for fn in (ce.get_or_build_class_embeddings,
-                   ce.compute_class_embeddings):
+        for fn in (get_or_build_class_embeddings, compute_class_embeddings):
             allowed |= {name for name, p in
                         inspect.signature(fn).parameters.items()
                         if p.kind is not p.VAR_KEYWORD}
@@ -54,7 +54,7 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
             - a ``.pth``/``.safetensors`` path;
             - ``dict(class_names=..., text_encoder=..., templates=...,
               output='pooled'|'tokens', cache_dir=...)``, computed (and
-              cached) by ``mmdiff.models.text.class_embeddings``; a list of
+              cached) by ``mmdiff.models.text.cache``; a list of
               text encoders concatenates their embeddings (SDXL);
             - ``dict(num_classes=K, dim=D)``: random, learnable embeddings;
             - a tensor ``(K, D)``;
@@ -73,8 +73,7 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
     if spec is None:
         return None, False
     if isinstance(spec, str):
-        from mmdiff.models.text.class_embeddings import \
-            load_class_embeddings
+        from mmdiff.models.text import load_class_embeddings
         emb = load_class_embeddings(spec)[0].float()
     elif isinstance(spec, Tensor):
         emb = spec.detach().float()
@@ -83,8 +82,7 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
         emb = torch.randn(num, emb_dim) * spec.get('std', 0.02)
         learnable = spec.get('learnable', True)
     elif isinstance(spec, dict) and 'class_names' in spec:
-        from mmdiff.models.text.class_embeddings import \
-            get_or_build_class_embeddings
+        from mmdiff.models.text import get_or_build_class_embeddings
         kwargs = dict(spec)
         kwargs.setdefault('local_files_only', local_files_only)
         encoders = kwargs.pop('text_encoder', None)

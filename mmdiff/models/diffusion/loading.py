@@ -14,16 +14,14 @@ can build its modules in ``__init__`` and read weights in ``init_weights()``:
   ``from_single_file`` (original ldm ``.ckpt`` / ``.safetensors``).
 """
 import os.path as osp
-import re
 from typing import Optional, Union
 
 from torch import nn
 
+from mmdiff.utils.hub import is_hub_id
 from .lora import lora_compatible_state_dict
 
 SINGLE_FILE_SUFFIXES = ('.ckpt', '.safetensors', '.pt', '.pth', '.bin')
-_HUB_ID = re.compile(r'^[\w.-]+/[\w.-]+$')
-
 ConfigLike = Optional[Union[str, dict]]
 
 
@@ -50,7 +48,7 @@ def source_kind(pretrained: Optional[str]) -> str:
         if osp.isfile(path) or path.startswith(('http://', 'https://')):
             return 'single_file'
         raise FileNotFoundError(_missing_message(pretrained, 'single_file'))
-    if _HUB_ID.match(str(pretrained)) and not osp.exists(path):
+    if is_hub_id(pretrained):
         return 'hub'
     raise FileNotFoundError(_missing_message(pretrained, 'folder'))
 

@@ -2,7 +2,7 @@
 
 Class names come from a list, a text file, or a host data set's metainfo
 (read from mmseg / mmdet, not copied); templates from a named set, a list or
-a text file. :mod:`mmdiff.models.text.class_embeddings` encodes them.
+a text file. :mod:`mmdiff.models.text.embedding` encodes them.
 """
 import os
 import os.path as osp

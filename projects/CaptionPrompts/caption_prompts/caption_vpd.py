@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from mmdiff.models.backbones import VPD
+from mmdiff.models.text import load_text_encoder
 from mmdiff.registry import MODELS
 
 
@@ -97,14 +98,10 @@ class CaptionVPD(VPD):
 
     def _load_text_encoder(self):
         if self._text is None:
-            from transformers import CLIPTextModel, CLIPTokenizer
-            path, kw = self.text_encoder_src, dict(
-                local_files_only=self.local_files_only)
-            sub = osp.isdir(osp.join(str(path), 'text_encoder'))
-            tok = CLIPTokenizer.from_pretrained(
-                path, subfolder='tokenizer' if sub else '', **kw)
-            model = CLIPTextModel.from_pretrained(
-                path, subfolder='text_encoder' if sub else '', **kw).eval()
+            # mmdiff's checked loader: folder, SD folder or hub id; a
+            # missing or incomplete encoder is one error naming the fix
+            model, tok = load_text_encoder(
+                self.text_encoder_src, local_files_only=self.local_files_only)
             model.requires_grad_(False)
             self._text = (tok, model)
         return self._text

@@ -11,8 +11,6 @@ format, {"<folder>/<file name>" or file name: caption}.
         [--exclude background] [--cfg-options KEY=VALUE ...]
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 
@@ -54,6 +52,7 @@ def captions_of_dataset(dataset, exclude=('background', )) -> dict:
 
 
 def main() -> None:
+    from mmdiff.utils.fileio import atomic_write_json
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('--out', required=True)
@@ -82,9 +81,7 @@ def main() -> None:
             ds_cfg = dict(loader['dataset'], pipeline=[], lazy_init=False)
             captions.update(captions_of_dataset(DATASETS.build(ds_cfg),
                                                 tuple(args.exclude)))
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w', encoding='utf-8') as f:
-        json.dump(captions, f, indent=1, sort_keys=True)
+    atomic_write_json(args.out, captions, indent=1, sort_keys=True)
     print(f'{len(captions)} captions -> {args.out}')
 
 

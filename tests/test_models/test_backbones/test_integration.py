@@ -10,7 +10,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
-from mmdiff.models.backbones import VPD, check_in_channels
+from mmdiff.apis import check_in_channels
+from mmdiff.models.backbones import VPD
 
 CONFIGS = osp.join(osp.dirname(__file__), '..', '..', 'data', 'configs')
 

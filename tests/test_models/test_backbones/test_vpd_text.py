@@ -30,8 +30,7 @@ def clip_dir(tmp_path_factory):
 
 @pytest.mark.parametrize('output', ['pooled', 'tokens'])
 def test_class_names_built_and_cached(clip_dir, tmp_path, output):
-    from mmdiff.models.text.class_embeddings import \
-        get_or_build_class_embeddings
+    from mmdiff.models.text import get_or_build_class_embeddings
     spec = dict(class_names=['cat', 'dog', 'tree'], text_encoder=clip_dir,
                 templates=['a photo of a {}.'], output=output,
                 cache_dir=str(tmp_path), max_length=8)

@@ -13,9 +13,9 @@ import shutil
 import pytest
 import torch
 
-from mmdiff.models.text import class_embeddings as ce
-from mmdiff.models.text import (IMAGENET_TEMPLATES, append_mean_row,
-                                compute_class_embeddings,
+from mmdiff.models.text import (CLASS_NAME_SETS, IMAGENET_TEMPLATES,
+                                append_mean_row, compute_class_embeddings,
+                                default_cache_dir, encoder,
                                 get_or_build_class_embeddings,
                                 load_class_embeddings, resolve_class_names,
                                 resolve_templates, save_class_embeddings)
@@ -105,7 +105,7 @@ def _encode_manually(folder, prompts, max_length=77):
 def test_class_names_from_host_metainfo(name, num):
     names = resolve_class_names(name)
     assert len(names) == num
-    module, cls = ce.CLASS_NAME_SETS[name]
+    module, cls = CLASS_NAME_SETS[name]
     host = __import__(module, fromlist=[cls])
     # Stripped: mmseg's ADE20K list has 'bed ' (CLIP's tokenizer drops the
     # space anyway).
@@ -273,7 +273,7 @@ def test_cache_hit_does_not_load_model(clip_dir, tmp_path, monkeypatch):
     def no_load(*args, **kwargs):
         raise AssertionError('cache hit must not load the text encoder')
 
-    monkeypatch.setattr(ce, '_load_text_encoder', no_load)
+    monkeypatch.setattr(encoder, 'load_located', no_load)
     again = get_or_build_class_embeddings(NAMES, clip_dir, **kw)
     assert torch.equal(first, again)
     with_mean = get_or_build_class_embeddings(NAMES, clip_dir, mean_row=True,
@@ -289,8 +289,8 @@ def test_cache_hit_does_not_load_model(clip_dir, tmp_path, monkeypatch):
 
 def test_cache_key_follows_weights_and_env(clip_dir, tmp_path, monkeypatch):
     monkeypatch.setenv('MMDIFF_CACHE', str(tmp_path / 'root'))
-    assert ce.default_cache_dir() == str(tmp_path / 'root' /
-                                         'class_embeddings')
+    assert default_cache_dir() == str(tmp_path / 'root' /
+                                      'class_embeddings')
     other = build_tiny_clip(str(tmp_path / 'clip2'), seed=1)
     kw = dict(local_files_only=True, progress=False)
     a = get_or_build_class_embeddings(NAMES, clip_dir, **kw)

@@ -19,6 +19,9 @@ from typing import Optional
 import torch
 from mmengine.config import Config, ConfigDict
 
+from mmdiff.models.backbones import DiffusionBackbone
+from mmdiff.registry import MODELS
+
 # mmdet tools/test.py's defaults when a config has no tta_model/tta_pipeline
 _DET_TTA_MODEL = dict(
     type='DetTTAModel',
@@ -88,8 +91,6 @@ def apply_tta(cfg: Config) -> Config:
 def _diffusion_backbones(model_cfg) -> list:
     """The config dicts of diffusion backbones (``DiffusionBackbone`` and
     subclasses, e.g. ``mmdiff.VPD``) anywhere in a model config."""
-    from mmdiff.models.backbones import DiffusionBackbone
-    from mmdiff.registry import MODELS
     found = []
     if isinstance(model_cfg, dict):
         kind = model_cfg.get('type')

@@ -1,0 +1,82 @@
+"""Class embeddings cached on disk, keyed by everything that shapes them.
+
+The backbone builds ``class_embeddings=dict(class_names=..., text_encoder=
+...)`` through :func:`get_or_build_class_embeddings`: the first build runs
+the text encoder and writes ``<cache_dir>/<key>.safetensors``; later builds
+load that file without loading the encoder.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+from typing import Optional, Union
+
+from torch import Tensor
+
+from .embedding import (FORMAT, append_mean_row, check_output,
+                        compute_class_embeddings)
+from .embedding_file import load_class_embeddings, save_class_embeddings
+from .encoder import encoder_identity, locate_text_encoder
+from .prompts import NameSpec, resolve_class_names, resolve_templates
+
+
+def default_cache_dir() -> str:
+    """``$MMDIFF_CACHE/class_embeddings``, else
+    ``~/.cache/mmdiff/class_embeddings``."""
+    root = os.environ.get('MMDIFF_CACHE') or osp.join('~', '.cache', 'mmdiff')
+    return osp.join(osp.expanduser(root), 'class_embeddings')
+
+
+def get_or_build_class_embeddings(class_names: NameSpec,
+                                  text_encoder: Union[str, os.PathLike],
+                                  templates: NameSpec = 'vpd',
+                                  output: str = 'pooled',
+                                  cache_dir: Optional[str] = None,
+                                  local_files_only: bool = False,
+                                  max_length: int = 77,
+                                  mean_row: bool = False,
+                                  **kwargs) -> Tensor:
+    """:func:`compute_class_embeddings`, cached on disk.
+
+    The cache key is the sha256 of the class names, templates, output,
+    max_length, ``normalize``/``underscore_to_space`` and the encoder's
+    identity (sha256 of a local folder's weight/tokenizer files, or hub id +
+    commit). A hit loads the file without loading the text encoder.
+
+    Args:
+        cache_dir (str, optional): defaults to :func:`default_cache_dir`.
+        mean_row (bool): append the mean row (:func:`append_mean_row`)
+            after loading/building. Defaults to False.
+        **kwargs: passed to :func:`compute_class_embeddings` (``device``,
+            ``batch_size``, ``progress``, ``normalize``,
+            ``underscore_to_space``, ``revision``).
+    """
+    from mmengine.logging import print_log
+    check_output(output)
+    names = resolve_class_names(class_names)
+    tmpls = resolve_templates(templates)
+    loc = locate_text_encoder(text_encoder, kwargs.get('revision'),
+                              local_files_only)
+    key_src = dict(
+        format=FORMAT, classes=names, templates=tmpls, output=output,
+        max_length=max_length, normalize=kwargs.get('normalize', False),
+        underscore_to_space=kwargs.get('underscore_to_space', True),
+        model_identity=encoder_identity(loc))
+    key = hashlib.sha256(
+        json.dumps(key_src, sort_keys=True).encode()).hexdigest()
+    file = osp.join(cache_dir or default_cache_dir(),
+                    f'{key[:24]}.safetensors')
+    if osp.isfile(file):
+        embeddings, meta = load_class_embeddings(file)
+        if meta.get('cache_key') == key:
+            print_log(f'Class embeddings: cache hit {file}', logger='current')
+            return append_mean_row(embeddings) if mean_row else embeddings
+    print_log(f'Class embeddings: building {len(names)} classes x '
+              f'{len(tmpls)} templates with {text_encoder} -> {file}',
+              logger='current')
+    embeddings, meta = compute_class_embeddings(
+        names, text_encoder, tmpls, output=output, max_length=max_length,
+        local_files_only=local_files_only, return_metadata=True, **kwargs)
+    meta['cache_key'] = key
+    save_class_embeddings(file, embeddings, meta)
+    return append_mean_row(embeddings) if mean_row else embeddings

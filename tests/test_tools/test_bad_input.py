@@ -17,7 +17,8 @@ from mmengine.registry import DefaultScope, init_default_scope
 from torch import nn
 
 from mmdiff.models.backbones import VPD
-from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+from mmdiff.models.diffusion import tiny_unet_cfg
+from mmdiff.testing import tiny_vpd
 from mmdiff.utils.validation import (check_before_run, check_checkpoint,
                                      check_image_size, check_model)
 
@@ -36,11 +37,7 @@ def _restore_scope():
 
 
 def _vpd(**kwargs) -> VPD:
-    torch.manual_seed(0)
-    args = dict(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
-                class_embeddings=dict(num_classes=4, dim=32))
-    args.update(kwargs)
-    return VPD(**args)
+    return tiny_vpd(**kwargs)
 
 
 def _seg_model(**backbone):

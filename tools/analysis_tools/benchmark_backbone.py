@@ -46,9 +46,13 @@ import time
 
 import torch
 
-from mmdiff.benchmark import (IMPLS, OPTIMIZERS, machine, markdown,
-                              matmul_rate, run_case, summarise)
-from mmdiff.testing.ldm import LDM_CONFIGS
+_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
+    sys.path.insert(0, _ROOT)  # this checkout's mmdiff, as tools/train.py
+
+from mmdiff.benchmark import (IMPLS, OPTIMIZERS, machine,  # noqa: E402
+                              markdown, matmul_rate, run_case, summarise)
+from mmdiff.testing.ldm import LDM_CONFIGS  # noqa: E402
 
 __all__ = ['main', 'markdown', 'summarise']
 

@@ -18,6 +18,7 @@ torch.set_num_threads(1)
 def ldm_sd():
     """Seeded tiny ldm U-Net + VAE (``LatentDiffusion`` layout), in eval."""
     from mmdiff.testing import ldm
+    torch.manual_seed(0)  # ldm's own init
     gen = torch.Generator().manual_seed(0)
     return ldm.randomise(ldm.LdmStableDiffusion(), gen).eval()
 

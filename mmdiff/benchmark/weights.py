@@ -46,18 +46,17 @@ def prepare_weights(cfg_name: str, num_tokens: int, seed: int,
     original = ldm.original_config(cfg['unet'], cfg['vae'])
     state = ldm.save_single_file(sd, paths['ldm'], paths['yaml'], original)
     del sd
-    unet_config = create_unet_diffusers_config_from_ldm(original, state)
-    unet = UNet2DConditionModel(**unet_config)
-    unet.load_state_dict(convert_ldm_unet_checkpoint(state, unet_config),
-                         strict=True)
-    unet.save_pretrained(osp.join(paths['diffusers'], 'unet'))
-    del unet
-    vae_config = create_vae_diffusers_config_from_ldm(original, state)
-    vae = AutoencoderKL(**vae_config)
-    vae.load_state_dict(convert_ldm_vae_checkpoint(state, vae_config),
-                        strict=True)
-    vae.save_pretrained(osp.join(paths['diffusers'], 'vae'))
-    del vae, state
+    for cls, make_config, convert, sub in (
+            (UNet2DConditionModel, create_unet_diffusers_config_from_ldm,
+             convert_ldm_unet_checkpoint, 'unet'),
+            (AutoencoderKL, create_vae_diffusers_config_from_ldm,
+             convert_ldm_vae_checkpoint, 'vae')):
+        config = make_config(original, state)
+        model = cls(**config)
+        model.load_state_dict(convert(state, config), strict=True)
+        model.save_pretrained(osp.join(paths['diffusers'], sub))
+        del model
+    del state
     adapter = nn.Sequential(nn.Linear(dim, dim), nn.GELU(),
                             nn.Linear(dim, dim))
     torch.save(dict(fc=adapter.state_dict(),

@@ -13,13 +13,11 @@
 * mmseg: the real ``mmseg.models.backbones.VPD`` inside mmseg's
   ``DepthEstimator`` with ``VPDDepthHead``. mmseg's VPD builds
   ``diffusion_cfg`` with ldm's ``instantiate_from_config``; ldm's
-  ``LatentDiffusion`` needs pytorch_lightning, so ``TinyLatentDiffusion``
-  stands in: a container with the same two attributes mmseg's VPD reads
-  (``first_stage_model``, ``model.diffusion_model``), holding real ldm modules.
+  ``LatentDiffusion`` needs pytorch_lightning, so
+  ``mmdiff.testing.ldm.LdmStableDiffusion`` stands in: a container with the
+  same two attributes mmseg's VPD reads (``first_stage_model``,
+  ``model.diffusion_model``), holding real ldm modules.
 """
-import math
-import sys
-import types
 from collections import defaultdict
 from types import SimpleNamespace
 
@@ -29,24 +27,11 @@ from torch import nn
 
 pytest.importorskip('ldm.modules.diffusionmodules.openaimodel')
 
+from mmdiff.testing import ldm  # noqa: E402
+
 DIM = 32  # text / cross-attention width
-LDM_UNET = dict(
-    image_size=8, in_channels=4, out_channels=4, model_channels=32,
-    attention_resolutions=[4, 2, 1], num_res_blocks=2,
-    channel_mult=[1, 2, 2, 2], num_heads=4, use_spatial_transformer=True,
-    transformer_depth=1, context_dim=DIM, legacy=False)
-LDM_DDCONFIG = dict(
-    double_z=True, z_channels=4, resolution=64, in_channels=3, out_ch=3,
-    ch=32, ch_mult=[1, 1, 2, 2], num_res_blocks=1, attn_resolutions=[],
-    dropout=0.0)
-ORIGINAL_CONFIG = dict(model=dict(params=dict(
-    scale_factor=0.18215,
-    unet_config=dict(
-        target='ldm.modules.diffusionmodules.openaimodel.UNetModel',
-        params=LDM_UNET),
-    first_stage_config=dict(
-        target='ldm.models.autoencoder.AutoencoderKL',
-        params=dict(embed_dim=4, ddconfig=LDM_DDCONFIG)))))
+LDM_UNET = ldm.TINY_UNET
+ORIGINAL_CONFIG = ldm.original_config()
 # U-Net tap channels, finest first (final, output_blocks 7, 4, 1)
 TAP_CHANNELS = [32, 64, 64, 64]
 SCHEDULE = ('betas', 'alphas_cumprod', 'alphas_cumprod_prev',
@@ -60,31 +45,14 @@ DEPTH_HEAD = dict(max_depth=10.0, in_channels=TAP_CHANNELS, embed_dim=8,
 
 
 # --------------------------------------------------------------------------
-# ldm parts
+# ldm parts (mmdiff.testing.ldm) as VPD's released code arranges them
 # --------------------------------------------------------------------------
-class LdmVae(nn.Module):
-    """ldm ``AutoencoderKL`` without pytorch_lightning (same key names)."""
-
-    def __init__(self, decoder: bool = True) -> None:
-        super().__init__()
-        from ldm.modules.diffusionmodules.model import Decoder, Encoder
-        self.encoder = Encoder(**LDM_DDCONFIG)
-        if decoder:
-            self.decoder = Decoder(**LDM_DDCONFIG)
-        z = LDM_DDCONFIG['z_channels']
-        self.quant_conv = nn.Conv2d(2 * z, 2 * 4, 1)
-        self.post_quant_conv = nn.Conv2d(4, z, 1)
-
-    def encode(self, x):
-        from ldm.modules.distributions.distributions import \
-            DiagonalGaussianDistribution
-        return DiagonalGaussianDistribution(self.quant_conv(self.encoder(x)))
+LdmVae = ldm.LdmAutoencoderKL
 
 
 def ldm_unet(delete_out: bool = False, params: dict = None) -> nn.Module:
     """ldm ``UNetModel`` with ``params`` (default :data:`LDM_UNET`)."""
-    from ldm.modules.diffusionmodules.openaimodel import UNetModel
-    unet = UNetModel(**(params or LDM_UNET))
+    unet = ldm.ldm_unet(params)
     if delete_out:
         del unet.out  # VPDDepthEncoder: del self.unet.unet.diffusion_model.out
     return unet
@@ -97,44 +65,12 @@ def wrap(**children) -> nn.Module:
     return module
 
 
-class TinyLatentDiffusion(nn.Module):
-    """Stand-in for ldm's ``LatentDiffusion`` as mmseg's VPD uses it."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__()
-        self.first_stage_model = LdmVae()
-        self.model = wrap(diffusion_model=ldm_unet(
-            params=kwargs.get('unet_params')))
-
-
 def randomise(module: nn.Module, seed: int) -> nn.Module:
     """Fill zero-initialised parameters, perturb norms and BN statistics so
     that no layer is an identity and every converted key matters."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    with torch.no_grad():
-        for mod in module.modules():
-            # heads initialised with std 0.001-0.02 (mmseg, VPD) would make
-            # the depth output almost constant: back to PyTorch's defaults
-            if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d)) and \
-                    0 < mod.weight.std() < 0.03:
-                mod.reset_parameters()
-        for param in module.parameters():
-            if not param.any():
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.05)
-        for mod in module.modules():
-            if isinstance(mod, (nn.GroupNorm, nn.LayerNorm,
-                                nn.BatchNorm2d)) and mod.weight is not None:
-                mod.weight.add_(0.1 * torch.randn(mod.weight.shape,
-                                                  generator=gen))
-                mod.bias.add_(0.1 * torch.randn(mod.bias.shape,
-                                                generator=gen))
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.copy_(
-                    0.1 * torch.randn(mod.running_mean.shape, generator=gen))
-                mod.running_var.copy_(
-                    1 + 0.2 * torch.rand(mod.running_var.shape,
-                                         generator=gen))
+    ldm.randomise(module, gen, reset_small_convs=True)
     return module.eval()
 
 
@@ -158,16 +94,10 @@ def ldm_outputs(unet, latents, context, keep_maps_upto=None):
     handles = []
     if keep_maps_upto:
         def hook(module, args, kwargs, output):
-            x, ctx = args[0], kwargs['context']
-            h = module.heads
-            q, k = module.to_q(x), module.to_k(ctx)
-            q, k = (t.reshape(t.shape[0], t.shape[1], h, -1).permute(
-                0, 2, 1, 3).reshape(t.shape[0] * h, t.shape[1], -1)
-                for t in (q, k))  # 'b n (h d) -> (b h) n d'
-            attn = (q @ k.transpose(-1, -2) * module.scale).softmax(-1)
-            attn = attn.reshape(-1, h, *attn.shape[1:]).mean(1)
-            if attn.shape[1] <= keep_maps_upto**2:
-                store[int(math.sqrt(attn.shape[1]))].append(attn)
+            probs = ldm.cross_attention_probs(module, args[0],
+                                              kwargs['context'])
+            if probs.shape[1] <= keep_maps_upto**2:
+                store[probs.shape[1]].append(probs)
         for blocks in (unet.input_blocks, unet.output_blocks):  # down, up
             for name, mod in blocks.named_modules():
                 if name.endswith('attn2'):
@@ -190,9 +120,7 @@ def ldm_outputs(unet, latents, context, keep_maps_upto=None):
     finally:
         for handle in handles:
             handle.remove()
-    maps = {size: torch.stack(v).mean(0).transpose(1, 2).reshape(
-        v[0].shape[0], -1, size, size) for size, v in store.items()}
-    return outs, maps
+    return outs, ldm.maps_by_size(store)
 
 
 # --------------------------------------------------------------------------
@@ -328,14 +256,10 @@ def _one_thread(one_thread):
 
 @pytest.fixture(scope='session')
 def ldm_target():
-    """An importable name for :class:`TinyLatentDiffusion` (ldm's
-    ``instantiate_from_config`` imports its target by module path)."""
-    name = '_mmdiff_converter_test_ldm'
-    module = types.ModuleType(name)
-    module.TinyLatentDiffusion = TinyLatentDiffusion
-    sys.modules[name] = module
-    yield f'{name}.TinyLatentDiffusion'
-    sys.modules.pop(name, None)
+    """``diffusion_cfg.target`` of mmseg's VPD: ldm's modules in
+    ``LatentDiffusion``'s layout (ldm's ``instantiate_from_config`` imports
+    it by module path)."""
+    return 'mmdiff.testing.ldm.LdmStableDiffusion'
 
 
 @pytest.fixture(scope='session')
@@ -350,9 +274,7 @@ def helpers():
 
 @pytest.fixture(scope='session')
 def original_config_yaml(tmp_path_factory):
-    import copy
-
     import yaml
     path = tmp_path_factory.mktemp('ldm_config') / 'tiny-inference.yaml'
-    path.write_text(yaml.safe_dump(copy.deepcopy(ORIGINAL_CONFIG)))
+    path.write_text(yaml.safe_dump(ldm.original_config()))
     return str(path)

@@ -124,10 +124,9 @@ def _tiny_backbone(backbone, tmp: str, data_root: str):
     backbone = helpers._swap(backbone, unet, tiny_vae_cfg(),
                              unet['cross_attention_dim'])
     if 'captions' in backbone:  # CaptionPrompts: a tiny CLIP, one caption
-        clip = _load('mmdiff_test_tiny_clip', osp.join(
-            ROOT, 'projects/CaptionPrompts/tools/make_demo_text_encoder.py'))
+        from mmdiff.testing import build_tiny_clip
         backbone.update(
-            text_encoder=clip.build_tiny_clip(osp.join(tmp, 'tiny_clip')),
+            text_encoder=build_tiny_clip(osp.join(tmp, 'tiny_clip')),
             captions=osp.join(data_root, 'captions.json'), max_length=16)
         names = [osp.basename(p) for p in glob.glob(
             osp.join(data_root, 'images', '*', '*.jpg'))]

@@ -17,11 +17,7 @@ TOOLS = osp.join(PROJECT, 'tools')
 
 @pytest.fixture(scope='module')
 def tiny_clip(tmp_path_factory):
-    sys.path.insert(0, TOOLS)
-    try:
-        from make_demo_text_encoder import build_tiny_clip
-    finally:
-        sys.path.remove(TOOLS)
+    from mmdiff.testing import build_tiny_clip
     return build_tiny_clip(str(tmp_path_factory.mktemp('clip') / 'clip'))
 
 

@@ -18,7 +18,8 @@ from torch import nn
 
 from mmdiff.apis import check_before_run, check_checkpoint, check_model
 from mmdiff.models.backbones import VPD
-from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+from mmdiff.models.diffusion import tiny_unet_cfg
+from mmdiff.testing import tiny_vpd
 from mmdiff.utils.image_size import check_image_size
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -36,11 +37,7 @@ def _restore_scope():
 
 
 def _vpd(**kwargs) -> VPD:
-    torch.manual_seed(0)
-    args = dict(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
-                class_embeddings=dict(num_classes=4, dim=32))
-    args.update(kwargs)
-    return VPD(**args)
+    return tiny_vpd(**kwargs)
 
 
 def _seg_model(**backbone):

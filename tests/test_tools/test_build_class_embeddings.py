@@ -16,12 +16,8 @@ TOOL = osp.join(ROOT, 'tools', 'misc', 'build_class_embeddings.py')
 
 
 def _tiny_clip_builder():
-    path = osp.join(ROOT, 'tests', 'test_models', 'test_text',
-                    'test_class_embeddings.py')
-    spec = importlib.util.spec_from_file_location('_tiny_clip', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_clip
+    from mmdiff.testing.clip import build_test_clip
+    return build_test_clip
 
 
 @pytest.fixture(scope='module')

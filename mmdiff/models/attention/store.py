@@ -50,6 +50,20 @@ class AttentionStore:
             self._sums[num_queries] = probs
             self._counts[num_queries] = 1
 
+    def layer_downsamples(self, latent_hw: Tuple[int, int]
+                          ) -> Dict[str, int]:
+        """Downsampling (w.r.t. the latent) of every layer seen so far.
+
+        Args:
+            latent_hw (tuple[int, int]): Height and width of the U-Net input
+                of the forward(s) that recorded the layers.
+
+        Returns:
+            dict[str, int]: Processor name -> ``d``.
+        """
+        return {name: downsample_of(num, latent_hw)
+                for name, num in self.layer_tokens.items()}
+
     def maps(self, latent_hw: Tuple[int, int]) -> Dict[int, Tensor]:
         """Layer-averaged maps keyed by downsampling w.r.t. the latent.
 

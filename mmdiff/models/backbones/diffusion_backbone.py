@@ -4,36 +4,73 @@ Data path: image in [-1, 1] -> pad to the U-Net multiple -> frozen VAE
 encoder (posterior mode/sample) -> optional latent scaling and noise ->
 U-Net at a fixed timestep, conditioned by ``condition()`` -> features tapped
 inside the U-Net (+ cross-attention maps) -> cropped back -> tuple.
+
+The pieces live by concern: argument/image checks and padding in
+``backbones/inputs.py``; probing and map processors in
+``diffusion/probe.py``; noise in ``diffusion/noise.py``; SDXL added
+conditioning in ``diffusion/added_cond.py``.
 """
 import contextlib
-import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmdiff.models.attention import (AttentionStore, cross_attention_layers,
-                                     install_map_processors)
+from mmdiff.models.attention import AttentionStore
 from mmdiff.models.diffusion import (FeatureTaps, TapsDone,
                                      load_diffusion_configs,
                                      load_diffusion_weights,
                                      load_unet_weights, load_vae_weights,
-                                     resolve_pooled_text_embeds,
-                                     sdxl_time_ids, text_time_dims,
                                      vpd_default_taps)
+from mmdiff.models.diffusion.added_cond import (added_cond_kwargs,
+                                                pooled_text_embeds)
 from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
+from mmdiff.models.diffusion.noise import add_noise, sd_noise_scheduler
+from mmdiff.models.diffusion.probe import probe_unet
 from mmdiff.registry import MODELS
-from mmdiff.utils.validation import check_image_size
+from .inputs import (as_pad_shape, check_backbone_args, check_images, crop,
+                     pad_images)
+
+
+class _FinishBuild(type(BaseModule)):
+    """Calls :meth:`DiffusionBackbone.finish_build` once the most derived
+    ``__init__`` has returned (a post-init hook for subclasses)."""
+
+    def __call__(cls, *args, **kwargs):
+        obj = super().__call__(*args, **kwargs)
+        obj.finish_build()
+        return obj
 
 
 @MODELS.register_module()
-class DiffusionBackbone(BaseModule):
+class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
     """Multi-scale features from a Stable Diffusion U-Net (VPD-style).
 
     Conditioning here is a null prompt (one all-zero token); subclasses such
     as :class:`VPD` override :meth:`condition`.
+
+    :meth:`forward` is a template method: it checks and pads the images,
+    enters ``torch.autocast`` (``amp_dtype``), encodes them with the VAE,
+    asks :meth:`condition` for the encoder hidden states, calls
+    :meth:`extract` and returns its features in the input's dtype. The
+    public extension points, all run under the autocast, are:
+
+    * :meth:`condition`: the conditioning tokens ``(B, N, D)``;
+    * :meth:`extract`: latents -> features (default: noise, one U-Net pass
+      through :meth:`run_unet`, :meth:`tap_outputs`); override it for
+      several passes or post-processing, built from :meth:`add_noise`,
+      :meth:`run_unet` and :meth:`tap_outputs`;
+    * :meth:`reduce_maps`: attention maps -> output channels;
+    * :attr:`num_tokens` and :meth:`output_channels`: what the above do to
+      the channel counts; :meth:`finish_build` for checks that need the
+      whole object.
+
+    ``feature_info``/``out_channels`` are computed once, from
+    :meth:`output_channels`, on first use or after the most derived
+    ``__init__`` has returned (whichever comes first), never from the base
+    ``__init__``: a subclass may use them in its own ``__init__`` once the
+    state its :attr:`num_tokens` reads is set.
 
     Args:
         pretrained (str, optional): Diffusers folder, hub id, or original
@@ -147,12 +184,8 @@ class DiffusionBackbone(BaseModule):
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
         from diffusers import AutoencoderKL, UNet2DConditionModel
-        if latent_mode not in ('mode', 'sample'):
-            raise ValueError(f"latent_mode must be 'mode' or 'sample', got "
-                             f'{latent_mode!r}.')
-        if noise not in ('none', 'seeded', 'random'):
-            raise ValueError(f"noise must be 'none', 'seeded' or 'random', "
-                             f'got {noise!r}.')
+        check_backbone_args(latent_mode, amp_dtype)
+        self.scheduler = sd_noise_scheduler(noise)
         self.pretrained = pretrained
         self.original_config = original_config
         self.local_files_only = local_files_only
@@ -166,31 +199,21 @@ class DiffusionBackbone(BaseModule):
         self.noise = noise
         self.noise_seed = noise_seed
         self.freeze_unet = freeze_unet
-        if amp_dtype not in (None, 'bfloat16', 'float16'):
-            raise ValueError(f"amp_dtype must be None, 'bfloat16' or "
-                             f"'float16', got {amp_dtype!r}.")
         self.amp_dtype = amp_dtype
         self.lora = check_lora_cfg(lora, freeze_unet)
-        if isinstance(pad_shape, int):
-            pad_shape = (pad_shape, pad_shape)
-        self.pad_shape = tuple(pad_shape) if pad_shape is not None else None
+        self.pad_shape = as_pad_shape(pad_shape)
         self.pad_val = pad_val
+        self._feature_info: Optional[List[dict]] = None
 
         unet_config, vae_config = load_diffusion_configs(
             pretrained, unet_cfg, vae_cfg, original_config, local_files_only)
         self.unet = UNet2DConditionModel.from_config(unet_config)
-        if self.lora is not None:  # before _probe, which lists the params
+        if self.lora is not None:  # before probing, which lists the params
             add_unet_lora(self.unet, **self.lora)  # to keep frozen by name
         vae = AutoencoderKL.from_config(vae_config)
         vae.decoder = None  # never used: features come from the encoder
         vae.post_quant_conv = None
         self.vae = vae
-        self.scheduler = None
-        if noise != 'none':
-            from diffusers import DDPMScheduler
-            self.scheduler = DDPMScheduler(
-                beta_start=0.00085, beta_end=0.012,
-                beta_schedule='scaled_linear', num_train_timesteps=1000)
 
         self.in_channels = self.vae.config.in_channels
         cross_dim = self.unet.config.cross_attention_dim
@@ -201,92 +224,78 @@ class DiffusionBackbone(BaseModule):
             1 for b in self.unet.down_blocks
             if getattr(b, 'downsamplers', None))
         self.size_divisor = self.vae_factor * self.unet_factor
-        self._init_added_cond(text_embeds, time_ids)
+        self.time_ids = time_ids
+        pooled = pooled_text_embeds(self.unet.config, text_embeds, time_ids)
+        if isinstance(pooled, torch.nn.Parameter) or pooled is None:
+            self.pooled_text_embeds = pooled
+        else:
+            self.register_buffer('pooled_text_embeds', pooled)
 
         self.tap_paths = list(taps) if taps else vpd_default_taps(self.unet)
         self.taps = FeatureTaps(self.unet, self.tap_paths)
         self.attn_store = AttentionStore(detach=not attn_grad)
         self.attn_places = tuple(attn_places)
         self.attn_min_downsample = attn_min_downsample
-        self._probe()
+        probe = probe_unet(
+            self.unet, self.taps, self.attn_store, self.run_unet,
+            self.cross_attention_dim, self.vae_factor, self.unet_factor,
+            use_attn, self.attn_places, attn_min_downsample)
+        self.tap_channels = probe.tap_channels
+        self.tap_strides = probe.tap_strides
+        self.attn_layers = probe.attn_layers
+        self.attn_downsamples = probe.attn_downsamples
+        self.unused_unet_params = probe.unused_params
         if grad_checkpointing:
             self.unet.enable_gradient_checkpointing()
-        self._update_feature_info()
         self._freeze_stages()
 
     # ------------------------------------------------------------------
-    # Architecture probing and feature info
+    # Channels and feature info
     # ------------------------------------------------------------------
     @property
     def num_tokens(self) -> int:
-        """Tokens in the conditioning (= channels of each attention map)."""
+        """Tokens in the conditioning (= channels of each attention map).
+
+        Override it with :meth:`condition`; it is read only after the most
+        derived ``__init__`` (or by the subclass itself).
+        """
         return 1
 
-    def _probe(self) -> None:
-        """One tiny forward: tap channels/strides, attention resolutions."""
-        candidates = cross_attention_layers(self.unet, self.attn_places) \
-            if self.use_attn else []
-        install_map_processors(self.unet, self.attn_store, candidates)
-        size = self.unet_factor
-        latents = torch.zeros(1, self.unet.config.in_channels, size, size)
-        cond = torch.zeros(1, 2, self.cross_attention_dim)
-        self.attn_store.layer_tokens = {}
-        self.taps.stop_early = False
-        with torch.enable_grad():
-            feats, _ = self._run_unet(latents, cond)
-        self.taps.stop_early = self.taps.last_fired_is_block(feats)
-        # Parameters no tap depends on (conv_norm_out/conv_out for VPD) are
-        # frozen, so that DDP needs no find_unused_parameters.
-        used = _graph_leaves(list(feats.values()))
-        self.unused_unet_params = [
-            name for name, param in self.unet.named_parameters()
-            if param not in used
-        ]
-        self.tap_channels, self.tap_strides = [], []
-        for path in self.tap_paths:
-            feat = feats[path]
-            self.tap_channels.append(feat.shape[1])
-            self.tap_strides.append(self.vae_factor * size // feat.shape[-1])
-        self.attn_layers = {}
-        for name, num_queries in self.attn_store.layer_tokens.items():
-            down = int(round(math.sqrt(size * size / num_queries)))
-            if down >= self.attn_min_downsample:
-                self.attn_layers[name] = down
-        install_map_processors(self.unet, self.attn_store, self.attn_layers)
-        self.attn_downsamples = sorted(set(self.attn_layers.values()))
+    def output_channels(self) -> Tuple[int, ...]:
+        """Channels of each output of :meth:`extract`.
 
-    def _init_added_cond(self, text_embeds, time_ids) -> None:
-        """SDXL ``text_time`` inputs: pooled prompt embedding, time ids."""
-        self.time_ids = time_ids
-        num_ids = 6 if isinstance(time_ids, str) else len(time_ids)
-        dims = text_time_dims(self.unet.config, num_ids)
-        if dims is None:
-            if text_embeds is not None:
-                raise ValueError(
-                    'text_embeds is only used by U-Nets with SDXL added '
-                    "conditioning (addition_embed_type='text_time'); this "
-                    'U-Net has none. Fix: drop text_embeds.')
-            self.pooled_text_embeds = None
-            return
-        sdxl_time_ids(time_ids, 1, (1, 1), 'cpu')  # validate early
-        emb, learnable = resolve_pooled_text_embeds(text_embeds, dims[0])
-        if learnable:
-            self.pooled_text_embeds = torch.nn.Parameter(emb)
-        else:
-            self.register_buffer('pooled_text_embeds', emb)
+        Default: each tap's channels, plus :attr:`num_tokens` where maps of
+        the tap's resolution are concatenated. Override it together with
+        :meth:`extract` when that changes the channels (e.g. a projection).
+        """
+        return tuple(
+            chans + (self.num_tokens
+                     if stride // self.vae_factor in self.attn_downsamples
+                     else 0)
+            for chans, stride in zip(self.tap_channels, self.tap_strides))
 
-    def _update_feature_info(self) -> None:
-        """Set ``out_channels`` and timm-style ``feature_info``."""
-        channels = []
-        for chans, stride in zip(self.tap_channels, self.tap_strides):
-            if stride // self.vae_factor in self.attn_downsamples:
-                chans += self.num_tokens
-            channels.append(chans)
-        self.out_channels = tuple(channels)
-        self.feature_info = [
-            dict(num_chs=c, reduction=s, module=f'unet.{p}') for c, s, p in
-            zip(self.out_channels, self.tap_strides, self.tap_paths)
-        ]
+    @property
+    def feature_info(self) -> List[dict]:
+        """timm-style ``[dict(num_chs, reduction, module)]``, one per
+        output, computed once (see the class docstring)."""
+        if self._feature_info is None:
+            self._feature_info = [
+                dict(num_chs=c, reduction=s, module=f'unet.{p}')
+                for c, s, p in zip(self.output_channels(), self.tap_strides,
+                                   self.tap_paths)
+            ]
+        return self._feature_info
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each output (from :attr:`feature_info`)."""
+        return tuple(info['num_chs'] for info in self.feature_info)
+
+    def finish_build(self) -> None:
+        """Called once after the most derived ``__init__``: computes
+        :attr:`feature_info`. Extend it (calling ``super()``) for checks that
+        need the whole object."""
+        self.feature_info  # noqa: B018 (computed and cached)
 
     # ------------------------------------------------------------------
     # Weights and training mode
@@ -306,7 +315,8 @@ class DiffusionBackbone(BaseModule):
         self._is_init = True
 
     def _freeze_stages(self) -> None:
-        """VAE always frozen and in eval; U-Net too when ``freeze_unet``."""
+        """VAE always frozen and in eval; U-Net too when ``freeze_unet``;
+        U-Net parameters no tap depends on always frozen."""
         frozen = [self.vae] + ([self.unet] if self.freeze_unet else [])
         for module in frozen:
             module.eval()
@@ -322,53 +332,86 @@ class DiffusionBackbone(BaseModule):
         return self
 
     # ------------------------------------------------------------------
-    # Forward
+    # Forward: the template method and its extension points
     # ------------------------------------------------------------------
+    def forward(self,
+                inputs: Union[Tensor, Tuple[Tensor, Tensor]],
+                class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        """Extract features (the template method; see the class docstring).
+
+        Args:
+            inputs (Tensor | tuple[Tensor, Tensor]): Images ``(B, 3, H, W)``
+                in [-1, 1]; any size, padded internally to a multiple of
+                ``size_divisor``. Or ``(images, class_ids)``, as mmseg's
+                ``DepthEstimator`` passes them when the backbone has
+                ``class_embed_select`` and the metainfo a ``category_id``.
+            class_ids (Tensor, optional): Per-image class index for
+                conditioning with one embedding per image. Defaults to None.
+
+        Returns:
+            tuple[Tensor]: One map per tap, ``(B, out_channels[i],
+            ceil(H / s_i), ceil(W / s_i))`` with ``s_i`` the tap's stride,
+            in the input's dtype.
+        """
+        if isinstance(inputs, (tuple, list)):
+            inputs, class_ids = inputs
+        check_images(self, inputs)
+        images, out_hw = pad_images(inputs, self.size_divisor,
+                                    self.pad_shape, self.pad_val)
+        with self.autocast(images.device.type):
+            latents = self.encode(images)
+            cond = self.condition(images.shape[0], class_ids)
+            outs = self.extract(latents, cond.to(latents.device), out_hw)
+        if self.amp_dtype is None:
+            return tuple(outs)
+        return tuple(out.to(inputs.dtype) for out in outs)
+
+    def autocast(self, device_type: str):
+        """``torch.autocast`` to ``amp_dtype``, or a no-op context."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type,
+                              dtype=getattr(torch, self.amp_dtype))
+
     def condition(self, batch_size: int,
                   class_ids: Optional[Tensor] = None) -> Tensor:
-        """Encoder hidden states ``(B, N, D)``: here a null (zero) token."""
+        """Encoder hidden states ``(B, N, D)``: here a null (zero) token.
+
+        Extension point; ``N`` must equal :attr:`num_tokens`.
+        """
         return torch.zeros(batch_size, 1, self.cross_attention_dim,
                            device=self.unet.device, dtype=self.unet.dtype)
 
+    def extract(self, latents: Tensor, cond: Tensor,
+                out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
+        """Features of clean VAE latents (extension point).
+
+        Default: :meth:`add_noise`, one :meth:`run_unet` pass,
+        :meth:`tap_outputs`. Runs under :meth:`autocast`.
+
+        Args:
+            latents (Tensor): ``(B, 4, h, w)`` from :meth:`encode` (padded
+                images, no noise yet).
+            cond (Tensor): ``(B, N, D)`` from :meth:`condition`.
+            out_hw (tuple[int, int]): Image size the outputs are cropped to.
+
+        Returns:
+            tuple[Tensor]: One map per output, channels as
+            :meth:`output_channels`.
+        """
+        feats, maps = self.run_unet(self.add_noise(latents), cond)
+        return self.tap_outputs(feats, maps, out_hw)
+
     def reduce_maps(self, maps: Dict[int, Tensor]) -> Dict[int, Tensor]:
-        """Turn per-token maps into output channels (identity here)."""
+        """Turn per-token maps into output channels (identity here).
+
+        Extension point, called by :meth:`tap_outputs`.
+        """
         return maps
 
-    def _unet_kwargs(self, latents: Tensor) -> dict:
-        """Extra U-Net inputs: SDXL's ``added_cond_kwargs`` if needed."""
-        if self.pooled_text_embeds is None:
-            return {}
-        batch = latents.shape[0]
-        image_hw = tuple(s * self.vae_factor for s in latents.shape[-2:])
-        text = self.pooled_text_embeds.to(latents.device, latents.dtype)
-        return dict(added_cond_kwargs=dict(
-            text_embeds=text[None].expand(batch, -1),
-            time_ids=sdxl_time_ids(self.time_ids, batch, image_hw,
-                                   latents.device).to(latents.dtype)))
-
-    def _run_unet(self, latents: Tensor, cond: Tensor,
-                  timestep: Optional[int] = None
-                  ) -> Tuple[Dict[str, Tensor], Dict[int, Tensor]]:
-        """Run the U-Net up to the last tap; return taps and maps."""
-        batch = latents.shape[0]
-        timestep = self.timestep if timestep is None else timestep
-        t = torch.full((batch, ), timestep, device=latents.device)
-        self.attn_store.reset()
-        self.attn_store.active = True
-        try:
-            with self.taps.capture() as feats:
-                try:
-                    self.unet(latents, t, encoder_hidden_states=cond,
-                              return_dict=False,
-                              **self._unet_kwargs(latents))
-                except TapsDone:
-                    pass
-            maps = self.attn_store.maps(latents.shape[-2:])
-        finally:
-            self.attn_store.active = False
-            self.attn_store.reset()
-        return feats, maps
-
+    # ------------------------------------------------------------------
+    # Building blocks of extract()
+    # ------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
         """VAE latents of images in [-1, 1] (no gradient, ever).
@@ -391,91 +434,48 @@ class DiffusionBackbone(BaseModule):
                   seed: Optional[int] = None) -> Tensor:
         """Apply the noise policy at ``timestep`` (default: the backbone's),
         with ``seed`` for ``'seeded'`` noise (default: ``noise_seed``)."""
-        if self.noise == 'none':
-            return latents
-        timestep = self.timestep if timestep is None else timestep
-        generator = None
-        if self.noise == 'seeded':
-            generator = torch.Generator(latents.device).manual_seed(
-                self.noise_seed if seed is None else seed)
-        noise = torch.randn(latents.shape, generator=generator,
-                            device=latents.device, dtype=latents.dtype)
-        t = torch.full((latents.shape[0], ), timestep,
-                       device=latents.device, dtype=torch.long)
-        return self.scheduler.add_noise(latents, noise, t)
+        return add_noise(self.scheduler, self.noise, latents,
+                         self.timestep if timestep is None else timestep,
+                         self.noise_seed if seed is None else seed)
 
-    def _check_inputs(self, inputs: Tensor) -> None:
-        if inputs.ndim != 4 or inputs.shape[1] != self.in_channels:
-            raise ValueError(
-                f'{type(self).__name__} expects images (B, '
-                f'{self.in_channels}, H, W) normalised to [-1, 1], got shape '
-                f'{tuple(inputs.shape)}. Fix: use RGB inputs (data '
-                'preprocessor mean=[127.5] * 3, std=[127.5] * 3, '
-                'bgr_to_rgb=True) or a VAE whose in_channels match.')
-        check_image_size(self, inputs)  # at least one latent pixel
-        if not torch.isfinite(inputs).all():
-            raise FloatingPointError(
-                f'{type(self).__name__} received images holding NaN/inf '
-                'values (after the data preprocessor): features and metrics '
-                'would be meaningless. Fix: check data_preprocessor mean/std '
-                '(a std of 0 divides by zero) and the images/transforms.')
-
-    def forward(self,
-                inputs: Union[Tensor, Tuple[Tensor, Tensor]],
-                class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
-        """Extract features.
+    def run_unet(self, latents: Tensor, cond: Tensor,
+                 timestep: Optional[int] = None
+                 ) -> Tuple[Dict[str, Tensor], Dict[int, Tensor]]:
+        """Run the U-Net up to the last tap.
 
         Args:
-            inputs (Tensor | tuple[Tensor, Tensor]): Images ``(B, 3, H, W)``
-                in [-1, 1]; any size, padded internally to a multiple of
-                ``size_divisor``. Or ``(images, class_ids)``, as mmseg's
-                ``DepthEstimator`` passes them when the backbone has
-                ``class_embed_select`` and the metainfo a ``category_id``.
-            class_ids (Tensor, optional): Per-image class index for
-                conditioning with one embedding per image. Defaults to None.
+            latents (Tensor): U-Net input ``(B, 4, h, w)``.
+            cond (Tensor): Encoder hidden states ``(B, N, D)``.
+            timestep (int, optional): Defaults to the backbone's.
 
         Returns:
-            tuple[Tensor]: One map per tap, ``(B, out_channels[i],
-            ceil(H / s_i), ceil(W / s_i))`` with ``s_i`` the tap's stride.
+            tuple[dict, dict]: ``tap path -> feature`` and ``downsample ->
+            (B, N, h / d, w / d)`` attention maps.
         """
-        inputs, class_ids, out_hw = self._prepare(inputs, class_ids)
-        with self._autocast(inputs.device.type):
-            latents = self.add_noise(self.encode(inputs))
-            cond = self.condition(inputs.shape[0], class_ids)
-            outs = self._outputs(
-                *self._run_unet(latents, cond.to(latents.device)), out_hw)
-        if self.amp_dtype is None:
-            return outs
-        return tuple(out.to(inputs.dtype) for out in outs)
+        batch = latents.shape[0]
+        timestep = self.timestep if timestep is None else timestep
+        t = torch.full((batch, ), timestep, device=latents.device)
+        kwargs = added_cond_kwargs(self.pooled_text_embeds, self.time_ids,
+                                   latents, self.vae_factor)
+        self.attn_store.reset()
+        self.attn_store.active = True
+        try:
+            with self.taps.capture() as feats:
+                try:
+                    self.unet(latents, t, encoder_hidden_states=cond,
+                              return_dict=False, **kwargs)
+                except TapsDone:
+                    pass
+            maps = self.attn_store.maps(latents.shape[-2:])
+        finally:
+            self.attn_store.active = False
+            self.attn_store.reset()
+        return feats, maps
 
-    def _autocast(self, device_type: str):
-        """``torch.autocast`` to ``amp_dtype``, or a no-op context."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type, dtype=getattr(torch,
-                                                         self.amp_dtype))
-
-    def _prepare(self, inputs: Union[Tensor, Tuple[Tensor, Tensor]],
-                 class_ids: Optional[Tensor]) -> tuple:
-        """Check and pad the images; the size the outputs are cropped to."""
-        if isinstance(inputs, (tuple, list)):
-            inputs, class_ids = inputs
-        self._check_inputs(inputs)
-        height, width = inputs.shape[-2:]
-        if self.pad_shape is not None:
-            height = max(height, self.pad_shape[0])
-            width = max(width, self.pad_shape[1])
-        div = self.size_divisor
-        pad_h = math.ceil(height / div) * div - inputs.shape[-2]
-        pad_w = math.ceil(width / div) * div - inputs.shape[-1]
-        if pad_h or pad_w:
-            inputs = F.pad(inputs, (0, pad_w, 0, pad_h), value=self.pad_val)
-        return inputs, class_ids, (height, width)
-
-    def _outputs(self, feats: Dict[str, Tensor], maps: Dict[int, Tensor],
-                 out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
-        """Taps (+ maps of their resolution), cropped to ``out_hw``."""
-        height, width = out_hw
+    def tap_outputs(self, feats: Dict[str, Tensor], maps: Dict[int, Tensor],
+                    out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
+        """Taps (+ :meth:`reduce_maps` of their resolution), cropped to
+        ``out_hw``, in tap order."""
         maps = self.reduce_maps(maps)
         outs = []
         for path, stride in zip(self.tap_paths, self.tap_strides):
@@ -483,21 +483,5 @@ class DiffusionBackbone(BaseModule):
             down = stride // self.vae_factor
             if down in maps:
                 feat = torch.cat([feat, maps[down].to(feat.dtype)], dim=1)
-            outs.append(feat[..., :math.ceil(height / stride),
-                             :math.ceil(width / stride)])
+            outs.append(crop(feat, stride, out_hw))
         return tuple(outs)
-
-
-def _graph_leaves(outputs: List[Tensor]) -> set:
-    """Parameters (autograd leaves) that ``outputs`` depend on."""
-    leaves, seen = set(), set()
-    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        if hasattr(node, 'variable'):
-            leaves.add(node.variable)
-        stack.extend(next_fn for next_fn, _ in node.next_functions)
-    return leaves

@@ -120,19 +120,23 @@ class VPD(DiffusionBackbone):
             self.register_buffer('class_embeddings', emb)
         self.text_adapter = TextAdapter(self.cross_attention_dim,
                                         gamma_init) if text_adapter else None
-        if use_attn and self.num_tokens < 2:
+
+    def finish_build(self) -> None:
+        """Refuse maps over a single token, then compute feature info."""
+        if self.use_attn and self.num_tokens < 2:
             raise ValueError(
-                'use_attn=True needs K >= 2 class embeddings per image '
-                '(maps over a single token are constant); pass '
-                'class_embeddings with several classes and '
-                'class_embed_select=False, or set use_attn=False.')
-        self._update_feature_info()
+                f'use_attn=True needs K >= 2 tokens per image (maps over a '
+                f'single token are constant); {type(self).__name__} has '
+                f'{self.num_tokens}. Pass class_embeddings with several '
+                'classes and class_embed_select=False, or set '
+                'use_attn=False.')
+        super().finish_build()
 
     @property
     def num_tokens(self) -> int:
         """Channels of each attention map: K, or 1 with selection."""
-        emb = getattr(self, 'class_embeddings', None)
-        if emb is None or getattr(self, 'class_embed_select', False):
+        emb = self.class_embeddings
+        if emb is None or self.class_embed_select:
             return 1
         return emb.shape[0]
 

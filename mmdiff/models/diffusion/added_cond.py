@@ -9,7 +9,7 @@ target_h, target_w)`` (five with an aesthetic score for the refiner).
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 PooledSpec = Optional[Union[str, Tensor, dict]]
 TimeIdsSpec = Union[str, Sequence[float]]
@@ -105,6 +105,61 @@ def sdxl_time_ids(spec: TimeIdsSpec, batch_size: int,
         values = list(spec)
     ids = torch.tensor(values, dtype=torch.float32, device=device)
     return ids[None].expand(batch_size, -1)
+
+
+def pooled_text_embeds(unet_config, text_embeds: PooledSpec,
+                       time_ids: TimeIdsSpec
+                       ) -> Optional[Union[Tensor, nn.Parameter]]:
+    """The backbone's pooled prompt embedding of a ``text_time`` U-Net.
+
+    Args:
+        unet_config: A ``UNet2DConditionModel`` config.
+        text_embeds: See :func:`resolve_pooled_text_embeds`.
+        time_ids: See :func:`sdxl_time_ids` (validated here).
+
+    Returns:
+        Tensor | nn.Parameter | None: None for U-Nets without added
+        conditioning; a Parameter when learnable (else a tensor, kept as a
+        buffer by the backbone).
+    """
+    num_ids = 6 if isinstance(time_ids, str) else len(time_ids)
+    dims = text_time_dims(unet_config, num_ids)
+    if dims is None:
+        if text_embeds is not None:
+            raise ValueError(
+                'text_embeds is only used by U-Nets with SDXL added '
+                "conditioning (addition_embed_type='text_time'); this "
+                'U-Net has none. Fix: drop text_embeds.')
+        return None
+    sdxl_time_ids(time_ids, 1, (1, 1), 'cpu')  # validate early
+    emb, learnable = resolve_pooled_text_embeds(text_embeds, dims[0])
+    return nn.Parameter(emb) if learnable else emb
+
+
+def added_cond_kwargs(pooled: Optional[Tensor], time_ids: TimeIdsSpec,
+                      latents: Tensor, vae_factor: int) -> dict:
+    """Extra U-Net inputs: SDXL's ``added_cond_kwargs`` (empty if
+    ``pooled`` is None).
+
+    Args:
+        pooled (Tensor, optional): ``(D, )`` pooled prompt embedding.
+        time_ids: See :func:`sdxl_time_ids`.
+        latents (Tensor): The U-Net's input ``(B, C, h, w)``.
+        vae_factor (int): Image pixels per latent pixel.
+
+    Returns:
+        dict: ``{}`` or ``dict(added_cond_kwargs=dict(text_embeds=...,
+        time_ids=...))``.
+    """
+    if pooled is None:
+        return {}
+    batch = latents.shape[0]
+    image_hw = tuple(s * vae_factor for s in latents.shape[-2:])
+    text = pooled.to(latents.device, latents.dtype)
+    return dict(added_cond_kwargs=dict(
+        text_embeds=text[None].expand(batch, -1),
+        time_ids=sdxl_time_ids(time_ids, batch, image_hw,
+                               latents.device).to(latents.dtype)))
 
 
 def _load_tensor(path: str) -> Tensor:

@@ -23,9 +23,10 @@ def vpd_default_taps(unet: nn.Module) -> List[str]:
     VPD taps ldm ``output_blocks`` 1, 4, 7 and the final one: in every up
     block but the last, the output of its second-to-last layer (attention if
     the block has cross-attention, else resnet), i.e. before the layer that
-    upsamples; plus the output of the last up block. For SD1.x/2.x this is
-    ``up_blocks.0.resnets.1``, ``up_blocks.1.attentions.1``,
-    ``up_blocks.2.attentions.1`` and ``up_blocks.3``.
+    upsamples; plus the output of the last up block. For SD1.x/2.x this is,
+    in the returned (finest-first) order, ``up_blocks.3``,
+    ``up_blocks.2.attentions.1``, ``up_blocks.1.attentions.1`` and
+    ``up_blocks.0.resnets.1``.
 
     Args:
         unet (nn.Module): A diffusers ``UNet2DConditionModel``.
@@ -108,6 +109,22 @@ class FeatureTaps:
         last = list(features)[-1]
         return re.fullmatch(r'(down_blocks|up_blocks)\.\d+|mid_block',
                             last) is not None
+
+    @contextmanager
+    def probing(self) -> Iterator[None]:
+        """Never stop early inside: a probing forward sees every tap fire
+        (and the layers after them); :meth:`settle` then decides."""
+        self.stop_early = False
+        try:
+            yield
+        finally:
+            self.stop_early = False
+
+    def settle(self, features: Dict[str, Tensor]) -> None:
+        """Stop early from now on iff the tap that fired last in a probing
+        forward (``features``, in firing order) is a whole U-Net block
+        (:meth:`last_fired_is_block`)."""
+        self.stop_early = self.last_fired_is_block(features)
 
     @contextmanager
     def capture(self) -> Iterator[Dict[str, Tensor]]:

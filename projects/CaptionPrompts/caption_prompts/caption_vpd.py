@@ -62,7 +62,6 @@ class CaptionVPD(VPD):
         if '{}' not in caption_template:
             raise ValueError(f"caption_template needs '{{}}', got "
                              f'{caption_template!r}.')
-        self._num_caption_tokens = max_length
         super().__init__(class_embeddings=None,
                          local_files_only=local_files_only, **kwargs)
         self.captions_src = captions
@@ -78,7 +77,7 @@ class CaptionVPD(VPD):
     @property
     def num_tokens(self) -> int:
         """Caption tokens per image (= attention-map channels)."""
-        return getattr(self, '_num_caption_tokens', 1)
+        return self.max_length
 
     # ------------------------------------------------------------------
     def _load_captions(self) -> Dict[str, str]:
@@ -134,7 +133,10 @@ class CaptionVPD(VPD):
             tok, model = self._load_text_encoder()
             ids = tok(todo, padding='max_length', max_length=self.max_length,
                       truncation=True, return_tensors='pt').input_ids
-            feats = model(input_ids=ids).last_hidden_state.float()
+            # fp32 whatever the backbone's amp_dtype: the cache must not
+            # depend on the first call's autocast state
+            with torch.autocast(ids.device.type, enabled=False):
+                feats = model(input_ids=ids).last_hidden_state.float()
             if feats.shape[-1] != self.cross_attention_dim:
                 raise ValueError(
                     f'Text encoder width {feats.shape[-1]} != U-Net '

@@ -6,7 +6,7 @@ noise at t_p with seed s_p -> U-Net at t_p -> VPD taps (+ maps) ->
 optional per-tap bottleneck 1x1 conv (shared across passes) -> per tap i,
 ``sum_p softmax(w_i)_p * feat_{p,i}`` -> tuple of features.
 """
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -51,18 +51,22 @@ class HyperfeatureVPD(VPD):
         self.passes: List[Tuple[int, int]] = [(int(t), int(s))
                                               for t in timesteps
                                               for s in seeds]
-        num_taps = len(self.out_channels)
+        vpd_channels = super().output_channels()
         # per-(pass, tap) mixing logits; zeros = uniform average
-        self.mix_logits = nn.Parameter(torch.zeros(num_taps,
-                                                   len(self.passes)))
+        self.mix_logits = nn.Parameter(
+            torch.zeros(len(vpd_channels), len(self.passes)))
+        self.bottleneck_channels = bottleneck
         self.bottleneck = None
         if bottleneck is not None:
             self.bottleneck = nn.ModuleList(
-                nn.Conv2d(c, bottleneck, 1) for c in self.out_channels)
-            self.out_channels = (bottleneck, ) * num_taps
-            for info in self.feature_info:
-                info['num_chs'] = bottleneck
+                nn.Conv2d(c, bottleneck, 1) for c in vpd_channels)
         print_log(self.cost_summary(), logger='current')
+
+    def output_channels(self) -> Tuple[int, ...]:
+        """VPD's channels, or ``bottleneck`` for every tap."""
+        if self.bottleneck_channels is None:
+            return super().output_channels()
+        return (self.bottleneck_channels, ) * len(self.tap_paths)
 
     @property
     def num_passes(self) -> int:
@@ -79,19 +83,15 @@ class HyperfeatureVPD(VPD):
         """``(num_taps, num_passes)`` softmax weights."""
         return self.mix_logits.softmax(-1)
 
-    def forward(self,
-                inputs: Union[Tensor, Tuple[Tensor, Tensor]],
-                class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
-        """Mixed features of all passes, like :meth:`VPD.forward`."""
-        inputs, class_ids, out_hw = self._prepare(inputs, class_ids)
-        clean = self.encode(inputs)
-        cond = self.condition(inputs.shape[0], class_ids).to(clean.device)
+    def extract(self, latents: Tensor, cond: Tensor,
+                out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
+        """Mixed features of all passes over the same clean latents."""
         weights = self.mix_weights()
         mixed = None
         for p, (timestep, seed) in enumerate(self.passes):
-            latents = self.add_noise(clean, timestep, seed)
-            feats = self._outputs(*self._run_unet(latents, cond, timestep),
-                                  out_hw)
+            noisy = self.add_noise(latents, timestep, seed)
+            feats = self.tap_outputs(*self.run_unet(noisy, cond, timestep),
+                                     out_hw)
             if self.bottleneck is not None:
                 feats = [proj(f) for proj, f in zip(self.bottleneck, feats)]
             terms = [weights[i, p] * f for i, f in enumerate(feats)]

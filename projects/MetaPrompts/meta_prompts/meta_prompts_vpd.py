@@ -8,7 +8,7 @@ proj(finest tap_k) -> taps of the last loop -> per tap, prompt
 re-weighting ``F + gamma * sum_n softmax_n(<F, P_n>) P_n`` -> tuple.
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -80,11 +80,11 @@ class MetaPromptsVPD(VPD):
         if num_loops < 1:
             raise ValueError(f'num_loops must be >= 1, got {num_loops}.')
         kwargs.pop('class_embeddings', None)
-        self._num_prompts = num_prompts
         # The prompts are not class embeddings (no class count to match):
         # VPD gets none and :meth:`condition` supplies the prompts.
         super().__init__(class_embeddings=None, text_adapter=text_adapter,
                          use_attn=use_attn, **kwargs)
+        self.num_prompts = num_prompts
         self.meta_prompts = nn.Parameter(
             torch.randn(num_prompts, self.cross_attention_dim) * prompt_std)
         self.num_loops = num_loops
@@ -112,7 +112,7 @@ class MetaPromptsVPD(VPD):
     @property
     def num_tokens(self) -> int:
         """Meta prompts per image (= attention-map channels)."""
-        return getattr(self, '_num_prompts', 1)
+        return self.num_prompts
 
     def prompts(self) -> Tensor:
         """The meta prompts ``(N, D)``, through the adapter if any."""
@@ -129,24 +129,21 @@ class MetaPromptsVPD(VPD):
         """Forward hook on ``unet.time_embedding``: + this loop's delta."""
         return output + self.time_delta[self._loop].to(output.dtype)
 
-    def forward(self,
-                inputs: Union[Tensor, Tuple[Tensor, Tensor]],
-                class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+    def extract(self, latents: Tensor, cond: Tensor,
+                out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
         """Features of the last refinement loop, re-weighted."""
-        inputs, class_ids, out_hw = self._prepare(inputs, class_ids)
-        start = self.add_noise(self.encode(inputs))
-        cond = self.condition(inputs.shape[0], class_ids).to(start.device)
+        start = self.add_noise(latents)
         latents = start
         try:
             for loop in range(self.num_loops):
                 self._loop = loop
-                feats, maps = self._run_unet(latents, cond)
+                feats, maps = self.run_unet(latents, cond)
                 if loop < self.num_loops - 1:
                     first = feats[self.tap_paths[0]]
                     latents = start + self.refine_proj(first).to(start.dtype)
         finally:
             self._loop = 0
-        outs = self._outputs(feats, maps, out_hw)
+        outs = self.tap_outputs(feats, maps, out_hw)
         if self.reweight is None:
             return outs
         prompts = self.prompts()

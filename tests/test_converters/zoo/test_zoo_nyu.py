@@ -61,7 +61,7 @@ def test_mmseg_nyu_release_whole_model(tool, helpers, zoo, zoo_ldm,
         data_preprocessor=model_rec['data_preprocessor'],
         backbone=dict(
             type='VPD', diffusion_cfg=dict(
-                target=ldm_target, params=dict(unet_params=zoo_ldm[0])),
+                target=ldm_target, params=dict(unet_config=zoo_ldm[0])),
             class_embed_path=class_file,
             class_embed_select=model_rec['backbone']['class_embed_select'],
             pad_shape=model_rec['backbone']['pad_shape'],

@@ -5,13 +5,11 @@ import torch
 
 from mmdiff.models.backbones import VPD
 from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+from mmdiff.testing import tiny_vpd
 
 
 def _vpd(**kwargs):
-    torch.manual_seed(0)
-    model = VPD(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
-                class_embeddings=dict(num_classes=4, dim=32), use_attn=True,
-                **kwargs)
+    model = tiny_vpd(use_attn=True, **kwargs)
     model.init_weights()
     return model
 

@@ -13,6 +13,7 @@ import torch
 pytest.importorskip('ldm.modules.diffusionmodules.openaimodel')
 
 from mmdiff.models.backbones import VPD  # noqa: E402
+from mmdiff.testing.ldm import cross_attention_probs  # noqa: E402
 
 TOL = 1e-4
 K = 5
@@ -57,14 +58,9 @@ def _ldm_maps(unet, latents, context):
     sums, counts = defaultdict(float), defaultdict(int)
 
     def hook(module, args, kwargs, output):
-        x, ctx = args[0], kwargs['context']
-        q = module.to_q(x)
-        k = module.to_k(ctx)
-        b, n, _ = q.shape
-        q = q.view(b, n, module.heads, -1).transpose(1, 2)
-        k = k.view(b, k.shape[1], module.heads, -1).transpose(1, 2)
-        probs = (q @ k.transpose(-1, -2) * module.scale).softmax(-1)
-        sums[n] = sums[n] + probs.mean(1)
+        probs = cross_attention_probs(module, args[0], kwargs['context'])
+        n = probs.shape[1]
+        sums[n] = sums[n] + probs
         counts[n] += 1
 
     handles = []

@@ -5,7 +5,6 @@ and SDXL-shaped (3 levels, transformer depth, ``text_time`` added
 conditioning, 2048-d context) U-Nets are built from the library's configs;
 expected channels/strides are derived from those configs, not pasted.
 """
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -189,12 +188,8 @@ def test_unet_weights_drop_in(tmp_path, fmt):
 
 
 def _tiny_clip(folder, seed):
-    path = osp.join(ROOT, 'tests', 'test_models', 'test_text',
-                    'test_class_embeddings.py')
-    spec = importlib.util.spec_from_file_location('_tiny_clip_mod', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.build_tiny_clip(folder, seed=seed)
+    from mmdiff.testing.clip import build_test_clip
+    return build_test_clip(folder, seed=seed)
 
 
 def test_dual_text_encoder_class_embeddings(tmp_path):

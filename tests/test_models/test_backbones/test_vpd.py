@@ -6,17 +6,13 @@ import torch
 
 from mmdiff.models.backbones import VPD, DiffusionBackbone
 from mmdiff.models.diffusion import tiny_sd_configs
+from mmdiff.testing import demo_images, tiny_vpd
 
 K = 4
 
 
 def build(**kwargs):
-    unet_cfg, vae_cfg = tiny_sd_configs()
-    cfg = dict(unet_cfg=unet_cfg, vae_cfg=vae_cfg,
-               class_embeddings=dict(num_classes=K))
-    cfg.update(kwargs)
-    torch.manual_seed(0)
-    return VPD(**cfg)
+    return tiny_vpd(num_classes=K, **kwargs)
 
 
 @pytest.fixture(scope='module')
@@ -25,8 +21,7 @@ def vpd():
 
 
 def images(size=(64, 64), batch=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(batch, 3, *size, generator=gen) * 2 - 1
+    return demo_images(batch, size, seed)
 
 
 @pytest.mark.parametrize('size', [(64, 64), (70, 90), (33, 127), (128, 64)])

@@ -3,8 +3,6 @@
 Reuses the tiny offline CLIP (tokenizer + 2-layer text model, width 32 like
 the tiny U-Net's cross_attention_dim) of the class-embedding tests.
 """
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
@@ -13,19 +11,12 @@ from mmdiff.models.backbones import VPD
 from mmdiff.models.diffusion import tiny_sd_configs
 
 pytest.importorskip('transformers')
-HELPER = osp.join(osp.dirname(__file__), '..', 'test_text',
-                  'test_class_embeddings.py')
 
 
 @pytest.fixture(scope='module')
 def clip_dir(tmp_path_factory):
-    if not osp.isfile(HELPER):
-        pytest.skip('tiny CLIP helper not available')
-    spec = importlib.util.spec_from_file_location('_tiny_clip', HELPER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_tiny_clip(str(tmp_path_factory.mktemp('clip') /
-                                      'tiny-clip'))
+    from mmdiff.testing.clip import build_test_clip
+    return build_test_clip(str(tmp_path_factory.mktemp('clip') / 'tiny-clip'))
 
 
 @pytest.mark.parametrize('output', ['pooled', 'tokens'])

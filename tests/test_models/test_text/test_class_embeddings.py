@@ -19,58 +19,12 @@ from mmdiff.models.text import (CLASS_NAME_SETS, IMAGENET_TEMPLATES,
                                 get_or_build_class_embeddings,
                                 load_class_embeddings, resolve_class_names,
                                 resolve_templates, save_class_embeddings)
+from mmdiff.testing.clip import build_test_clip as build_tiny_clip
 
 transformers = pytest.importorskip('transformers')
 
 NAMES = ['cat', 'living_room', 'traffic light']
 TEMPLATES = ['a photo of a {}.', 'a bad photo of the {}.', 'itap of my {}.']
-
-
-def _byte_chars():
-    """CLIP's byte -> unicode table (GPT-2's ``bytes_to_unicode``)."""
-    keep = (list(range(ord('!'), ord('~') + 1)) +
-            list(range(ord('¡'), ord('¬') + 1)) +
-            list(range(ord('®'), ord('ÿ') + 1)))
-    chars, extra = [], 0
-    for b in range(256):
-        if b in keep:
-            chars.append(chr(b))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    return chars
-
-
-def build_tiny_clip(folder: str, seed: int = 0) -> str:
-    """Save a tiny CLIP tokenizer + text model to ``folder``; return it."""
-    os.makedirs(folder, exist_ok=True)
-    chars = _byte_chars()
-    merges = ['p h', 'o t', 'ph ot', 'a t</w>', 'c at</w>']
-    vocab = {}
-    for tok in chars + [c + '</w>' for c in chars]:
-        vocab[tok] = len(vocab)
-    for m in merges:
-        vocab[m.replace(' ', '')] = len(vocab)
-    vocab['<|startoftext|>'] = len(vocab)
-    vocab['<|endoftext|>'] = len(vocab)
-    src = folder + '_src'
-    os.makedirs(src, exist_ok=True)
-    with open(osp.join(src, 'vocab.json'), 'w') as f:
-        json.dump(vocab, f)
-    with open(osp.join(src, 'merges.txt'), 'w') as f:
-        f.write('#version: 0.2\n' + '\n'.join(merges) + '\n')
-    tokenizer = transformers.CLIPTokenizer.from_pretrained(src)
-    tokenizer.save_pretrained(folder)
-    shutil.rmtree(src)
-    cfg = transformers.CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
-        num_hidden_layers=2, num_attention_heads=2,
-        max_position_embeddings=77, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(seed)
-    transformers.CLIPTextModel(cfg).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,13 @@
+"""Library code of ``tools/analysis_tools/benchmark_backbone.py``: mmdiff's
+VPD against mmseg 1.2's VPD on the same weights (shared weights, builders,
+measurement, report)."""
+from .builders import OPTIMIZERS, build_mmdiff, build_mmseg, unet_fn
+from .measure import PeakMemory, matmul_rate, run_case
+from .report import IMPLS, machine, markdown, summarise
+from .weights import prepare_weights
+
+__all__ = [
+    'OPTIMIZERS', 'build_mmdiff', 'build_mmseg', 'unet_fn', 'PeakMemory',
+    'matmul_rate', 'run_case', 'IMPLS', 'machine', 'markdown', 'summarise',
+    'prepare_weights'
+]

@@ -1,0 +1,10 @@
+"""Test and benchmark helpers (as ``mmdet.testing``): tiny models, seeded
+images, the ldm (CompVis) reference models and a tiny offline CLIP.
+
+Nothing here downloads anything; the ldm helpers need the optional
+``stable-diffusion-sdkit`` package (``ldm``), imported on use.
+"""
+from .clip import build_tiny_clip
+from .models import demo_images, tiny_vpd
+
+__all__ = ['build_tiny_clip', 'demo_images', 'tiny_vpd']

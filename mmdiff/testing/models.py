@@ -1,0 +1,38 @@
+"""A tiny, seeded VPD and seeded test images."""
+from typing import Tuple, Union
+
+import torch
+from torch import Tensor
+
+from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+
+
+def tiny_vpd(num_classes: int = 4, seed: int = 0, **kwargs):
+    """A tiny SD-shaped :class:`~mmdiff.models.backbones.VPD` with seeded
+    random weights (built in ``__init__``; ``init_weights`` not called).
+
+    Args:
+        num_classes (int): Random class embeddings ``K`` (width 32, the
+            tiny U-Net's cross-attention width). Defaults to 4.
+        seed (int): Seed of the weights. Defaults to 0.
+        **kwargs: Further :class:`VPD` arguments (they override the above,
+            e.g. ``class_embeddings=None``).
+
+    Returns:
+        VPD
+    """
+    from mmdiff.models.backbones import VPD
+    args = dict(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
+                class_embeddings=dict(num_classes=num_classes, dim=32))
+    args.update(kwargs)
+    torch.manual_seed(seed)
+    return VPD(**args)
+
+
+def demo_images(batch: int = 2, size: Union[int, Tuple[int, int]] = 64,
+                seed: int = 0) -> Tensor:
+    """Seeded images ``(batch, 3, H, W)`` uniform in [-1, 1] (the
+    backbone's input range); ``size`` is ``H = W`` or ``(H, W)``."""
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 3, *size, generator=gen) * 2 - 1

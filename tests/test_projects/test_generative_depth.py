@@ -202,3 +202,67 @@ def test_reference_configs_build(name, mode):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     assert model.unet.conv_in.in_channels == (8 if mode != 'direct' else 4)
+
+
+def _rotated(n, degrees):
+    """``n`` (3,) rotated by ``degrees`` about an axis orthogonal to it."""
+    import math
+    axis = torch.nn.functional.normalize(
+        torch.linalg.cross(n, torch.tensor([1., 0., 0.], dtype=n.dtype)),
+        dim=0)
+    a = math.radians(degrees)
+    return n * math.cos(a) + torch.linalg.cross(axis, n) * math.sin(a)
+
+
+def test_normal_angle_metric_hand_computed():
+    """mmseg's evaluator with NormalAngleMetric on two images whose
+    prediction differs from the ground truth by known angles: 0, 90, 180,
+    10 and 25 degrees, plus a zero (missing) ground-truth normal. The pixels
+    are pooled over the images, as Lotus's evaluation does. By hand: mean
+    (0+90+180+10+25)/5 = 61, median 25, rmse sqrt((0+8100+32400+100+625)/5)
+    = sqrt(8245), and 1/5, 1/5, 2/5, 2/5, 3/5 below 5, 7.5, 11.25, 22.5 and
+    30 degrees."""
+    import math
+    from mmengine.evaluator import Evaluator
+    import projects.GenerativeDepth.generative_depth  # noqa: F401 register
+    n = torch.nn.functional.normalize(torch.tensor([.3, -.2, -1.]), dim=0)
+    angles = [[0., 90.], [180., 10., 25., None]]  # None: missing gt
+    samples = []
+    for row in angles:
+        gt = n[:, None, None].repeat(1, 1, len(row)).clone()
+        pred = gt.clone()
+        for j, a in enumerate(row):
+            if a is None:
+                gt[:, 0, j] = 0
+            else:
+                pred[:, 0, j] = _rotated(n, a) * 2.5  # length is ignored
+        s = SegDataSample()
+        s.gt_normal_map = PixelData(data=gt)
+        s.pred_normal_map = PixelData(data=pred)
+        samples.append(s)
+    evaluator = Evaluator(dict(type='mmseg.NormalAngleMetric'))
+    evaluator.process(samples)
+    res = evaluator.evaluate(2)
+    assert res['mean'] == pytest.approx(61., abs=1e-4)
+    assert res['median'] == pytest.approx(25., abs=1e-4)
+    assert res['rmse'] == pytest.approx(math.sqrt(8245.), abs=1e-4)
+    expected = {'a5': 20., 'a7.5': 20., 'a11.25': 40., 'a22.5': 40.,
+                'a30': 60.}
+    for key, value in expected.items():
+        assert res[key] == pytest.approx(value), key
+    # ground truth from depth: a prediction equal to the plane's normals
+    from projects.GenerativeDepth.generative_depth import (
+        NormalAngleMetric, depth_to_normals)
+    metric = NormalAngleMetric(gt_from_depth=True, focal=40.)
+    ys, xs = torch.meshgrid(torch.arange(24) - 11.5, torch.arange(32) - 15.5,
+                            indexing='ij')
+    z = (-2. / (n[0] * xs / 40. + n[1] * ys / 40. + n[2]))[None]
+    z[0, 5, 5] = 0  # missing depth: it and its 8 neighbours do not count
+    metric.process({}, [dict(gt_depth_map=dict(data=z),
+                             pred_normal_map=dict(data=n[:, None, None]
+                                                  .expand(3, 24, 32)))])
+    res = metric.compute_metrics(metric.results)
+    assert res['mean'] < 1e-3 and res['a5'] == 100.
+    assert metric.results[0].numel() == 24 * 32 - 9
+    with pytest.raises(KeyError, match='gt_normal_map'):
+        NormalAngleMetric().process({}, [dict(pred_normal_map=dict(data=z))])

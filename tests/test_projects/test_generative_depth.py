@@ -266,3 +266,36 @@ def test_normal_angle_metric_hand_computed():
     assert metric.results[0].numel() == 24 * 32 - 9
     with pytest.raises(KeyError, match='gt_normal_map'):
         NormalAngleMetric().process({}, [dict(pred_normal_map=dict(data=z))])
+
+
+def test_vae_ceiling_tool(tmp_path, one_thread):
+    """projects/GenerativeDepth/tools/vae_ceiling.py: depth PNGs through a
+    VAE folder's encoder and decoder, scored by DepthMetric (a perfect
+    prediction scores rmse 0, d1 1)."""
+    import importlib.util
+
+    import cv2
+    import numpy as np
+    from diffusers import AutoencoderKL
+    spec = importlib.util.spec_from_file_location(
+        'vae_ceiling', osp.join(ROOT, 'projects', 'GenerativeDepth', 'tools',
+                                'vae_ceiling.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    _, vae_cfg = tiny_sd_configs()
+    torch.manual_seed(0)
+    AutoencoderKL(**vae_cfg).save_pretrained(tmp_path / 'vae')
+    (tmp_path / 'depth').mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for i in range(2):
+        mm = (torch.rand(32, 32, generator=gen) * 8000 + 500).numpy()
+        cv2.imwrite(str(tmp_path / 'depth' / f'{i}.png'),
+                    mm.astype(np.uint16))
+    res = tool.main([str(tmp_path / 'vae'), str(tmp_path / 'depth')])
+    assert {'rmse', 'abs_rel', 'd1'} <= set(res) and res['rmse'] > 0
+    gt = torch.rand(2, 1, 32, 32, generator=gen) * 8 + 0.5
+    perfect = tool.score(gt, gt, 10.)
+    assert perfect['rmse'] == pytest.approx(0, abs=1e-6)
+    assert perfect['d1'] == pytest.approx(1.)
+    with pytest.raises(FileNotFoundError, match='no \\*.png'):
+        tool.main([str(tmp_path / 'vae'), str(tmp_path)])

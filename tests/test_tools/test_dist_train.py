@@ -26,8 +26,9 @@ stores each rank's per-iteration loss and final parameters. Checked:
   per process, so they are off here (``dropout_ratio=0``, flip ``prob=0``).
 
 The mmdet Mask R-CNN demo config and the GenerativeDepth project's demo run
-through the same launcher (2 processes, ranks identical). FlexibleRunner strategies (FSDP, DeepSpeed ZeRO-2) are GPU
-configs: this file builds what can be built on CPU.
+through the same launcher (2 processes, ranks identical). FlexibleRunner
+strategies (FSDP, DeepSpeed ZeRO-2) are GPU configs: this file builds what
+can be built on CPU.
 """
 import os
 import os.path as osp

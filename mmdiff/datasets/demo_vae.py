@@ -39,18 +39,28 @@ from .demo_scene import render_scene
 META_FILE = 'mmdiff_demo_vae.json'
 
 
-def _batch(rng: np.random.Generator, batch_size: int,
-           size: int) -> torch.Tensor:
+def _batch(rng: np.random.Generator, batch_size: int, size: int,
+           num_depth: int = 0, max_depth: float = 10.) -> torch.Tensor:
     """Render ``batch_size`` scenes as a ``(B, 3, size, size)`` batch in
-    ``[-1, 1]``, the range the backbone feeds the VAE."""
-    imgs = [render_scene(rng, size)['img'] for _ in range(batch_size)]
-    x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float()
+    ``[-1, 1]``, the range the backbone feeds the VAE. The first
+    ``num_depth`` entries are the scenes' depth maps instead, as grey images
+    (``d / max_depth`` to [-1, 1], the generative-depth targets' range)."""
+    out = []
+    for i in range(batch_size):
+        scene = render_scene(rng, size)
+        if i < num_depth:
+            grey = np.clip(scene['depth'] / max_depth, 0, 1) * 255
+            out.append(np.repeat(grey[..., None], 3, axis=2))
+        else:
+            out.append(scene['img'])
+    x = torch.from_numpy(np.stack(out).astype(np.float32)).permute(0, 3, 1, 2)
     return x / 127.5 - 1
 
 
 def train_demo_vae(vae_cfg: dict, steps: int = 200, batch_size: int = 4,
                    size: int = 128, lr: float = 1e-3, kl_weight: float = 1e-6,
-                   seed: int = 1000, log_interval: int = 50):
+                   seed: int = 1000, log_interval: int = 50,
+                   depth_fraction: float = 0.):
     """Train a tiny ``AutoencoderKL`` on rendered demo scenes.
 
     Args:
@@ -65,6 +75,11 @@ def train_demo_vae(vae_cfg: dict, steps: int = 200, batch_size: int = 4,
             samples. Defaults to 1000 (the demo data sets use 0).
         log_interval (int): Log the reconstruction error every this many
             steps. Defaults to 50.
+        depth_fraction (float): Share of each batch that is a rendered
+            scene's depth map (a grey image) instead of its RGB image, for
+            the generative-depth demo, whose VAE must also encode and decode
+            depth maps, as SD's VAE does (Marigold checks this). Defaults to
+            0 (RGB only, the VPD demos' VAE).
 
     Returns:
         tuple[AutoencoderKL, float]: The trained VAE (eval mode) and the
@@ -78,13 +93,17 @@ def train_demo_vae(vae_cfg: dict, steps: int = 200, batch_size: int = 4,
         vae = AutoencoderKL(**vae_cfg).train()
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
+    if not 0. <= depth_fraction <= 1.:
+        raise ValueError(f'depth_fraction must be in [0, 1], got '
+                         f'{depth_fraction}.')
+    num_depth = int(round(batch_size * depth_fraction))
     optim = torch.optim.Adam(vae.parameters(), lr=lr)
     start = time.perf_counter()
     rec = float('nan')
     # mmengine's progress bar: steps done, rate, elapsed time and ETA
     bar = ProgressBar(steps, file=sys.stdout)
     for step in range(1, steps + 1):
-        x = _batch(rng, batch_size, size)
+        x = _batch(rng, batch_size, size, num_depth)
         posterior = vae.encode(x).latent_dist
         out = vae.decode(posterior.sample(generator=gen)).sample
         loss_rec = F.mse_loss(out, x)
@@ -104,13 +123,16 @@ def train_demo_vae(vae_cfg: dict, steps: int = 200, batch_size: int = 4,
 
 def ensure_demo_vae(out_dir: str, vae_cfg: dict, steps: int = 200,
                     batch_size: int = 4, size: int = 128, lr: float = 1e-3,
-                    seed: int = 1000) -> Optional[str]:
+                    seed: int = 1000,
+                    depth_fraction: float = 0.) -> Optional[str]:
     """Make the demos' pretrained VAE in ``out_dir`` unless it is there.
 
     Args:
         out_dir (str): Diffusers ``AutoencoderKL`` folder to write.
         vae_cfg (dict): ``AutoencoderKL`` config to build and train.
-        steps, batch_size, size, lr, seed: See :func:`train_demo_vae`.
+        steps, batch_size, size, lr, seed, depth_fraction: See
+            :func:`train_demo_vae` (``depth_fraction`` is recorded in the
+            folder's metadata only when non-zero).
 
     Returns:
         str | None: ``out_dir`` when it was written now, None when a folder
@@ -122,6 +144,8 @@ def ensure_demo_vae(out_dir: str, vae_cfg: dict, steps: int = 200,
     """
     meta = dict(vae_cfg=dict(vae_cfg), steps=steps, batch_size=batch_size,
                 size=size, lr=lr, seed=seed)
+    if depth_fraction:
+        meta['depth_fraction'] = depth_fraction
     # through JSON, so tuples compare equal to the lists read back
     meta = json.loads(json.dumps(meta))
     parent = osp.dirname(osp.abspath(out_dir))
@@ -136,7 +160,7 @@ def ensure_demo_vae(out_dir: str, vae_cfg: dict, steps: int = 200,
                   f'{out_dir}; once, reused afterwards.', logger='current')
         vae, rec = train_demo_vae(vae_cfg, steps=steps,
                                   batch_size=batch_size, size=size, lr=lr,
-                                  seed=seed)
+                                  seed=seed, depth_fraction=depth_fraction)
 
         def fill(tmp: str) -> None:
             vae.save_pretrained(tmp)

@@ -100,3 +100,36 @@ def test_leaves_the_global_rng_alone(tmp_path):
     torch.manual_seed(5)
     ensure_demo_vae(str(tmp_path / 'vae'), tiny_vae_cfg(), **FAST)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_depth_fraction_mixes_depth_maps_in(vae_dir, tmp_path):
+    """The generative-depth demo's VAE: the first round(B * fraction)
+    entries of each batch are the rendered scenes' depth maps as grey images
+    (d / 10 m to [-1, 1]), the others their RGB images, from the same draws
+    (an RGB-only batch renders the same scenes)."""
+    import numpy as np
+    from mmdiff.datasets.demo_scene import render_scene
+    from mmdiff.datasets.demo_vae import _batch
+    rng = np.random.default_rng(5)
+    scenes = [render_scene(rng, 32) for _ in range(4)]
+    mixed = _batch(np.random.default_rng(5), 4, 32, num_depth=2)
+    rgb = _batch(np.random.default_rng(5), 4, 32)
+    for i in range(2):
+        grey = torch.from_numpy(scenes[i]['depth']).float() / 10 * 2 - 1
+        for c in range(3):
+            torch.testing.assert_close(mixed[i, c], grey.clamp(-1, 1))
+    torch.testing.assert_close(mixed[2:], rgb[2:])
+    torch.testing.assert_close(
+        rgb[0], torch.from_numpy(scenes[0]['img']).permute(2, 0, 1).float()
+        / 127.5 - 1)
+    out = str(tmp_path / 'vae_depth')
+    ensure_demo_vae(out, tiny_vae_cfg(), **FAST, depth_fraction=0.5)
+    with open(osp.join(out, META_FILE)) as f:
+        assert json.load(f)['depth_fraction'] == 0.5
+    with open(osp.join(vae_dir, META_FILE)) as f:
+        assert 'depth_fraction' not in json.load(f)  # RGB-only: as before
+    with pytest.raises(FileExistsError, match='Delete the folder'):
+        ensure_demo_vae(vae_dir, tiny_vae_cfg(), **FAST, depth_fraction=0.5)
+    with pytest.raises(ValueError, match='depth_fraction'):
+        ensure_demo_vae(str(tmp_path / 'bad'), tiny_vae_cfg(), **FAST,
+                        depth_fraction=1.5)

@@ -120,6 +120,15 @@ def test_normal_target(one_thread):
     n = out[0].pred_normal_map.data
     assert n.shape == (3, 64, 64) and 'pred_depth_map' not in out[0]
     assert torch.allclose(n.norm(dim=0), torch.ones(64, 64), atol=1e-4)
+    # mmseg's evaluator scores them against the ground-truth depth's normals
+    from mmengine.evaluator import Evaluator
+    with torch.no_grad():
+        out = model.predict(_images(1), _samples(1))
+    evaluator = Evaluator(dict(type='mmseg.NormalAngleMetric',
+                               gt_from_depth=True))
+    evaluator.process(out)
+    res = evaluator.evaluate(1)
+    assert 0 <= res['median'] <= 180 and 0 <= res['a30'] <= 100
 
 
 def test_pretrained_folder_loads_then_widens(tmp_path, one_thread):
@@ -202,3 +211,100 @@ def test_reference_configs_build(name, mode):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     assert model.unet.conv_in.in_channels == (8 if mode != 'direct' else 4)
+
+
+def _rotated(n, degrees):
+    """``n`` (3,) rotated by ``degrees`` about an axis orthogonal to it."""
+    import math
+    axis = torch.nn.functional.normalize(
+        torch.linalg.cross(n, torch.tensor([1., 0., 0.], dtype=n.dtype)),
+        dim=0)
+    a = math.radians(degrees)
+    return n * math.cos(a) + torch.linalg.cross(axis, n) * math.sin(a)
+
+
+def test_normal_angle_metric_hand_computed():
+    """mmseg's evaluator with NormalAngleMetric on two images whose
+    prediction differs from the ground truth by known angles: 0, 90, 180,
+    10 and 25 degrees, plus a zero (missing) ground-truth normal. The pixels
+    are pooled over the images, as Lotus's evaluation does. By hand: mean
+    (0+90+180+10+25)/5 = 61, median 25, rmse sqrt((0+8100+32400+100+625)/5)
+    = sqrt(8245), and 1/5, 1/5, 2/5, 2/5, 3/5 below 5, 7.5, 11.25, 22.5 and
+    30 degrees."""
+    import math
+    from mmengine.evaluator import Evaluator
+    import projects.GenerativeDepth.generative_depth  # noqa: F401 register
+    n = torch.nn.functional.normalize(torch.tensor([.3, -.2, -1.]), dim=0)
+    angles = [[0., 90.], [180., 10., 25., None]]  # None: missing gt
+    samples = []
+    for row in angles:
+        gt = n[:, None, None].repeat(1, 1, len(row)).clone()
+        pred = gt.clone()
+        for j, a in enumerate(row):
+            if a is None:
+                gt[:, 0, j] = 0
+            else:
+                pred[:, 0, j] = _rotated(n, a) * 2.5  # length is ignored
+        s = SegDataSample()
+        s.gt_normal_map = PixelData(data=gt)
+        s.pred_normal_map = PixelData(data=pred)
+        samples.append(s)
+    evaluator = Evaluator(dict(type='mmseg.NormalAngleMetric'))
+    evaluator.process(samples)
+    res = evaluator.evaluate(2)
+    assert res['mean'] == pytest.approx(61., abs=1e-4)
+    assert res['median'] == pytest.approx(25., abs=1e-4)
+    assert res['rmse'] == pytest.approx(math.sqrt(8245.), abs=1e-4)
+    expected = {'a5': 20., 'a7.5': 20., 'a11.25': 40., 'a22.5': 40.,
+                'a30': 60.}
+    for key, value in expected.items():
+        assert res[key] == pytest.approx(value), key
+    # ground truth from depth: a prediction equal to the plane's normals
+    from projects.GenerativeDepth.generative_depth import (
+        NormalAngleMetric, depth_to_normals)
+    metric = NormalAngleMetric(gt_from_depth=True, focal=40.)
+    ys, xs = torch.meshgrid(torch.arange(24) - 11.5, torch.arange(32) - 15.5,
+                            indexing='ij')
+    z = (-2. / (n[0] * xs / 40. + n[1] * ys / 40. + n[2]))[None]
+    z[0, 5, 5] = 0  # missing depth: it and its 8 neighbours do not count
+    metric.process({}, [dict(gt_depth_map=dict(data=z),
+                             pred_normal_map=dict(data=n[:, None, None]
+                                                  .expand(3, 24, 32)))])
+    res = metric.compute_metrics(metric.results)
+    assert res['mean'] < 1e-3 and res['a5'] == 100.
+    assert metric.results[0].numel() == 24 * 32 - 9
+    with pytest.raises(KeyError, match='gt_normal_map'):
+        NormalAngleMetric().process({}, [dict(pred_normal_map=dict(data=z))])
+
+
+def test_vae_ceiling_tool(tmp_path, one_thread):
+    """projects/GenerativeDepth/tools/vae_ceiling.py: depth PNGs through a
+    VAE folder's encoder and decoder, scored by DepthMetric (a perfect
+    prediction scores rmse 0, d1 1)."""
+    import importlib.util
+
+    import cv2
+    import numpy as np
+    from diffusers import AutoencoderKL
+    spec = importlib.util.spec_from_file_location(
+        'vae_ceiling', osp.join(ROOT, 'projects', 'GenerativeDepth', 'tools',
+                                'vae_ceiling.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    _, vae_cfg = tiny_sd_configs()
+    torch.manual_seed(0)
+    AutoencoderKL(**vae_cfg).save_pretrained(tmp_path / 'vae')
+    (tmp_path / 'depth').mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for i in range(2):
+        mm = (torch.rand(32, 32, generator=gen) * 8000 + 500).numpy()
+        cv2.imwrite(str(tmp_path / 'depth' / f'{i}.png'),
+                    mm.astype(np.uint16))
+    res = tool.main([str(tmp_path / 'vae'), str(tmp_path / 'depth')])
+    assert {'rmse', 'abs_rel', 'd1'} <= set(res) and res['rmse'] > 0
+    gt = torch.rand(2, 1, 32, 32, generator=gen) * 8 + 0.5
+    perfect = tool.score(gt, gt, 10.)
+    assert perfect['rmse'] == pytest.approx(0, abs=1e-6)
+    assert perfect['d1'] == pytest.approx(1.)
+    with pytest.raises(FileNotFoundError, match='no \\*.png'):
+        tool.main([str(tmp_path / 'vae'), str(tmp_path)])

@@ -27,17 +27,19 @@ class DemoVAEHook(Hook):
         size (int): Scene size. Defaults to 128.
         lr (float): Learning rate. Defaults to 1e-3.
         seed (int): Seed. Defaults to 1000.
+        depth_fraction (float): Share of each batch that is a rendered
+            depth map (the generative-depth demo's VAE). Defaults to 0.
     """
 
     priority = 'VERY_HIGH'
 
     def __init__(self, out_dir: str, vae_cfg: dict, steps: int = 200,
                  batch_size: int = 4, size: int = 128, lr: float = 1e-3,
-                 seed: int = 1000) -> None:
+                 seed: int = 1000, depth_fraction: float = 0.) -> None:
         self.out_dir = out_dir
         self.kwargs = dict(vae_cfg=vae_cfg, steps=steps,
                            batch_size=batch_size, size=size, lr=lr,
-                           seed=seed)
+                           seed=seed, depth_fraction=depth_fraction)
 
     def before_run(self, runner) -> None:
         from mmdiff.datasets.demo_vae import ensure_demo_vae

@@ -12,8 +12,10 @@
 # uses disparity targets and a "detail preserver" (image reconstruction
 # through a task-switch class embedding), neither built here.
 # The source's NYUv2 figures (zero-shot, affine-invariant depth table of
-# arXiv 2409.18124) are not quoted here and not reproduced (no GPU, no SD
-# weights offline).
+# Lotus, https://arxiv.org/html/2409.18124v5) are not quoted: they are in the
+# paper only (the repository's README at b737e12 and its history carry
+# none) and could not be read as text offline; no figure is written from
+# memory. Not reproduced (no GPU, no SD weights offline).
 _base_ = ['mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'projects.GenerativeDepth.generative_depth'],

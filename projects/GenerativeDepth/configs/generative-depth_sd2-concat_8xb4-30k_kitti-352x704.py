@@ -11,8 +11,11 @@
 # Differences: Marigold and Lotus train on Hypersim + Virtual KITTI and test
 # KITTI zero-shot; this config fine-tunes on KITTI (mmdiff's Eigen split
 # data pipeline from configs/vpd/vpd_sd15_4xb8-25k_kitti-352x704.py).
-# The sources' reported KITTI figures are in their papers (Marigold: arXiv
-# 2312.02145; Lotus: arXiv 2409.18124); not reproduced here.
+# The sources' reported KITTI figures are in their papers only (Marigold:
+# https://arxiv.org/abs/2312.02145; Lotus: https://arxiv.org/html/2409.18124v5;
+# the repositories' READMEs at the commits above carry none): not quoted
+# (not readable as text offline; nothing written from memory) and not
+# reproduced here.
 _base_ = ['../../../configs/vpd/vpd_sd15_4xb8-25k_kitti-352x704.py']
 custom_imports = dict(
     imports=[

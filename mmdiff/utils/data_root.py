@@ -4,12 +4,16 @@
 dataloaders and the COCO evaluator took copies of it when the config file
 was read (standard OpenMMLab behaviour), so they keep the old paths. This
 rewrites each copy: every dataset's ``data_root`` (inside wrappers such as
-``ConcatDataset`` and ``RepeatDataset`` too) and every evaluator
-``ann_file`` that starts with its dataloader's old root.
+``ConcatDataset`` and ``RepeatDataset`` too) and every evaluator path
+(``ann_file``; ``seg_prefix`` of mmdet's ``CocoPanopticMetric``) that
+starts with its dataloader's old root.
 """
 from typing import Iterator, Optional
 
 from mmengine.config import Config, ConfigDict
+
+# evaluator arguments that hold a path under the data root
+EVALUATOR_PATHS = ('ann_file', 'seg_prefix')
 
 
 def _datasets(node) -> Iterator[dict]:
@@ -50,8 +54,9 @@ def set_data_root(cfg: Config, data_root: str) -> None:
         if isinstance(evaluators, dict):
             evaluators = [evaluators]
         for evaluator in evaluators or []:
-            if isinstance(evaluator, (dict, ConfigDict)) and \
-                    'ann_file' in evaluator:
-                evaluator['ann_file'] = _move(evaluator['ann_file'], old,
-                                              data_root)
+            if not isinstance(evaluator, (dict, ConfigDict)):
+                continue
+            for key in EVALUATOR_PATHS:
+                if key in evaluator:
+                    evaluator[key] = _move(evaluator[key], old, data_root)
     cfg.data_root = data_root

@@ -37,3 +37,17 @@ def test_data_root_reaches_concat_datasets():
     roots = [d.data_root for d in cfg.train_dataloader.dataset.datasets]
     assert roots == ['/x/VOC2012', '/x/VOC2012']
     assert cfg.test_dataloader.dataset.data_root == '/x/VOC2012'
+
+
+def test_data_root_moves_the_panoptic_metric_segment_folder():
+    """mmdet's CocoPanopticMetric reads the ground-truth PNGs from its own
+    seg_prefix (found by the reference-config run on fabricated data)."""
+    import mmdiff  # noqa: F401  (the mmdet:: base of the config)
+    cfg = Config.fromfile(osp.join(
+        ROOT, 'configs/mask2former/'
+        'mask2former_vpd_sd15_8xb2-lsj-50e_coco-panoptic.py'))
+    set_data_root(cfg, '/x/coco')
+    panoptic, instances = cfg.test_evaluator
+    assert panoptic.seg_prefix == '/x/coco/annotations/panoptic_val2017/'
+    assert panoptic.ann_file == '/x/coco/annotations/panoptic_val2017.json'
+    assert instances.ann_file == '/x/coco/annotations/instances_val2017.json'

@@ -1,0 +1,58 @@
+# The generated segmentation demo scenes (mmdiff.datasets.DemoSegDataset, 4
+# classes incl. background, 128x128), written to data/demo/seg on first use:
+# 256 to train on, 64 to evaluate (a few MB). Scored with mmseg's IoUMetric.
+dataset_type = 'DemoSegDataset'
+data_root = 'data/demo/seg'
+num_train, num_val = 256, 64
+image_size = 128  # generated demo images; 1/8 features are 16 x 16
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackSegInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=False),
+    dict(type='PackSegInputs')
+]
+demo_dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    size=image_size,
+    num_train=num_train,
+    num_val=num_val)
+train_dataloader = dict(
+    batch_size=4,
+    num_workers=0,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        **demo_dataset,
+        data_prefix=dict(
+            img_path='images/training', seg_map_path='annotations/training'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        **demo_dataset,
+        data_prefix=dict(
+            img_path='images/validation',
+            seg_map_path='annotations/validation'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+# tools/test.py --tta: mmseg's SegTTAModel (from its default_runtime)
+# averages the class probabilities over a horizontal flip
+tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=0., direction='horizontal'),
+            dict(type='RandomFlip', prob=1., direction='horizontal')
+        ], [dict(type='LoadAnnotations', reduce_zero_label=False)],
+                    [dict(type='PackSegInputs')]])
+]

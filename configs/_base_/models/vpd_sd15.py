@@ -39,10 +39,3 @@ det_data_preprocessor = dict(
     pad_size_divisor=64)
 det_roi_strides = [8, 16, 32, 64]
 det_rpn_anchor_generator = dict(scales=[4], strides=[8, 16, 32, 64, 128])
-# AdamW with the U-Net at 0.1x, VPD's segmentation practice.
-det_optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
-    clip_grad=dict(max_norm=1.0))

@@ -13,7 +13,7 @@
 # data pipeline from configs/vpd/vpd_sd15_4xb8-25k_kitti-352x704.py).
 # The sources' reported KITTI figures are in their papers (Marigold: arXiv
 # 2312.02145; Lotus: arXiv 2409.18124); not reproduced here.
-_base_ = ['../../../configs/vpd/vpd_sd15_4xb8-25k_kitti-352x704.py']
+_base_ = ['mmdiff::vpd/vpd_sd15_4xb8-25k_kitti-352x704.py']
 custom_imports = dict(
     imports=[
         'mmdiff.models', 'mmdiff.datasets.kitti_depth',

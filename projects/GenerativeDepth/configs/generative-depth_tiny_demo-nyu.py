@@ -4,7 +4,7 @@
 # VAE, on the VPD depth demo's data, schedule and budget (600 iterations,
 # batch 4). Metric depth (d / 10 m -> [-1, 1]), as the VPD-head demo is.
 #   python tools/train.py projects/GenerativeDepth/configs/<this file>
-_base_ = ['../../../configs/demo/vpd_tiny-depth_demo-nyu.py']
+_base_ = ['mmdiff::demo/vpd_tiny-depth_demo-nyu.py']
 custom_imports = dict(
     imports=[
         'mmdiff.models', 'mmdiff.datasets.demo_datasets',
@@ -15,10 +15,8 @@ model = dict(
     _delete_=True,
     type='mmdiff.GenerativeDepth',
     data_preprocessor={{_base_.data_preprocessor}},
-    pretrained=None,
-    unet_cfg={{_base_.tiny_unet_cfg}},
-    vae_cfg={{_base_.tiny_vae_cfg}},
-    vae_weights={{_base_.demo_vae_dir}},  # made by demo_vae_hook
+    # the demos' tiny U-Net and pretrained VAE (not a VPD backbone here)
+    **{k: v for k, v in _base_.demo_backbone.items() if k != 'type'},
     input_mode='direct',
     timestep=999,
     target='depth',

@@ -320,12 +320,6 @@ class VPDDepthSource(nn.Module):
         return torch.sigmoid(self.last_layer_depth(x)) * self.max_depth
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread(one_thread):
-    """Every module here runs with one intra-op thread (tests/conftest.py)."""
-    yield
-
-
 @pytest.fixture(scope='session')
 def ldm_target():
     """An importable name for :class:`TinyLatentDiffusion` (ldm's

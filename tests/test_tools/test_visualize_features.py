@@ -18,7 +18,6 @@ TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'visualize_features.py')
 SIZE = 128  # the 1/64 tap is 2x2: a 1x1 map has no principal components
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 

@@ -12,9 +12,6 @@ from torch import nn
 
 from mmdiff.models.diffusion import tiny_sd_configs
 
-# Tiny models on a shared CPU: one thread avoids oversubscription.
-torch.set_num_threads(1)
-
 LDM_UNET = dict(
     image_size=8, in_channels=4, out_channels=4, model_channels=32,
     attention_resolutions=[4, 2, 1], num_res_blocks=2,

@@ -320,6 +320,12 @@ class VPDDepthSource(nn.Module):
         return torch.sigmoid(self.last_layer_depth(x)) * self.max_depth
 
 
+@pytest.fixture(scope='module')
+def tool(load_tool):
+    """tools/model_converters/vpd_to_mmdiff.py, imported."""
+    return load_tool('tools/model_converters/vpd_to_mmdiff.py')
+
+
 @pytest.fixture(scope='session')
 def ldm_target():
     """An importable name for :class:`TinyLatentDiffusion` (ldm's

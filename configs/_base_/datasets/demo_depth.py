@@ -1,11 +1,10 @@
 # The generated depth demo scenes (mmdiff.datasets.DemoDepthDataset: NYU
-# layout, depth in mm, scene name in the file name), written to
-# data/demo/depth on first use: 256 to train on, 64 to evaluate. Scored with
-# mmseg's DepthMetric (0.001-10 m).
+# layout, depth in mm, scene name in the file name; demo_mmseg_loaders.py),
+# written to data/demo/depth on first use. Scored with mmseg's DepthMetric
+# (0.001-10 m).
+_base_ = ['./demo_mmseg_loaders.py']
 dataset_type = 'DemoDepthDataset'
 data_root = 'data/demo/depth'
-num_train, num_val = 256, 64
-image_size = 128  # the head needs the 1/64 map to be half the 1/32 map
 meta_keys = ('img_path', 'depth_map_path', 'ori_shape', 'img_shape',
              'pad_shape', 'scale_factor', 'flip', 'flip_direction',
              'category_id')
@@ -28,22 +27,16 @@ val_pipeline = [
 demo_dataset = dict(
     type=dataset_type,
     data_root=data_root,
-    size=image_size,
-    num_train=num_train,
-    num_val=num_val)
+    size=_base_.image_size,
+    num_train=_base_.num_train,
+    num_val=_base_.num_val)
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         **demo_dataset,
         data_prefix=dict(
             img_path='images/train', depth_map_path='annotations/train'),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         **demo_dataset,
         test_mode=True,

@@ -1,10 +1,9 @@
 # The generated segmentation demo scenes (mmdiff.datasets.DemoSegDataset, 4
-# classes incl. background, 128x128), written to data/demo/seg on first use:
-# 256 to train on, 64 to evaluate (a few MB). Scored with mmseg's IoUMetric.
+# classes incl. background; demo_mmseg_loaders.py), written to data/demo/seg
+# on first use. Scored with mmseg's IoUMetric.
+_base_ = ['./demo_mmseg_loaders.py']
 dataset_type = 'DemoSegDataset'
 data_root = 'data/demo/seg'
-num_train, num_val = 256, 64
-image_size = 128  # generated demo images; 1/8 features are 16 x 16
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=False),
@@ -19,22 +18,16 @@ test_pipeline = [
 demo_dataset = dict(
     type=dataset_type,
     data_root=data_root,
-    size=image_size,
-    num_train=num_train,
-    num_val=num_val)
+    size=_base_.image_size,
+    num_train=_base_.num_train,
+    num_val=_base_.num_val)
 train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         **demo_dataset,
         data_prefix=dict(
             img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         **demo_dataset,
         data_prefix=dict(

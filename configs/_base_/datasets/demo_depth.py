@@ -24,21 +24,17 @@ val_pipeline = [
     dict(type='LoadImageFromFile'), load_depth,
     dict(type='PackSegInputs', meta_keys=meta_keys)
 ]
-demo_dataset = dict(
-    type=dataset_type,
-    data_root=data_root,
-    size=_base_.image_size,
-    num_train=_base_.num_train,
-    num_val=_base_.num_val)
 train_dataloader = dict(
     dataset=dict(
-        **demo_dataset,
+        type=dataset_type,
+        data_root=data_root,
         data_prefix=dict(
             img_path='images/train', depth_map_path='annotations/train'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
-        **demo_dataset,
+        type=dataset_type,
+        data_root=data_root,
         test_mode=True,
         data_prefix=dict(
             img_path='images/test', depth_map_path='annotations/test'),

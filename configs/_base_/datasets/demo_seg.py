@@ -15,21 +15,17 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=False),
     dict(type='PackSegInputs')
 ]
-demo_dataset = dict(
-    type=dataset_type,
-    data_root=data_root,
-    size=_base_.image_size,
-    num_train=_base_.num_train,
-    num_val=_base_.num_val)
 train_dataloader = dict(
     dataset=dict(
-        **demo_dataset,
+        type=dataset_type,
+        data_root=data_root,
         data_prefix=dict(
             img_path='images/training', seg_map_path='annotations/training'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     dataset=dict(
-        **demo_dataset,
+        type=dataset_type,
+        data_root=data_root,
         data_prefix=dict(
             img_path='images/validation',
             seg_map_path='annotations/validation'),

@@ -1,4 +1,7 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder: one thread, repository tools run
+in subprocesses (:func:`run_repo_tool`) or imported (:func:`load_module`),
+demo runs."""
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -8,11 +11,13 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session', autouse=True)
 def one_thread():
-    """One intra-op thread for a module: on a shared 2-core machine OpenMP
-    threads oversubscribed by parallel jobs make tiny CPU steps ~40x slower
-    (converters: 31 s instead of 130 s under load)."""
+    """One intra-op thread for the whole test session (the one place that
+    sets it): on a shared 2-core machine OpenMP threads oversubscribed by
+    parallel jobs make tiny CPU steps several times slower (the converter
+    tests took 130 s instead of 31 s under load, ~4x). Subprocesses
+    (:func:`run_repo_tool`) set their own ``OMP_NUM_THREADS``."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -44,6 +49,25 @@ def run_repo_tool(tool: str, *args: str, cwd: str, check: bool = True,
             f'{tool} {args} failed:\n{proc.stdout[-3000:]}\n'
             f'{proc.stderr[-5000:]}')
     return proc
+
+
+def load_module(path: str, name: str = None):
+    """Import a file that is not in a package (a tool script, a helper file
+    of the tests) as a fresh module; ``path`` relative to the repository
+    root or absolute."""
+    path = path if osp.isabs(path) else osp.join(ROOT, path)
+    name = name or 'mmdiff_tests_' + osp.splitext(
+        osp.relpath(path, ROOT))[0].replace(osp.sep, '_').replace('-', '_')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def load_tool():
+    """:func:`load_module`, for tests in any folder."""
+    return load_module
 
 
 @pytest.fixture(scope='session')

@@ -17,7 +17,11 @@ crop_size = (512, 512)
 
 model = dict(
     backbone=dict(class_embeddings=dict(class_names=list(classes))),
-    neck=dict(in_channels=[320, 640 + num_classes, 1280 + num_classes, 1280]),
+    # SD1.5 taps + the K = num_classes attention maps at 1/16 and 1/32
+    neck=dict(in_channels=[
+        c + num_classes * (i in _base_.sd15_attn_taps)
+        for i, c in enumerate(_base_.sd15_channels)
+    ]),
     decode_head=dict(num_classes=num_classes))
 
 dataset_type = 'BaseSegDataset'

@@ -7,23 +7,18 @@
 # Chance level on the same split: python tools/misc/make_demo_data.py \
 #   --tasks panoptic --size 128 --num-train 256 --num-val 64 --chance
 _base_ = [
-    'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
-    '../_base_/models/vpd_tiny.py'
+    '../_base_/datasets/demo_coco_panoptic.py', '../_base_/demo_hooks.py'
 ]
-custom_imports = dict(
-    imports=['mmdiff.models', 'mmdiff.datasets.demo_datasets'],
-    allow_failed_imports=False)
 
 num_things_classes = 3
 num_stuff_classes = 1
 num_classes = num_things_classes + num_stuff_classes
-image_size = (128, 128)
 feat = 64
 # VPD taps finest-first [32, 64, 64, 64] at strides 8-64; with use_attn the
 # 1/16 and 1/32 taps carry K = num_classes attention maps more.
 in_channels = [32, 64 + num_classes, 64 + num_classes, 64]
 batch_augments = [
-    dict(type='BatchFixedSizePad', size=image_size, img_pad_value=0,
+    dict(type='BatchFixedSizePad', size=_base_.image_size, img_pad_value=0,
          pad_mask=True, mask_pad_value=0, pad_seg=True, seg_pad_value=255)
 ]
 model = dict(
@@ -31,12 +26,7 @@ model = dict(
         mean=[127.5, 127.5, 127.5], std=[127.5, 127.5, 127.5],
         pad_size_divisor=64, batch_augments=batch_augments),
     backbone=dict(
-        _delete_=True,
-        type='mmdiff.VPD',
-        pretrained=None,
-        unet_cfg={{_base_.tiny_unet_cfg}},
-        vae_cfg={{_base_.tiny_vae_cfg}},
-        vae_weights={{_base_.demo_vae_dir}},  # made by demo_vae_hook
+        _base_.demo_backbone, _delete_=True,
         class_embeddings=dict(num_classes=num_classes, dim=32),
         use_attn=True),
     panoptic_head=dict(
@@ -70,61 +60,6 @@ model = dict(
     train_cfg=dict(num_points=1024),
     test_cfg=dict(instance_on=False, max_per_image=16))
 
-dataset_type = 'DemoCocoPanopticDataset'
-data_root = 'data/demo/panoptic/'
-# The demo scenes are 128x128 already: no resize, flips only.
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPanopticAnnotations', with_bbox=True, with_mask=True,
-         with_seg=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadPanopticAnnotations'),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                    'scale_factor'))
-]
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    batch_sampler=None,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        size=image_size[0],
-        num_train=256,
-        num_val=64,
-        ann_file='annotations/panoptic_train.json',
-        data_prefix=dict(img='train/', seg='annotations/panoptic_train/'),
-        filter_cfg=None,
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        size=image_size[0],
-        num_train=256,
-        num_val=64,
-        ann_file='annotations/panoptic_val.json',
-        data_prefix=dict(img='val/', seg='annotations/panoptic_val/'),
-        pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(
-    _delete_=True,
-    type='CocoPanopticMetric',
-    ann_file=data_root + 'annotations/panoptic_val.json',
-    seg_prefix=data_root + 'annotations/panoptic_val/',
-    nproc=1)
-test_evaluator = val_evaluator
-
 # The U-Net is random here, so it trains at the full learning rate.
 optim_wrapper = dict(
     _delete_=True,
@@ -153,10 +88,5 @@ default_hooks = dict(
     checkpoint=dict(_delete_=True, type='mmdiff.AtomicCheckpointHook',
                     by_epoch=False, interval=max_iters // 2,
                     max_keep_ckpts=2))
-custom_hooks = [
-    {{_base_.demo_vae_hook}},
-    dict(type='mmdiff.NaNGuardHook')
-]
 log_processor = dict(by_epoch=False)
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
-randomness = dict(seed=0)

@@ -29,5 +29,9 @@ model = dict(
         attn_grad=False,
         timestep=1),
     decode_head=dict(
-        in_channels=[320, 640 + num_classes, 1280 + num_classes, 1280],
+        # SD1.5 taps + the K = num_classes attention maps at 1/16 and 1/32
+        in_channels=[
+            c + num_classes * (i in _base_.sd15_attn_taps)
+            for i, c in enumerate(_base_.sd15_channels)
+        ],
         strides={{_base_.sd15_strides}}))

@@ -18,7 +18,10 @@ num_classes = num_things_classes + num_stuff_classes
 # VPD taps finest-first at strides 8-64 (no 1/4 level): the pixel decoder's
 # mask features come from the 1/8 tap, its deformable encoder reads 1/16-1/64.
 # With use_attn the 1/16 and 1/32 taps carry the K = 133 attention maps.
-in_channels = [320, 640 + num_classes, 1280 + num_classes, 1280]
+in_channels = [
+    c + num_classes * (i in _base_.sd15_attn_taps)
+    for i, c in enumerate(_base_.sd15_channels)
+]
 image_size = (1024, 1024)
 batch_augments = [
     dict(type='BatchFixedSizePad', size=image_size, img_pad_value=0,

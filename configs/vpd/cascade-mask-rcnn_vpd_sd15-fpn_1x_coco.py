@@ -3,9 +3,9 @@
 # configs/_base_/models/vpd_sd15.py.
 _base_ = [
     'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py',
-    '../_base_/models/vpd_sd15.py'
+    '../_base_/models/vpd_sd15.py', '../_base_/schedules/vpd_det_adamw.py',
+    '../_base_/mmdiff_hooks.py'
 ]
-custom_imports = dict(imports=['mmdiff.models'], allow_failed_imports=False)
 
 model = dict(
     data_preprocessor={{_base_.det_data_preprocessor}},
@@ -16,11 +16,5 @@ model = dict(
         bbox_roi_extractor=dict(featmap_strides={{_base_.det_roi_strides}}),
         mask_roi_extractor=dict(featmap_strides={{_base_.det_roi_strides}})))
 optim_wrapper = {{_base_.det_optim_wrapper}}
-# Atomic checkpoints (no truncated file after a kill); stop on NaN/inf.
+# atomic checkpoints (no truncated file after a kill)
 default_hooks = dict(checkpoint=dict(type='mmdiff.AtomicCheckpointHook'))
-custom_hooks = [
-    dict(type='mmdiff.NaNGuardHook'),
-    # one message (or, with strict_load=True, an error) when load_from /
-    # --checkpoint leaves model tensors unloaded
-    dict(type='mmdiff.LoadCoverageHook')
-]

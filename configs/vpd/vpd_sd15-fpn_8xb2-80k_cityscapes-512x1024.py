@@ -1,13 +1,16 @@
 # VPD semantic segmentation on Cityscapes (19 classes), VPD's ADE20K recipe
 # at 512x1024 crops (VPD published no Cityscapes figure).
 _base_ = [
-    'mmseg::_base_/datasets/cityscapes.py', '../_base_/models/vpd_sd15-fpn.py'
+    '../_base_/models/vpd_sd15-fpn.py', '../_base_/datasets/cityscapes.py',
+    '../_base_/schedules/vpd_80k.py', '../_base_/default_runtime.py'
 ]
-num_classes = 19
-crop_size = (512, 1024)
+num_classes = _base_.num_classes
 model = dict(
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(size=_base_.crop_size),
     backbone=dict(class_embeddings=dict(class_names='cityscapes')),
-    neck=dict(in_channels=[320, 640 + num_classes, 1280 + num_classes, 1280]),
+    # SD1.5 taps + the K = num_classes class attention maps at 1/16, 1/32
+    neck=dict(in_channels=[
+        c + num_classes * (i in _base_.sd15_attn_taps)
+        for i, c in enumerate(_base_.sd15_channels)
+    ]),
     decode_head=dict(num_classes=num_classes))
-train_dataloader = dict(batch_size=2)

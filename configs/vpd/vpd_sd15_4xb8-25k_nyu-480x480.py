@@ -12,7 +12,8 @@
 # it with `make install-datasets` (pinned, no second OpenCV; see
 # docs/dataset_prepare.md).
 _base_ = [
-    'mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py', '../_base_/models/vpd_sd15.py'
+    'mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py', '../_base_/models/vpd_sd15.py',
+    '../_base_/mmdiff_hooks.py'
 ]
 custom_imports = dict(
     imports=['mmdiff.models', 'mmdiff.datasets.nyu_scenes'],
@@ -47,11 +48,5 @@ train_dataloader = dict(
 val_dataloader = dict(
     dataset=dict(type='NYUSceneDataset', scene_rule=scene_rule))
 test_dataloader = val_dataloader
-# Atomic checkpoints (no truncated file after a kill); stop on NaN/inf.
+# atomic checkpoints (no truncated file after a kill)
 default_hooks = dict(checkpoint=dict(type='mmdiff.AtomicCheckpointHook'))
-custom_hooks = [
-    dict(type='mmdiff.NaNGuardHook'),
-    # one message (or, with strict_load=True, an error) when load_from /
-    # --checkpoint leaves model tensors unloaded
-    dict(type='mmdiff.LoadCoverageHook')
-]

@@ -5,7 +5,9 @@ Each class is the host's own data set class (mmseg ``BaseSegDataset`` /
 loading, :func:`ensure_demo_data` writes the demo data under ``data_root`` if
 it is not there yet. They are registered in the host's registry, so configs
 with ``default_scope='mmseg'``/``'mmdet'`` name them without a prefix after
-``custom_imports=dict(imports=['mmdiff.datasets'])``.
+``custom_imports=dict(imports=['mmdiff.datasets.demo_datasets'])`` (this
+module: ``mmdiff.datasets`` alone does not import it, to keep mmseg and
+mmdet out of ``import mmdiff.datasets``).
 """
 import os.path as osp
 from typing import Union

@@ -248,10 +248,10 @@ class VPDDepthSource(nn.Module):
         return torch.sigmoid(self.last_layer_depth(x)) * self.max_depth
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread(one_thread):
-    """Every module here runs with one intra-op thread (tests/conftest.py)."""
-    yield
+@pytest.fixture(scope='module')
+def tool(load_tool):
+    """tools/model_converters/vpd_to_mmdiff.py, imported."""
+    return load_tool('tools/model_converters/vpd_to_mmdiff.py')
 
 
 @pytest.fixture(scope='session')

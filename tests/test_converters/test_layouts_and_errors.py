@@ -1,7 +1,5 @@
 """Layout detection, the plain SD layout, and loud failures on bad input."""
-import importlib.util
 import os
-import os.path as osp
 
 import pytest
 import torch
@@ -10,16 +8,6 @@ from mmdiff.converters import (ConversionError, convert_state_dict,
                                detect_layout, unwrap_state_dict)
 from mmdiff.converters.convert import _is_mean_row
 
-TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
-                'model_converters', 'vpd_to_mmdiff.py')
-
-
-@pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('vpd_to_mmdiff_e', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,5 @@
 """tools/model_converters/publish_model.py: strip training state, hash name."""
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 
@@ -11,14 +10,7 @@ TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
                 'model_converters', 'publish_model.py')
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location('publish_model', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_publish_strips_and_names_by_hash(tmp_path, capsys):
+def test_publish_strips_and_names_by_hash(tmp_path, capsys, load_tool):
     from mmengine.logging import HistoryBuffer
     hub = HistoryBuffer()
     hub.update(np.float64(0.5))
@@ -30,7 +22,7 @@ def test_publish_strips_and_names_by_hash(tmp_path, capsys):
         message_hub=dict(log_scalars={'loss': hub}),
         param_schedulers=[dict(last_step=100)]), src)
     out_dir = tmp_path / 'publish'
-    assert _tool().main([str(src), str(out_dir / 'vpd_tiny.pth')]) == 0
+    assert load_tool(TOOL).main([str(src), str(out_dir / 'vpd_tiny.pth')]) == 0
     files = os.listdir(out_dir)
     assert len(files) == 1, files  # no temporary file left behind
     name = files[0]

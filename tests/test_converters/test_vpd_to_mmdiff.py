@@ -5,7 +5,6 @@ command-line tool, loaded strictly (zero missing, zero unexpected keys) into
 the mmdiff model built from the matching (tiny) config, and run on the same
 input as the source model.
 """
-import importlib.util
 import os
 import os.path as osp
 
@@ -16,16 +15,6 @@ from mmengine.config import ConfigDict
 TOL = 1e-4
 K = 5  # segmentation classes
 SIZE = 128  # multiple of 64: no padding on either side
-TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools',
-                'model_converters', 'vpd_to_mmdiff.py')
-
-
-@pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('vpd_to_mmdiff', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ import os.path as osp
 import h5py
 import mmcv
 import numpy as np
-import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -15,21 +14,10 @@ NYU_TOOL = osp.join(ROOT, 'tools/dataset_converters/nyu_depth_v2.py')
 KITTI_TOOL = osp.join(ROOT, 'tools/dataset_converters/kitti_depth.py')
 
 
-@pytest.fixture(scope='module')
-def common():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'mmdiff_test_datasets_conftest2', osp.join(osp.dirname(
-            osp.abspath(__file__)), 'conftest.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_nyu_official_mat_to_mmseg_layout(common, tmp_path):
-    mat, splits = common.layouts.nyu_official(str(tmp_path / 'official'))
+def test_nyu_official_mat_to_mmseg_layout(layouts, run_tool, tmp_path):
+    mat, splits = layouts.nyu_official(str(tmp_path / 'official'))
     out = str(tmp_path / 'nyu')
-    common.run([NYU_TOOL, mat, splits, '-o', out], cwd=str(tmp_path))
+    run_tool(NYU_TOOL, mat, splits, '-o', out, cwd=str(tmp_path))
     # splits.mat: train = frames 1, 3; test = 2, 4 (1-based) -> 0-based names
     assert sorted(os.listdir(osp.join(out, 'images', 'train'))) == [
         'kitchen_00000.jpg', 'living_room_00002.jpg']
@@ -65,18 +53,19 @@ def test_nyu_official_mat_to_mmseg_layout(common, tmp_path):
         classes.index('bathroom'), classes.index('bedroom')]
 
 
-def test_nyu_refuses_bad_input_and_writes_nothing(common, tmp_path):
-    mat, splits = common.layouts.nyu_official(
+def test_nyu_refuses_bad_input_and_writes_nothing(layouts, run_tool,
+                                                  tmp_path):
+    mat, splits = layouts.nyu_official(
         str(tmp_path / 'official'), train=(1, ), test=(2, 3))  # 4 missing
     out = str(tmp_path / 'nyu')
-    proc = common.run([NYU_TOOL, mat, splits, '-o', out], cwd=str(tmp_path),
-                      check=False)
+    proc = run_tool(NYU_TOOL, mat, splits, '-o', out, cwd=str(tmp_path),
+                    check=False)
     assert proc.returncode != 0
     assert 'frame 4 is in neither split' in proc.stderr
     assert not osp.exists(out)
     assert not [n for n in os.listdir(tmp_path) if n.startswith('.nyu-')]
-    proc = common.run([NYU_TOOL, splits, splits, '-o', out],
-                      cwd=str(tmp_path), check=False)
+    proc = run_tool(NYU_TOOL, splits, splits, '-o', out,
+                    cwd=str(tmp_path), check=False)
     assert proc.returncode != 0 and 'nyu_depth_v2_labeled.mat' in proc.stderr
 
 
@@ -92,12 +81,12 @@ def _kitti_dataset(out, ann_file):
     return DATASETS.build(ds)
 
 
-def test_kitti_official_to_eigen_layout(common, tmp_path):
-    raw, ann, train, test = common.layouts.kitti_official(
+def test_kitti_official_to_eigen_layout(layouts, run_tool, tmp_path):
+    raw, ann, train, test = layouts.kitti_official(
         str(tmp_path / 'official'))
     out = str(tmp_path / 'kitti')
-    common.run([KITTI_TOOL, '--raw', raw, '--depth', ann, '--splits', train,
-                test, '-o', out], cwd=str(tmp_path))
+    run_tool(KITTI_TOOL, '--raw', raw, '--depth', ann, '--splits', train,
+             test, '-o', out, cwd=str(tmp_path))
     data = _kitti_dataset(out, 'kitti_eigen_train_files_with_gt.txt')
     assert len(data) == 2  # 2 frames with depth; the None line skipped
     for info in map(data.get_data_info, range(len(data))):
@@ -108,10 +97,10 @@ def test_kitti_official_to_eigen_layout(common, tmp_path):
     assert len(_kitti_dataset(out, 'kitti_eigen_test_files_with_gt.txt')) == 2
 
 
-def test_kitti_accepts_vpd_split_files(common, tmp_path):
+def test_kitti_accepts_vpd_split_files(layouts, run_tool, tmp_path):
     """VPD/GLPDepth's eigen_benchmark lists: /raw_data/... and
     /data_depth_annotated/<train|val>/..., no focal length."""
-    raw, ann, train, test = common.layouts.kitti_official(
+    raw, ann, train, test = layouts.kitti_official(
         str(tmp_path / 'official'))
     vpd = str(tmp_path / 'test_list.txt')
     with open(test) as f, open(vpd, 'w') as g:
@@ -120,8 +109,8 @@ def test_kitti_accepts_vpd_split_files(common, tmp_path):
             if gt != 'None':
                 g.write(f'/raw_data/{img} /data_depth_annotated/val/{gt}\n')
     out = str(tmp_path / 'kitti')
-    common.run([KITTI_TOOL, '--raw', raw, '--depth', ann, '--splits', train,
-                vpd, '-o', out], cwd=str(tmp_path))
+    run_tool(KITTI_TOOL, '--raw', raw, '--depth', ann, '--splits', train,
+             vpd, '-o', out, cwd=str(tmp_path))
     with open(osp.join(out, 'kitti_eigen_test_files_with_gt.txt')) as f:
         first = f.readline().split()
     assert first[0].startswith('2011_09_26/2011_09_26_drive_0002_sync/')
@@ -130,8 +119,8 @@ def test_kitti_accepts_vpd_split_files(common, tmp_path):
     assert len(_kitti_dataset(out, 'kitti_eigen_test_files_with_gt.txt')) == 2
 
 
-def test_kitti_missing_files_refused(common, tmp_path):
-    raw, ann, train, test = common.layouts.kitti_official(
+def test_kitti_missing_files_refused(layouts, run_tool, tmp_path):
+    raw, ann, train, test = layouts.kitti_official(
         str(tmp_path / 'official'))
     with open(test, 'a') as f:
         f.write('2011_09_26/2011_09_26_drive_0002_sync/image_02/data/'
@@ -140,8 +129,8 @@ def test_kitti_missing_files_refused(common, tmp_path):
     out = str(tmp_path / 'kitti')
     args = [KITTI_TOOL, '--raw', raw, '--depth', ann, '--splits', train,
             test, '-o', out]
-    proc = common.run(args, cwd=str(tmp_path), check=False)
+    proc = run_tool(*args, cwd=str(tmp_path), check=False)
     assert proc.returncode != 0 and '--skip-missing' in proc.stderr
     assert not osp.exists(out)
-    common.run(args + ['--skip-missing'], cwd=str(tmp_path))
+    run_tool(*args, '--skip-missing', cwd=str(tmp_path))
     assert len(_kitti_dataset(out, 'kitti_eigen_test_files_with_gt.txt')) == 2

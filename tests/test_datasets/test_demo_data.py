@@ -284,13 +284,8 @@ def test_chance_levels(demo_root):
         assert scores['rmse'] > 0.1 and 0 < scores['d1'] < 1
 
 
-def test_default_size_and_cli(tmp_path, capsys):
-    import importlib.util
-    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'misc',
-                    'make_demo_data.py')
-    spec = importlib.util.spec_from_file_location('make_demo_data', tool)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_default_size_and_cli(tmp_path, capsys, load_tool):
+    module = load_tool('tools/misc/make_demo_data.py')
     root = str(tmp_path)
     module.main(['--root', root])  # the defaults the demo configs use
     out = capsys.readouterr().out

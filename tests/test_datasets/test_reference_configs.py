@@ -2,9 +2,9 @@
 its real data set's on-disk layout and tests with its own protocol.
 
 The configs under configs/vpd/, configs/mask2former/ and projects/*/configs/
-(not the demos) run as written, except: a tiny SD-shaped U-Net/VAE and random prompts replace
-the released weights (no download), batches are small, and training stops
-after 2 iterations. Data sets are fabricated at the real image sizes in the
+(not the demos) run as written, except: a tiny SD-shaped U-Net/VAE and
+random prompts replace the released weights (no download), batches are
+small, and training stops after 2 iterations. Data sets are fabricated at the real image sizes in the
 real layout (NYUv2 and KITTI from their official downloads through
 tools/dataset_converters/) and found with ``--data-root``. tools/train.py
 and tools/test.py run in subprocesses; tools/test.py keeps the config's
@@ -15,7 +15,6 @@ depth, mmdet detection + instance segmentation); the rest are marked
 ``datasets`` (``make test-datasets``).
 """
 import glob
-import importlib.util
 import json
 import os.path as osp
 import sys
@@ -34,17 +33,11 @@ if ROOT not in sys.path:  # projects.* custom_imports, as tools/ find them
     sys.path.insert(0, ROOT)
 
 
-def _load(name: str, path: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-run = _load('mmdiff_test_datasets_common',
-            osp.join(ROOT, 'tests/test_datasets/conftest.py')).run
-helpers = _load('mmdiff_test_configs_helpers',
-                osp.join(ROOT, 'tests/test_configs/test_configs.py'))
+@pytest.fixture(scope='module')
+def helpers(load_tool):
+    """tests/test_configs/test_configs.py (its backbone swap helpers)."""
+    return load_tool('tests/test_configs/test_configs.py')
 
 SEG, DEPTH = ['mIoU', 'aAcc'], ['rmse', 'abs_rel', 'd1']
 BBOX, SEGM = ['coco/bbox_mAP'], ['coco/bbox_mAP', 'coco/segm_mAP']
@@ -118,7 +111,8 @@ def test_every_reference_config_is_covered():
     assert found == set(REFERENCE) | OVERLAYS | GENERATIVE
 
 
-def _tiny_backbone(backbone, tmp: str, data_root: str):
+def _tiny_backbone(backbone, tmp: str, data_root: str, helpers,
+                   load_tool):
     xl = real_unet_cfg(backbone.get('pretrained')) is SDXL_UNET
     unet = tiny_sdxl_unet_cfg() if xl else tiny_unet_cfg()
     backbone = helpers._swap(backbone, unet, tiny_vae_cfg(),
@@ -135,11 +129,13 @@ def _tiny_backbone(backbone, tmp: str, data_root: str):
     return backbone
 
 
-def tiny_config(path: str, tmp: str, data_root: str) -> str:
+def tiny_config(path: str, tmp: str, data_root: str, helpers,
+                load_tool) -> str:
     """The reference config with a tiny U-Net, 2 iterations; its path."""
     cfg = Config.fromfile(osp.join(ROOT, path))
     import_modules_from_strings(**cfg.custom_imports)
-    backbone = _tiny_backbone(cfg.model.backbone, tmp, data_root)
+    backbone = _tiny_backbone(cfg.model.backbone, tmp, data_root, helpers,
+                              load_tool)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         channels = list(MODELS.build(backbone).out_channels)
     cfg.model.backbone = backbone
@@ -173,13 +169,14 @@ def _score_thr_keys(config: str) -> list:
 
 @pytest.mark.parametrize('path', PARAMS)
 def test_reference_config_trains_and_tests(path, fabricated, tmp_path,
-                                           one_thread):
+                                           helpers, load_tool, run_tool):
     layout, metrics = REFERENCE[path]
     data_root = fabricated(layout)
-    config = tiny_config(path, str(tmp_path), data_root)
+    config = tiny_config(path, str(tmp_path), data_root, helpers,
+                         load_tool)
     work = str(tmp_path / 'work')
-    proc = run([osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work,
-                '--data-root', data_root], cwd=str(tmp_path), timeout=1200)
+    proc = run_tool('tools/train.py', config, '--work-dir', work,
+                    '--data-root', data_root, cwd=str(tmp_path), timeout=1200)
     log = proc.stdout + proc.stderr
     assert 'Iter(train) [2/2]' in log or 'Epoch(train) [1][2/2]' in log, \
         log[-3000:]
@@ -193,10 +190,10 @@ def test_reference_config_trains_and_tests(path, fabricated, tmp_path,
     # every box (2 steps from random weights score below the config's 0.05,
     # and CocoMetric then reports nothing)
     low = [f'model.test_cfg.{k}=0.0' for k in _score_thr_keys(config)]
-    run([osp.join(ROOT, 'tools/test.py'), config, ckpt, '--work-dir',
-         test_dir, '--data-root', data_root] +
-        (['--cfg-options', *low] if low else []), cwd=str(tmp_path),
-        timeout=1200)
+    run_tool('tools/test.py', config, ckpt, '--work-dir', test_dir,
+             '--data-root', data_root,
+             *(['--cfg-options', *low] if low else []), cwd=str(tmp_path),
+             timeout=1200)
     files = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
     assert files, 'tools/test.py wrote no metrics json'
     with open(files[-1]) as f:

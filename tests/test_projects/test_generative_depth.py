@@ -92,7 +92,7 @@ def test_conv_in_widened_as_the_sources(init):
 
 @pytest.mark.parametrize('mode,loss', [('direct', 'latent_mse'),
                                        ('concat_noise', 'pixel_mse')])
-def test_train_step_and_predict(mode, loss, one_thread):
+def test_train_step_and_predict(mode, loss):
     model = _build(input_mode=mode, loss=loss, timestep=999,
                    depth_mode='affine')
     losses = model.loss(_images(), _samples())
@@ -108,7 +108,7 @@ def test_train_step_and_predict(mode, loss, one_thread):
     assert pred.min() >= 1e-3 and pred.max() <= 10.
 
 
-def test_normal_target(one_thread):
+def test_normal_target():
     model = _build(target='normal', loss='latent_mse')
     # fabricated normals, and normals derived from depth when absent
     for samples in (_samples(normals=True), _samples()):
@@ -131,7 +131,7 @@ def test_normal_target(one_thread):
     assert 0 <= res['median'] <= 180 and 0 <= res['a30'] <= 100
 
 
-def test_pretrained_folder_loads_then_widens(tmp_path, one_thread):
+def test_pretrained_folder_loads_then_widens(tmp_path):
     """pretrained= a diffusers folder (mmdiff's loading code): U-Net and
     the whole VAE (decoder too) load, conv_in is widened afterwards."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -165,26 +165,21 @@ def test_bad_options():
         GenerativeDepth(unet_cfg=unet, vae_cfg=vae)
 
 
-def test_demo_trains_tests_and_resumes(train_test, tmp_path):
+def test_demo_trains_tests_and_resumes(train_test, run_tool, project_fast,
+                                       tmp_path):
     """tools/train.py (AtomicCheckpointHook, NaNGuardHook, DemoVAEHook),
     tools/test.py with mmseg's DepthMetric, then --resume."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'project_conftest', osp.join(osp.dirname(__file__), 'conftest.py'))
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)
-    FAST, run_tool = helpers.FAST, helpers.run_tool
     log, metrics = train_test(DEMO, str(tmp_path))
     assert 'Iter(train) [4/4]' in log and 'loss_latent_mse' in log
     assert {'rmse', 'abs_rel', 'd1'} <= set(metrics)
     assert all(torch.isfinite(torch.tensor(float(metrics[k])))
                for k in ('rmse', 'abs_rel', 'd1'))
-    opts = [o for o in FAST if not o.startswith(
-        ('train_cfg.max_iters', 'default_hooks.checkpoint.interval'))]
-    log = run_tool('train.py', DEMO, '--work-dir',
-                   str(tmp_path / 'work_dir'), '--resume', '--cfg-options',
-                   *opts, 'train_cfg.max_iters=5',
-                   'default_hooks.checkpoint.interval=5', cwd=str(tmp_path))
+    proc = run_tool('tools/train.py', DEMO, '--work-dir',
+                    str(tmp_path / 'work_dir'), '--resume', '--cfg-options',
+                    *project_fast, 'train_cfg.max_iters=5',
+                    'default_hooks.checkpoint.interval=5', cwd=str(tmp_path),
+                    timeout=900)
+    log = proc.stdout + proc.stderr
     assert 'resumed' in log.lower() and 'Iter(train) [5/5]' in log
     assert osp.isfile(tmp_path / 'work_dir' / 'iter_5.pth')
 

@@ -10,7 +10,6 @@ here in-process (their ``main(argv)``), on files on disk.
 import errno
 import functools
 import http.server
-import importlib.util
 import os
 import os.path as osp
 import threading
@@ -27,12 +26,10 @@ TOOLS = osp.join(osp.dirname(__file__), '..', '..', 'tools',
                  'model_converters')
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def converter(load_tool):
+    """``converter(name)``: tools/model_converters/<name>.py, imported."""
+    return lambda name: load_tool(osp.join(TOOLS, name + '.py'))
 
 
 class Evil:
@@ -60,8 +57,8 @@ def files(tmp_path):
 
 
 def test_trust_pickle_is_loud_and_only_for_unsafe_pickles(files, tmp_path,
-                                                          capsys):
-    publish = _tool('publish_model')
+                                                          capsys, converter):
+    publish = converter('publish_model')
     # without the flag: refused as unsafe (not "corrupted"), nothing ran
     assert publish.main([files['evil'], str(tmp_path / 'a.pth')]) == 1
     err = capsys.readouterr().err
@@ -85,16 +82,17 @@ def test_trust_pickle_is_loud_and_only_for_unsafe_pickles(files, tmp_path,
 
 def test_converter_does_not_suggest_trust_pickle_for_truncated(files,
                                                                tmp_path,
-                                                               capsys):
-    convert = _tool('vpd_to_mmdiff')
+                                                               capsys,
+                                                               converter):
+    convert = converter('vpd_to_mmdiff')
     assert convert.main([files['truncated'], str(tmp_path / 'x.pth')]) == 1
     err = capsys.readouterr().err
     assert 'truncated or corrupted' in err and 'Fix' in err
     assert '--trust-pickle' not in err
 
 
-def test_published_name_is_verified(files, tmp_path, capsys):
-    publish = _tool('publish_model')
+def test_published_name_is_verified(files, tmp_path, capsys, converter):
+    publish = converter('publish_model')
     assert publish.main([files['good'], str(tmp_path / 'model.pth')]) == 0
     final = capsys.readouterr().out.split('published ')[-1].strip()
     assert read_checkpoint(final)['state_dict']['backbone.w'].shape == (64, )

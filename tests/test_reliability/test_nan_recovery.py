@@ -22,7 +22,6 @@ sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_tools'))
 from test_resume import (SEG_CFG, TRAIN, _env, logged_iters,  # noqa: E402
                          make_demo_data, tiny_options)
 
-pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 BLOW_UP = ['optim_wrapper.optimizer.lr=1e6',
            'param_scheduler.0.start_factor=1e-9',  # iteration 1: lr 1e-3

@@ -26,7 +26,6 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 SEG_CFG = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-fpn_demo-seg.py')
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 

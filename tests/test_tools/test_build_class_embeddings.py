@@ -55,16 +55,10 @@ def test_cli_builds_file_with_mean_row(clip_dir, tmp_path):
     assert osp.isfile(str(out) + '.json')
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location('_build_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_cli_default_out_and_errors(clip_dir, tmp_path, monkeypatch, capsys):
+def test_cli_default_out_and_errors(clip_dir, tmp_path, monkeypatch, capsys,
+                                    load_tool):
     """In-process (the subprocess path is covered above): fast."""
-    tool = _load_tool()
+    tool = load_tool(TOOL)
     monkeypatch.chdir(tmp_path)
     names = tmp_path / 'n.txt'
     names.write_text('cat\n')

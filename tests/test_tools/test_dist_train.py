@@ -85,7 +85,6 @@ model = dict(backbone=dict(vae_weights=None))
 '''
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 

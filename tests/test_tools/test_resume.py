@@ -25,7 +25,6 @@ SEG_CFG = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-fpn_demo-seg.py')
 MAX_ITERS, CKPT_EVERY = 4, 2
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 

@@ -8,10 +8,7 @@ and tools/test.py re-evaluates it with the host's real metric.
 """
 import glob
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -31,25 +28,6 @@ DEMOS = {
     (['coco_panoptic/PQ', 'coco_panoptic/PQ_th', 'coco_panoptic/PQ_st'],
      False),
 }
-# Small and quick: 2-image batches, no validation inside training.
-FAST = ['train_dataloader.batch_size=2', 'val_cfg=None',
-        'val_dataloader=None', 'val_evaluator=None',
-        'default_hooks.checkpoint.interval=2',
-        'default_hooks.logger.interval=1',
-        # the demos' VAE: a 2-step stand-in (the documented runs train 200)
-        'custom_hooks.0.steps=2', 'custom_hooks.0.size=64']
-
-
-def run_tool(tool: str, *args: str, cwd: str) -> str:
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='2')
-    proc = subprocess.run(
-        [sys.executable, osp.join(ROOT, 'tools', tool), *args], cwd=cwd,
-        env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (
-        f'{tool} {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
-    return proc.stdout + proc.stderr
-
-
 def test_every_demo_is_covered():
     assert sorted(DEMOS) == sorted(
         osp.basename(p) for p in glob.glob(osp.join(DEMO, '*.py')))
@@ -62,7 +40,8 @@ def trained(demo_run):
 
 
 @pytest.mark.parametrize('name', sorted(DEMOS))
-def test_train_writes_checkpoint_and_test_reports_metrics(trained, name):
+def test_train_writes_checkpoint_and_test_reports_metrics(trained, run_tool,
+                                                          name):
     cwd, work_dir, log = trained(name)
     assert 'Iter(train) [4/4]' in log
     ckpt = osp.join(work_dir, 'iter_4.pth')
@@ -72,8 +51,9 @@ def test_train_writes_checkpoint_and_test_reports_metrics(trained, name):
     assert any(k.startswith('backbone.unet.') for k in state['state_dict'])
 
     test_dir = osp.join(work_dir, 'test')
-    out = run_tool('test.py', osp.join(DEMO, name), ckpt, '--work-dir',
-                   test_dir, cwd=cwd)
+    proc = run_tool('tools/test.py', osp.join(DEMO, name), ckpt,
+                    '--work-dir', test_dir, cwd=cwd)
+    out = proc.stdout + proc.stderr
     metrics = _last_metrics(test_dir)
     for key in DEMOS[name][0]:
         assert key in metrics, f'{key} missing from {metrics} / {out[-2000:]}'
@@ -81,11 +61,13 @@ def test_train_writes_checkpoint_and_test_reports_metrics(trained, name):
 
 
 @pytest.mark.parametrize('name', [n for n in sorted(DEMOS) if DEMOS[n][1]])
-def test_resume_continues_from_checkpoint(trained, name):
+def test_resume_continues_from_checkpoint(trained, run_tool,
+                                          fast_demo_options, name):
     cwd, work_dir, _ = trained(name)
-    log = run_tool('train.py', osp.join(DEMO, name), '--work-dir', work_dir,
-                   '--resume', '--cfg-options', 'train_cfg.max_iters=6',
-                   *FAST, cwd=cwd)
+    proc = run_tool('tools/train.py', osp.join(DEMO, name), '--work-dir',
+                    work_dir, '--resume', '--cfg-options',
+                    'train_cfg.max_iters=6', *fast_demo_options, cwd=cwd)
+    log = proc.stdout + proc.stderr
     assert 'resumed' in log.lower()
     assert 'Iter(train) [6/6]' in log
     assert 'Iter(train) [1/6]' not in log  # did not start over

@@ -23,11 +23,6 @@ INS = 'mask-rcnn_vpd_tiny-fpn_demo-coco.py'
 H, W = 150, 200  # not a multiple of 8, 32 or 64
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _one_thread(one_thread):
-    pass
-
-
 @pytest.fixture(scope='module')
 def odd_image(tmp_path_factory):
     """A 200x150 demo scene (BGR jpg, as a user's photo)."""

@@ -3,7 +3,6 @@
 The demo seg config (tiny VPD, 4 classes, attention maps on) is trained for
 2 iterations in-process; the tool then writes its PNGs for one demo image.
 """
-import importlib.util
 import os.path as osp
 
 import cv2
@@ -18,15 +17,13 @@ TOOL = osp.join(REPO, 'tools', 'analysis_tools', 'visualize_features.py')
 SIZE = 128  # the 1/64 tap is 2x2: a 1x1 map has no principal components
 
 
-pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location('visualize_features', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def vis_tool(load_tool):
+    """tools/analysis_tools/visualize_features.py, imported."""
+    return load_tool(TOOL)
 
 
 @pytest.fixture(scope='module')
@@ -57,11 +54,11 @@ def demo_run(tmp_path_factory):
     return str(tmp / 'work_dir' / 'iter_2.pth'), image, tmp
 
 
-def test_writes_taps_maps_and_summary(demo_run):
+def test_writes_taps_maps_and_summary(demo_run, vis_tool):
     ckpt, image, tmp = demo_run
     out = tmp / 'out'
     try:
-        written = _tool().main([SEG_CFG, ckpt, image, '--out', str(out),
+        written = vis_tool.main([SEG_CFG, ckpt, image, '--out', str(out),
                                 '--topk', '3'])
     finally:
         DefaultScope._instance_dict.clear()
@@ -84,15 +81,15 @@ def test_writes_taps_maps_and_summary(demo_run):
         assert np.abs(cv2.imread(str(path)).astype(float) - img).mean() > 1
     summary = cv2.imread(str(out / 'summary.png'))
     # image + 4 taps + 3 maps = 8 tiles in rows of 4, captions on top
-    tile = max(SIZE, _tool().MIN_TILE)
-    assert summary.shape[:2] == (2 * (tile + _tool().LABEL_H), 4 * tile)
+    tile = max(SIZE, vis_tool.MIN_TILE)
+    assert summary.shape[:2] == (2 * (tile + vis_tool.LABEL_H), 4 * tile)
     assert set(written.values()) == {str(p) for p in
                                      taps + maps + [out / 'summary.png']}
 
 
-def test_refuses_grey_image(demo_run, tmp_path):
+def test_refuses_grey_image(demo_run, vis_tool, tmp_path):
     ckpt, _, _ = demo_run
     grey = tmp_path / 'grey.png'
     cv2.imwrite(str(grey), np.full((SIZE, SIZE), 128, np.uint8))
     with pytest.raises(ValueError, match='1 channel.*RGB.*Fix'):
-        _tool().main([SEG_CFG, ckpt, str(grey), '--out', str(tmp_path)])
+        vis_tool.main([SEG_CFG, ckpt, str(grey), '--out', str(tmp_path)])

@@ -2,12 +2,10 @@
 # class prompts -> FPN -> FPNHead (Semantic FPN), with VPD's ADE20K recipe
 # (wl-zhao/VPD segmentation/configs/fpn_vpd_sd1-5_512x512_gpu8x2.py on its
 # _base_/models/fpn_r50.py; recorded in tests/data/recipes/vpd_ade20k.yml):
-# FPNHead channels 256, slide test 512/341, AdamW lr 8e-5, wd 1e-3, U-Net lr
-# x0.1, norms without decay, poly, warm-up 1500 iters, 80k iters, 8 GPUs x 2
-# images. A config using it adds a data set and sets `num_classes`, the class
-# names of the prompts and the neck's in_channels.
-_base_ = ['mmseg::_base_/default_runtime.py', './vpd_sd15.py']
-custom_imports = dict(imports=['mmdiff.models'], allow_failed_imports=False)
+# FPNHead channels 256, slide test 512/341. Its optimiser and schedule:
+# ../schedules/vpd_80k.py. A config using it adds a data set and sets
+# `num_classes`, the class names of the prompts and the neck's in_channels.
+_base_ = ['./vpd_sd15.py']
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
@@ -52,54 +50,3 @@ model = dict(
             type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
     train_cfg=dict(),
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
-
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=8e-5, weight_decay=1e-3),
-    # VPD: custom_keys {unet: lr x0.1, encoder_vq: lr 0, text_encoder: lr 0,
-    # norm: decay 0}. mmengine (like mmcv 1.x) tries the keys longest first,
-    # ties alphabetically, so VPD's 'norm' wins over 'unet': U-Net norms
-    # whose ldm name holds 'norm' (the SpatialTransformer GroupNorm and the
-    # transformer blocks' LayerNorms) train at lr x1 without decay, the
-    # ResBlock GroupNorms (ldm 'in_layers.0'/'out_layers.0') at x0.1 with
-    # decay. The keys below give every diffusers parameter VPD's (lr, decay)
-    # (checked per parameter by tests/test_converters/zoo/; diffusers
-    # also calls the ResBlock norms 'norm1'/'norm2', so a bare 'norm' would
-    # not). The VAE is frozen (VPD: lr 0); no text encoder is built.
-    paramwise_cfg=dict(custom_keys={
-        'unet': dict(lr_mult=0.1),
-        '.norm.': dict(decay_mult=0.),  # Transformer2DModel.norm
-        'transformer_blocks.0.norm': dict(decay_mult=0.),  # norm1/2/3
-    }))
-max_iters = 80000
-# mmcv 1.x (VPD): lr = poly(iter / max_iters) x linear warm-up factor
-# (1e-6 -> 1 over 1500 iterations). mmengine chains overlapping schedulers
-# multiplicatively, so both run from iteration 0; its schedulers reach their
-# end value at `end - 1`, hence the +1 (same lr as mmcv 1.x at every
-# iteration: tests/test_configs/test_recipes.py).
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0,
-         end=1500 + 1),
-    dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=0,
-         end=max_iters + 1)
-]
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=8000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(
-        type='mmdiff.AtomicCheckpointHook', by_epoch=False, interval=8000,
-        max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
-# Stop with the iteration number on a NaN/inf input or loss.
-custom_hooks = [
-    dict(type='mmdiff.NaNGuardHook'),
-    # one message (or, with strict_load=True, an error) when load_from /
-    # --checkpoint leaves model tensors unloaded
-    dict(type='mmdiff.LoadCoverageHook')
-]

@@ -12,6 +12,10 @@ clip_l14 = 'openai/clip-vit-large-patch14'
 # SD1.5 taps (ldm output blocks 1, 4, 7, final), finest first; with
 # cross-attention maps the 1/16 and 1/32 taps carry K class channels more.
 sd15_channels = [320, 640, 1280, 1280]
+# the taps (indices into sd15_channels) that carry the K attention maps; a
+# neck's in_channels with K prompts:
+#   [c + K * (i in sd15_attn_taps) for i, c in enumerate(sd15_channels)]
+sd15_attn_taps = (1, 2)
 sd15_strides = [8, 16, 32, 64]
 
 # Detection / instance segmentation on COCO: VPD conditioned on the 80 class
@@ -35,10 +39,3 @@ det_data_preprocessor = dict(
     pad_size_divisor=64)
 det_roi_strides = [8, 16, 32, 64]
 det_rpn_anchor_generator = dict(scales=[4], strides=[8, 16, 32, 64, 128])
-# AdamW with the U-Net at 0.1x, VPD's segmentation practice.
-det_optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={'backbone.unet': dict(lr_mult=0.1)}),
-    clip_grad=dict(max_norm=1.0))

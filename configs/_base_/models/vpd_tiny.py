@@ -36,3 +36,13 @@ demo_vae_dir = 'data/demo/vae'
 demo_vae_hook = dict(
     type='mmdiff.DemoVAEHook', out_dir=demo_vae_dir, vae_cfg=tiny_vae_cfg,
     steps=200)
+# The demos' backbone (one definition for every demo and project demo):
+# VPD on the tiny U-Net and the pretrained demo VAE. Configs add the
+# conditioning (class_embeddings / use_attn ...) to it, e.g.
+#   backbone=dict(_base_.demo_backbone, use_attn=True)
+demo_backbone = dict(
+    type='mmdiff.VPD',
+    pretrained=None,
+    unet_cfg=tiny_unet_cfg,
+    vae_cfg=tiny_vae_cfg,
+    vae_weights=demo_vae_dir)  # made by demo_vae_hook

@@ -5,7 +5,7 @@
 # token with SD1.5's CLIP ViT-L/14; the L = 77 caption cross-attention maps
 # join the 1/16 and 1/32 features. For cross-domain tests set a modifier,
 # e.g. caption_template='a dark night photo of {}'.
-_base_ = ['../../../configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
+_base_ = ['mmdiff::vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'projects.CaptionPrompts.caption_prompts'],
     allow_failed_imports=False)
@@ -22,4 +22,8 @@ model = dict(
         max_length=max_length,
         missing_caption=None,
         use_attn=True),
-    neck=dict(in_channels=[320, 640 + max_length, 1280 + max_length, 1280]))
+    # SD1.5 taps + the L = max_length caption attention maps at 1/16, 1/32
+    neck=dict(in_channels=[
+        c + max_length * (i in _base_.sd15_attn_taps)
+        for i, c in enumerate(_base_.sd15_channels)
+    ]))

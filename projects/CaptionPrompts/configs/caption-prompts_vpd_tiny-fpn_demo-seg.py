@@ -6,7 +6,7 @@
 #   python projects/CaptionPrompts/tools/make_demo_text_encoder.py data/demo/tiny_clip
 #   python projects/CaptionPrompts/tools/make_class_captions.py <this file> --out data/demo/seg/captions.json
 #   python tools/train.py <this file>
-_base_ = ['../../../configs/demo/vpd_tiny-fpn_demo-seg.py']
+_base_ = ['mmdiff::demo/vpd_tiny-fpn_demo-seg.py']
 custom_imports = dict(
     imports=[
         'mmdiff.models', 'mmdiff.datasets.demo_datasets',
@@ -17,12 +17,9 @@ max_length = 16
 model = dict(
     type='mmdiff.CaptionEncoderDecoder',
     backbone=dict(
+        _base_.demo_backbone,
         _delete_=True,
         type='mmdiff.CaptionVPD',
-        pretrained=None,
-        unet_cfg={{_base_.tiny_unet_cfg}},
-        vae_cfg={{_base_.tiny_vae_cfg}},
-        vae_weights={{_base_.demo_vae_dir}},  # the demos' pretrained VAE
         captions='data/demo/seg/captions.json',
         text_encoder='data/demo/tiny_clip',
         caption_template='{}',

@@ -16,7 +16,7 @@
 # the repositories' READMEs at the commits above carry none): not quoted
 # (not readable as text offline; nothing written from memory) and not
 # reproduced here.
-_base_ = ['../../../configs/vpd/vpd_sd15_4xb8-25k_kitti-352x704.py']
+_base_ = ['mmdiff::vpd/vpd_sd15_4xb8-25k_kitti-352x704.py']
 custom_imports = dict(
     imports=[
         'mmdiff.models', 'mmdiff.datasets.kitti_depth',

@@ -11,7 +11,7 @@
 # pretrains its own tiny VAE once (data/demo/vae_depth), as an autoencoder
 # on rendered scenes of its own seed, half of each batch their depth maps as
 # grey images: an image autoencoder that has also seen depth-like images.
-_base_ = ['../../../configs/demo/vpd_tiny-depth_demo-nyu.py']
+_base_ = ['mmdiff::demo/vpd_tiny-depth_demo-nyu.py']
 custom_imports = dict(
     imports=[
         'mmdiff.models', 'mmdiff.datasets.demo_datasets',

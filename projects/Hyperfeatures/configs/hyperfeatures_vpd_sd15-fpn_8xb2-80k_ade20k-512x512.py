@@ -2,7 +2,7 @@
 # U-Net passes at t = 1, 100, 250 (seeded noise, one seed) mixed per tap by
 # learned softmax weights; 3x the U-Net cost of VPD (printed at build).
 # Channels are VPD's: [320, 640 + K, 1280 + K, 1280].
-_base_ = ['../../../configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
+_base_ = ['mmdiff::vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'projects.Hyperfeatures.hyperfeatures'],
     allow_failed_imports=False)

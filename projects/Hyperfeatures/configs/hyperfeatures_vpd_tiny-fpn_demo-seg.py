@@ -2,7 +2,7 @@
 # scenes, features from 3 U-Net passes (t = 1, 100, 250, seeded noise)
 # mixed per tap by learned softmax weights. Same neck/head as the VPD demo.
 #   python tools/train.py projects/Hyperfeatures/configs/<this file>
-_base_ = ['../../../configs/demo/vpd_tiny-fpn_demo-seg.py']
+_base_ = ['mmdiff::demo/vpd_tiny-fpn_demo-seg.py']
 custom_imports = dict(
     imports=[
         'mmdiff.models', 'mmdiff.datasets.demo_datasets',

@@ -3,7 +3,7 @@
 # prompt re-weighted features, UPerHead on the four taps, VPD's schedule.
 # Reference (Meta Prompts paper): 55.83 mIoU (56.81 ms+flip); not
 # reproduced here (needs SD1.5 weights and 8 GPUs).
-_base_ = ['../../../configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
+_base_ = ['mmdiff::vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'projects.MetaPrompts.meta_prompts'],
     allow_failed_imports=False)
@@ -24,7 +24,7 @@ model = dict(
     decode_head=dict(
         _delete_=True,
         type='UPerHead',
-        in_channels=[320, 640, 1280, 1280],
+        in_channels=_base_.sd15_channels,
         in_index=[0, 1, 2, 3],
         pool_scales=(1, 2, 3, 6),
         channels=512,

@@ -3,7 +3,7 @@
 # meta prompts instead of the scene prompts (no scene label needed), 3
 # refinement loops, learned timestep embedding, prompt re-weighted features.
 # Reference (Meta Prompts paper): RMSE 0.223; not reproduced here.
-_base_ = ['../../../configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py']
+_base_ = ['mmdiff::vpd/vpd_sd15_4xb8-25k_nyu-480x480.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'projects.MetaPrompts.meta_prompts'],
     allow_failed_imports=False)
@@ -18,4 +18,4 @@ model = dict(
         reweight=True,
         pad_shape=512,
         grad_checkpointing=True),
-    decode_head=dict(in_channels=[320, 640, 1280, 1280]))
+    decode_head=dict(in_channels=_base_.sd15_channels))

@@ -2,7 +2,7 @@
 # scenes; 8 learned meta prompts instead of class prompts, 2 refinement
 # loops, learned timestep embedding, prompt re-weighted features.
 #   python tools/train.py projects/MetaPrompts/configs/<this file>
-_base_ = ['../../../configs/demo/vpd_tiny-fpn_demo-seg.py']
+_base_ = ['mmdiff::demo/vpd_tiny-fpn_demo-seg.py']
 custom_imports = dict(
     imports=[
         'mmdiff.models', 'mmdiff.datasets.demo_datasets',
@@ -11,12 +11,9 @@ custom_imports = dict(
     allow_failed_imports=False)
 model = dict(
     backbone=dict(
+        _base_.demo_backbone,
         _delete_=True,
         type='mmdiff.MetaPromptsVPD',
-        pretrained=None,
-        unet_cfg={{_base_.tiny_unet_cfg}},
-        vae_cfg={{_base_.tiny_vae_cfg}},
-        vae_weights={{_base_.demo_vae_dir}},  # the demos' pretrained VAE
         num_prompts=8,
         num_loops=2,
         learned_timestep=True,

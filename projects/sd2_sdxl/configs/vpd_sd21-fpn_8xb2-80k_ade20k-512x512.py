@@ -7,7 +7,7 @@
 # 'stabilityai/stable-diffusion-2-1' works the same way: features come from
 # one U-Net pass at t=1 without noise, which does not depend on the
 # parameterisation (see projects/sd2_sdxl/README.md).
-_base_ = ['../../../configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
+_base_ = ['mmdiff::vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
 sd21 = 'stabilityai/stable-diffusion-2-1-base'
 num_classes = 150
 model = dict(
@@ -16,5 +16,7 @@ model = dict(
         class_embeddings=dict(
             class_names='ade20k', text_encoder=sd21, templates='vpd',
             output='pooled')),
-    neck=dict(in_channels=[320, 640 + num_classes, 1280 + num_classes,
-                           1280]))
+    neck=dict(in_channels=[
+        c + num_classes * (i in _base_.sd15_attn_taps)
+        for i, c in enumerate(_base_.sd15_channels)
+    ]))

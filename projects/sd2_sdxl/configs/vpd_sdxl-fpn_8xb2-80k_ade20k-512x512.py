@@ -9,7 +9,7 @@
 # and `time_ids` ('input_size': (H, W, 0, 0, H, W) of the padded input).
 # U-Net 2.6 B parameters: full fine-tuning with AdamW needs ~42 GB of model
 # state per GPU; keep the VAE in fp32 (SDXL's VAE overflows in fp16).
-_base_ = ['../../../configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
+_base_ = ['mmdiff::vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
 sdxl = 'stabilityai/stable-diffusion-xl-base-1.0'
 num_classes = 150
 model = dict(

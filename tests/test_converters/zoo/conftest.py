@@ -18,7 +18,6 @@ image file: ADE20K's slide window, NYU's slide_flip (mmseg) or VPD's shift
 window + flip. Predictions must agree within 1e-4 relative.
 """
 import copy
-import importlib.util
 import os.path as osp
 from types import SimpleNamespace
 
@@ -32,7 +31,6 @@ from mmengine.registry import DefaultScope
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
 RECIPES = osp.join(ROOT, 'tests', 'data', 'recipes')
-TOOL = osp.join(ROOT, 'tools', 'model_converters', 'vpd_to_mmdiff.py')
 RTOL = 1e-4
 
 
@@ -65,14 +63,6 @@ def _tuples(value):
 def recipe(name):
     with open(osp.join(RECIPES, name)) as f:
         return yaml.safe_load(f)
-
-
-@pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('vpd_to_mmdiff', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)

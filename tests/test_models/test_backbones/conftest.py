@@ -10,9 +10,6 @@ import torch
 
 from mmdiff.models.diffusion import tiny_sd_configs
 
-# Tiny models on a shared CPU: one thread avoids oversubscription.
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope='session')
 def ldm_sd():

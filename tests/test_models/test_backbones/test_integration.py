@@ -1,7 +1,7 @@
-"""mmdiff.VPD inside mmseg EncoderDecoder and mmdet Mask R-CNN, from configs.
-
-The config files in tests/data/configs use the host's default_scope and
-``type='mmdiff.VPD'`` with ``custom_imports``, as user configs do.
+"""mmdiff.VPD inside mmseg EncoderDecoder / DepthEstimator and mmdet
+Mask R-CNN, built from the demo configs in configs/demo (the host's
+default_scope, ``type='mmdiff.VPD'`` and ``custom_imports``, as user configs
+have), on random weights and 64x64 inputs.
 """
 import os.path as osp
 
@@ -13,13 +13,27 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmdiff.apis import check_in_channels
 from mmdiff.models.backbones import VPD
 
-CONFIGS = osp.join(osp.dirname(__file__), '..', '..', 'data', 'configs')
+CONFIGS = osp.join(osp.dirname(__file__), '..', '..', '..', 'configs',
+                   'demo')
+SEG = 'vpd_tiny-fpn_demo-seg.py'
+DEPTH = 'vpd_tiny-depth_demo-nyu.py'
+MASK_RCNN = 'mask-rcnn_vpd_tiny-fpn_demo-coco.py'
+
+
+def _config(name):
+    """A demo config on random weights (the demo VAE is made by a training
+    hook) and 64x64 inputs (mmseg's preprocessor pads to its size)."""
+    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg.model.backbone.pop('vae_weights')
+    if cfg.default_scope == 'mmseg':
+        cfg.model.data_preprocessor.size = (64, 64)
+    return cfg
 
 
 def _build(name):
     from mmengine.registry import MODELS
     from mmengine.utils import import_modules_from_strings
-    cfg = Config.fromfile(osp.join(CONFIGS, name))
+    cfg = _config(name)
     import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.default_scope)
     torch.manual_seed(0)
@@ -54,7 +68,7 @@ def _seg_inputs(num_classes, size=64):
 
 def test_mmseg_encoder_decoder_train_and_predict():
     from mmengine.optim import OptimWrapper
-    cfg, model = _build('vpd_tiny_fpn_seg.py')
+    cfg, model = _build(SEG)
     assert isinstance(model.backbone, VPD)
     assert list(model.backbone.out_channels) == cfg.model.neck.in_channels
     check_in_channels(model)
@@ -73,7 +87,7 @@ def test_mmseg_encoder_decoder_train_and_predict():
 
 def test_mmdet_mask_rcnn_loss_and_predict():
     from mmdet.testing import demo_mm_inputs
-    cfg, model = _build('vpd_tiny_maskrcnn_det.py')
+    cfg, model = _build(MASK_RCNN)
     assert list(model.backbone.out_channels) == cfg.model.neck.in_channels
     check_in_channels(model)
     packed = demo_mm_inputs(
@@ -96,7 +110,7 @@ def test_mmdet_mask_rcnn_loss_and_predict():
 
 def test_neck_channel_mismatch_names_the_fix():
     from mmengine.registry import MODELS
-    cfg = Config.fromfile(osp.join(CONFIGS, 'vpd_tiny_fpn_seg.py'))
+    cfg = _config(SEG)
     init_default_scope(cfg.default_scope)
     # embeddings for 6 classes, neck still written for K=4
     cfg.model.backbone.class_embeddings = dict(num_classes=6, dim=32)
@@ -127,7 +141,7 @@ def _depth_inputs(scene_ids, size=64):
 
 def test_mmseg_depth_estimator_selects_scene_embeddings():
     from mmengine.optim import OptimWrapper
-    cfg, model = _build('vpd_tiny_depth.py')
+    cfg, model = _build(DEPTH)
     backbone = model.backbone
     seen = []
     handle = backbone.unet.register_forward_pre_hook(

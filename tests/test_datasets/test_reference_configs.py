@@ -144,6 +144,11 @@ def tiny_config(path: str, tmp: str, data_root: str, helpers,
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].update(
             num_workers=0, persistent_workers=False, batch_size=1)
+    if 'pool_scales' in (cfg.model.get('decode_head') or {}):
+        # UPerHead's 1x1 pyramid-pooling branch is batch-normalised: one
+        # image gives one value per channel, which BatchNorm refuses in
+        # training (the config trains 2 per GPU)
+        cfg.train_dataloader.batch_size = 2
     if cfg.train_cfg.get('type') == 'EpochBasedTrainLoop':
         # 2 images, batches of 1: two iterations in one epoch
         cfg.train_cfg.update(max_epochs=1, val_interval=100)

@@ -19,7 +19,7 @@
 _base_ = ['mmdiff::vpd/vpd_sd15_4xb8-25k_kitti-352x704.py']
 custom_imports = dict(
     imports=[
-        'mmdiff.models', 'mmdiff.datasets.kitti_depth',
+        'mmdiff.models', 'mmdiff.datasets.kitti_depth', 'mmdiff.evaluation',
         'projects.GenerativeDepth.generative_depth'
     ],
     allow_failed_imports=False)

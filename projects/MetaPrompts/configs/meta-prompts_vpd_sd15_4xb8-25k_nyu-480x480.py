@@ -5,7 +5,8 @@
 # Reference (Meta Prompts paper): RMSE 0.223; not reproduced here.
 _base_ = ['mmdiff::vpd/vpd_sd15_4xb8-25k_nyu-480x480.py']
 custom_imports = dict(
-    imports=['mmdiff.models', 'projects.MetaPrompts.meta_prompts'],
+    imports=['mmdiff.models', 'mmdiff.datasets.nyu_scenes',
+             'projects.MetaPrompts.meta_prompts'],
     allow_failed_imports=False)
 model = dict(
     backbone=dict(

@@ -10,7 +10,10 @@
 #   python tools/train.py configs/demo/vpd_tiny-fpn_demo-seg.py --cfg-options \
 #     model.backbone.pretrained=work_dirs/<name>/diffusers \
 #     model.backbone.scale_latents=True
-_base_ = ['mmseg::_base_/default_runtime.py', '../_base_/models/vpd_tiny.py']
+_base_ = ['../_base_/models/vpd_tiny.py']
+# mmseg's scope for the pipeline's transforms (ResizeShortestEdge, RandomCrop,
+# PackSegInputs) and the demo data set class
+default_scope = 'mmseg'
 custom_imports = dict(
     imports=['mmdiff.models', 'mmdiff.engine', 'mmdiff.datasets',
              'mmdiff.datasets.demo_datasets'],
@@ -75,8 +78,7 @@ default_hooks = dict(
     checkpoint=dict(
         type='mmdiff.AtomicCheckpointHook', by_epoch=False,
         interval=max_iters // 2, max_keep_ckpts=2),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=None)
+    sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
     {{_base_.demo_vae_hook}},
     # EMA of the weights; the export hook writes the EMA U-Net
@@ -84,7 +86,11 @@ custom_hooks = [
     dict(type='mmdiff.DiffusersExportHook', num_samples=8, sample_steps=25),
     dict(type='mmdiff.NaNGuardHook')
 ]
-visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
-tta_model = None
+visualizer = dict(
+    type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])
+log_processor = dict(by_epoch=False)
+log_level = 'INFO'
+load_from = None
+resume = False
 env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)

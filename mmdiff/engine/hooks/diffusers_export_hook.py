@@ -1,6 +1,8 @@
 """Hand a pretrained U-Net to the backbones at every checkpoint.
 
-After each checkpoint mmengine saves, :class:`DiffusersExportHook` writes
+At each checkpoint mmengine saves (in ``before_save_checkpoint``, the last
+hook to run there: mmengine 0.10 has no after-save hook point),
+:class:`DiffusersExportHook` writes
 the U-Net and VAE as a diffusers folder (``<work_dir>/diffusers`` by
 default, replaced atomically), which every mmdiff backbone config loads
 with ``model.backbone.pretrained=FOLDER``, and a grid of DDIM samples
@@ -45,7 +47,9 @@ class DiffusersExportHook(Hook):
             checkpoint, so grids compare). Defaults to 0.
     """
 
-    priority = 'LOW'  # after EMAHook (NORMAL) has swapped the weights in
+    # last at before_save_checkpoint: after EMAHook (NORMAL) has swapped the
+    # EMA weights into the checkpoint's state_dict
+    priority = 'LOWEST'
 
     def __init__(self, out_dir: Optional[str] = None, num_samples: int = 8,
                  sample_steps: int = 25, sample_size: Optional[int] = None,
@@ -65,7 +69,7 @@ class DiffusersExportHook(Hook):
             if inputs is not None and len(inputs):
                 self._last_size = tuple(inputs[0].shape[-2:])
 
-    def after_save_checkpoint(self, runner, checkpoint: dict) -> None:
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not is_main_process():
             return
         from mmdiff.models.pretrainers.export import (build_plain_unet,

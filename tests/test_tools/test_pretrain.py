@@ -1,0 +1,120 @@
+"""The user's path: ``tools/train.py configs/pretrain/<demo>.py`` writes a
+diffusers folder (EMA U-Net + VAE) and sample grids; ``--resume`` from its
+mid-run checkpoint reproduces the uninterrupted run; the seg demo loads the
+folder with ``model.backbone.pretrained=FOLDER``.
+
+Everything is shrunk by ``--cfg-options`` (8 scenes of 64 px, batch 2,
+4 iterations, the demos' VAE a 2-step stand-in).
+"""
+import json
+import os
+import os.path as osp
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+PRETRAIN = osp.join(REPO, 'configs', 'pretrain',
+                    'diffusion-pretrain_tiny_demo-unlabelled.py')
+SEG = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-fpn_demo-seg.py')
+DS = 'train_dataloader.dataset'
+TINY = [
+    'train_cfg.max_iters=4', 'train_dataloader.batch_size=2',
+    f'{DS}.num_train=8', f'{DS}.size=64', f'{DS}.pipeline.1.scale=64',
+    f'{DS}.pipeline.2.crop_size=(64,64)',
+    'default_hooks.checkpoint.interval=2',
+    'default_hooks.checkpoint.max_keep_ckpts=3',
+    'default_hooks.logger.interval=1', 'randomness.deterministic=True',
+    'custom_hooks.0.steps=2', 'custom_hooks.0.size=64',  # demo VAE
+    'custom_hooks.2.num_samples=2', 'custom_hooks.2.sample_steps=2'
+]
+
+
+def logged(work_dir: str) -> dict:
+    out = {}
+    for stamp in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if 'loss' in rec:
+                        out[rec['iter']] = rec
+    return out
+
+
+@pytest.fixture(scope='module')
+def pretrained(tmp_path_factory, run_tool):
+    cwd = str(tmp_path_factory.mktemp('pretrain'))
+    work = osp.join(cwd, 'work_dirs', 'pre')
+    run_tool('tools/train.py', PRETRAIN, '--work-dir', work,
+             '--cfg-options', *TINY, cwd=cwd)
+    return cwd, work
+
+
+def test_pretrain_writes_folder_and_samples(pretrained):
+    cwd, work = pretrained
+    folder = osp.join(work, 'diffusers')
+    assert sorted(os.listdir(folder)) == [
+        'mmdiff_pretrain.json', 'scheduler', 'unet', 'vae']
+    info = json.load(open(osp.join(folder, 'mmdiff_pretrain.json')))
+    assert info['iter'] == 4 and info['ema'] is True
+    assert sorted(os.listdir(osp.join(work, 'samples'))) == [
+        'iter_2.png', 'iter_4.png']
+    # the EMA weights (what EMAHook put in the checkpoint) were exported
+    ckpt = torch.load(osp.join(work, 'iter_4.pth'), weights_only=False)
+    unet = load_file(osp.join(folder, 'unet',
+                              'diffusion_pytorch_model.safetensors'))
+    for key, value in unet.items():
+        assert torch.equal(ckpt['state_dict']['unet.' + key], value)
+    raw = ckpt['ema_state_dict']  # EMAHook keeps the raw weights here
+    key = next(k for k in unet if k.endswith('conv_in.weight'))
+    assert not torch.equal(raw['module.unet.' + key], unet[key])
+    losses = logged(work)
+    assert sorted(losses) == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(r['loss'])) for r in
+               losses.values())
+
+
+def test_resume_mid_pretraining_reproduces_the_run(pretrained, run_tool):
+    cwd, work = pretrained
+    resumed = osp.join(cwd, 'work_dirs', 'resumed')
+    os.makedirs(resumed)
+    shutil.copy(osp.join(work, 'iter_2.pth'), resumed)
+    run_tool('tools/train.py', PRETRAIN, '--work-dir', resumed, '--resume',
+             osp.join(resumed, 'iter_2.pth'), '--cfg-options', *TINY,
+             cwd=cwd)
+    a, b = logged(work), logged(resumed)
+    assert sorted(b) == [3, 4]
+    for it in (3, 4):
+        assert b[it]['loss'] == pytest.approx(a[it]['loss'], rel=1e-6)
+        assert b[it]['lr'] == pytest.approx(a[it]['lr'], rel=1e-9)
+    ua = load_file(osp.join(work, 'diffusers', 'unet',
+                            'diffusion_pytorch_model.safetensors'))
+    ub = load_file(osp.join(resumed, 'diffusers', 'unet',
+                            'diffusion_pytorch_model.safetensors'))
+    assert ua.keys() == ub.keys()
+    for key in ua:
+        torch.testing.assert_close(ub[key], ua[key], rtol=1e-6, atol=1e-7)
+
+
+def test_seg_demo_trains_on_the_pretrained_folder(pretrained, run_tool,
+                                                  fast_demo_options):
+    cwd, work = pretrained
+    folder = osp.join(work, 'diffusers')
+    seg_work = osp.join(cwd, 'work_dirs', 'seg')
+    # lr 0: the checkpoint must hold exactly the exported U-Net
+    run_tool('tools/train.py', SEG, '--work-dir', seg_work, '--cfg-options',
+             *fast_demo_options, 'train_cfg.max_iters=2',
+             f'{DS}.num_train=8', f'{DS}.num_val=2', f'{DS}.size=64',
+             f'model.backbone.pretrained={folder}',
+             'model.backbone.scale_latents=True',
+             'optim_wrapper.optimizer.lr=0', cwd=cwd)
+    ckpt = torch.load(osp.join(seg_work, 'iter_2.pth'), weights_only=False)
+    unet = load_file(osp.join(folder, 'unet',
+                              'diffusion_pytorch_model.safetensors'))
+    state = ckpt['state_dict']
+    for key, value in unet.items():
+        assert torch.equal(state['backbone.unet.' + key], value), key

@@ -118,3 +118,24 @@ def test_seg_demo_trains_on_the_pretrained_folder(pretrained, run_tool,
     state = ckpt['state_dict']
     for key, value in unet.items():
         assert torch.equal(state['backbone.unet.' + key], value), key
+
+
+def test_probe_features_on_the_pretrained_folder(pretrained, run_tool):
+    cwd, work = pretrained
+    out = osp.join(cwd, 'probe')
+    val = 'val_dataloader.dataset'
+    proc = run_tool(
+        'tools/analysis_tools/probe_features.py', SEG, '--pretrained',
+        osp.join(work, 'diffusers'), '--timesteps', '1', '100',
+        '--num-train', '4', '--num-val', '2', '--steps', '3', '--out', out,
+        '--cfg-options', 'custom_hooks.0.steps=2', 'custom_hooks.0.size=64',
+        f'{DS}.num_train=8', f'{DS}.num_val=2', f'{DS}.size=64',
+        f'{val}.num_train=8', f'{val}.num_val=2', f'{val}.size=64', cwd=cwd)
+    result = json.load(open(osp.join(out, 'probe.json')))
+    assert result['metric'] == 'mIoU'
+    assert sorted(result['table']) == ['1', '100']
+    assert sorted(result['table']['1']) == ['0', '1', '2', '3']
+    assert all(0 <= v <= 100 for row in result['table'].values()
+               for v in row.values())
+    assert osp.getsize(osp.join(out, 'probe.png')) > 0
+    assert 't=   100 |' in proc.stdout and 'best: t=' in proc.stdout

@@ -139,3 +139,51 @@ def test_probe_features_on_the_pretrained_folder(pretrained, run_tool):
                for v in row.values())
     assert osp.getsize(osp.join(out, 'probe.png')) > 0
     assert 't=   100 |' in proc.stdout and 'best: t=' in proc.stdout
+
+
+PRETRAIN_CONFIGS = sorted(
+    osp.join(REPO, 'configs', 'pretrain', n)
+    for n in os.listdir(osp.join(REPO, 'configs', 'pretrain')))
+
+
+@pytest.mark.parametrize('path', PRETRAIN_CONFIGS,
+                         ids=[osp.basename(p) for p in PRETRAIN_CONFIGS])
+def test_pretrain_configs_build(path, tmp_path):
+    """Each config's model on SD1.5's real shapes (meta device, no
+    weights) and with the tiny U-Net; its data set on a small folder."""
+    from mmengine.config import Config
+    from mmengine.registry import DATASETS, MODELS, DefaultScope
+    from mmengine.utils import import_modules_from_strings
+
+    from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+    from mmdiff.models.diffusion.presets import SD_VAE, real_unet_cfg
+    cfg = Config.fromfile(path)
+    import_modules_from_strings(**cfg.custom_imports)
+    model = cfg.model.copy()
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        if model.get('pretrained') is not None:
+            real = dict(model, pretrained=None,
+                        unet_cfg=real_unet_cfg(model['pretrained']),
+                        vae_cfg=SD_VAE)
+            with torch.device('meta'):
+                built = MODELS.build(real)
+            trainable = sum(p.numel() for p in built.parameters()
+                            if p.requires_grad)
+            if model.get('lora'):  # adapters only: ~0.1-1% of 860M
+                assert 0 < trainable < 10e6, trainable
+            else:
+                assert trainable > 800e6, trainable
+        tiny = dict(model, pretrained=None, unet_cfg=tiny_unet_cfg(),
+                    vae_cfg=tiny_vae_cfg(), vae_weights=None)
+        built = MODELS.build(tiny)
+        assert built.prediction_type in ('epsilon', 'v_prediction')
+        ds_cfg = cfg.train_dataloader.dataset.copy()
+        if ds_cfg.type == 'ImageFolderDataset':
+            import cv2
+            import numpy as np
+            for i, shape in enumerate([(600, 800, 3), (513, 512, 3)]):
+                cv2.imwrite(str(tmp_path / f'{i}.png'),
+                            np.full(shape, 100, np.uint8))
+            ds_cfg.data_root = str(tmp_path)
+            item = DATASETS.build(ds_cfg)[0]
+            assert tuple(item['inputs'].shape) == (3, 512, 512)

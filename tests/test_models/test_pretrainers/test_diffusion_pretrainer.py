@@ -7,6 +7,7 @@ weights of Hang et al. 2023 (SNR = a / (1 - a); min(SNR, gamma) / SNR for
 epsilon, / (SNR + 1) for v).
 """
 import json
+import os.path as osp
 
 import pytest
 import torch
@@ -167,6 +168,13 @@ def test_export_round_trips_through_pretrained(tmp_path, lora):
                                                             t)
     if lora is None:
         assert torch.equal(got, want)
+        # the U-Net file alone, as unet_weights= of a backbone
+        other = DiffusionBackbone(
+            unet_cfg=dict(model.unet.config), vae_cfg=tiny_vae_cfg(),
+            unet_weights=osp.join(out, 'unet',
+                                  'diffusion_pytorch_model.safetensors'))
+        other.init_weights()
+        assert torch.equal(_unet_out(other.unet, lat, t), want)
     else:  # merged adapters: same function, other rounding
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
     # the VAE (encoder and scale) the features are computed from

@@ -62,7 +62,7 @@ train_dataloader = dict(
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
 
-max_iters = 600
+max_iters = 400
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-2),

@@ -20,6 +20,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 
 from mmdiff.models.backbones import DiffusionBackbone
+from mmdiff.models.pretrainers import DiffusionPretrainer
 from mmdiff.registry import MODELS
 
 # mmdet tools/test.py's defaults when a config has no tta_model/tta_pipeline
@@ -90,12 +91,14 @@ def apply_tta(cfg: Config) -> Config:
 
 def _diffusion_backbones(model_cfg) -> list:
     """The config dicts of diffusion backbones (``DiffusionBackbone`` and
-    subclasses, e.g. ``mmdiff.VPD``) anywhere in a model config."""
+    subclasses, e.g. ``mmdiff.VPD``; ``DiffusionPretrainer``, which takes
+    ``amp_dtype`` too) anywhere in a model config."""
     found = []
     if isinstance(model_cfg, dict):
         kind = model_cfg.get('type')
         cls = MODELS.get(kind) if isinstance(kind, str) else kind
-        if isinstance(cls, type) and issubclass(cls, DiffusionBackbone):
+        if isinstance(cls, type) and issubclass(
+                cls, (DiffusionBackbone, DiffusionPretrainer)):
             found.append(model_cfg)
         for value in model_cfg.values():
             found += _diffusion_backbones(value)

@@ -1,2 +1,3 @@
 from .backbones import *  # noqa: F401,F403
 from .segmentors import *  # noqa: F401,F403
+from .pretrainers import *  # noqa: F401,F403

@@ -32,7 +32,10 @@ CONFIGS = sorted(
     # GenerativeDepth's U-Net is the predictor, not a backbone with host
     # necks/heads: its configs are built and trained in
     # tests/test_projects/test_generative_depth.py
-    and 'GenerativeDepth' not in p.split(osp.sep))
+    and 'GenerativeDepth' not in p.split(osp.sep)
+    # configs/pretrain/ builds a DiffusionPretrainer, no backbone: built and
+    # trained in tests/test_tools/test_pretrain.py
+    and 'pretrain' not in p.split(osp.sep))
 def _num_classes(emb) -> int:
     if emb is None:
         return 0

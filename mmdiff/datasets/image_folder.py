@@ -1,0 +1,146 @@
+"""A folder of unlabelled images, as it comes, for diffusion pretraining.
+
+Every image file under ``data_root`` (recursively, common formats, any
+size; the pipeline resizes and crops) is one sample. Files that cannot be
+decoded are reported once, with their count and first names, and skipped;
+a folder with no readable image is an error. Grayscale, RGBA and 16-bit
+files are read as 8-bit 3-channel images by ``LoadImageFromFile``
+(``color_type='color'``, OpenCV's ``IMREAD_COLOR``).
+
+Registered in mmengine's root ``DATASETS``, so configs of any default scope
+(mmseg, mmdet, ...) name it ``ImageFolderDataset`` after
+``custom_imports=dict(imports=['mmdiff.datasets'])`` (the host registries
+find it through their parent), and their pipelines' transforms resolve in
+the config's own scope.
+"""
+import os
+import os.path as osp
+from typing import List, Optional, Sequence
+
+import cv2
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+from mmengine.registry import DATASETS
+
+#: File name endings read by default (case-insensitive).
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
+                    '.webp', '.ppm', '.pgm', '.pbm', '.jp2')
+
+
+def _decodes(path: str) -> bool:
+    """Whether OpenCV decodes ``path`` to a non-empty image."""
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return False
+    if buf.size == 0:
+        return False
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    return img is not None and img.size > 0
+
+
+@DATASETS.register_module()
+class ImageFolderDataset(BaseDataset):
+    """Unlabelled images found under a folder.
+
+    Args:
+        data_root (str): The folder (searched recursively).
+        pipeline (list): Transforms; e.g. ``LoadImageFromFile``, a resize
+            and a crop to a fixed size, ``PackSegInputs``.
+        extensions (Sequence[str]): File endings read (case-insensitive).
+            Defaults to :data:`IMAGE_EXTENSIONS`.
+        recursive (bool): Also search subfolders. Defaults to True.
+        classes (str, optional): ``'subfolders'``: the first-level subfolder
+            names are classes, ``class_id`` (their sorted index) goes into
+            each sample (for class-conditional pretraining; add
+            ``'class_id'`` to the packer's ``meta_keys``). Defaults to None.
+        check (str): ``'decode'``: decode every file once when the list is
+            made and skip those that fail (reported with a count);
+            ``'none'``: trust the files. Defaults to 'decode'.
+        **kwargs: ``BaseDataset`` arguments (``indices``,
+            ``serialize_data``, ``max_refetch``, ...).
+    """
+
+    def __init__(self,
+                 data_root: str,
+                 pipeline: Sequence = (),
+                 extensions: Sequence[str] = IMAGE_EXTENSIONS,
+                 recursive: bool = True,
+                 classes: Optional[str] = None,
+                 check: str = 'decode',
+                 **kwargs) -> None:
+        if classes not in (None, 'subfolders'):
+            raise ValueError(f"classes must be None or 'subfolders', got "
+                             f'{classes!r}.')
+        if check not in ('decode', 'none'):
+            raise ValueError(f"check must be 'decode' or 'none', got "
+                             f'{check!r}.')
+        self.extensions = tuple(e.lower() for e in extensions)
+        self.recursive = recursive
+        self.class_mode = classes
+        self.check = check
+        self.skipped: List[str] = []
+        super().__init__(data_root=data_root, pipeline=list(pipeline),
+                         **kwargs)
+
+    def _find(self) -> List[str]:
+        root = self.data_root
+        if not osp.isdir(root):
+            raise FileNotFoundError(
+                f'ImageFolderDataset: data_root {root!r} is not a folder. '
+                'Fix: point data_root at the folder holding your images.')
+        found = []
+        for dirpath, dirnames, names in os.walk(root, followlinks=True):
+            dirnames.sort()
+            if not self.recursive:
+                dirnames.clear()
+            dirnames[:] = [d for d in dirnames if not d.startswith('.')]
+            found += [osp.join(dirpath, n) for n in sorted(names)
+                      if n.lower().endswith(self.extensions)
+                      and not n.startswith('.')]
+        return found
+
+    def load_data_list(self) -> List[dict]:
+        """One ``dict(img_path=..., [class_id=...])`` per readable image."""
+        paths = self._find()
+        if self.check == 'decode':
+            good = [p for p in paths if _decodes(p)]
+            self.skipped = sorted(set(paths) - set(good))
+            paths = good
+        if self.skipped:
+            names = [osp.relpath(p, self.data_root) for p in self.skipped]
+            print_log(
+                f'ImageFolderDataset: skipped {len(self.skipped)} of '
+                f'{len(paths) + len(self.skipped)} files under '
+                f'{self.data_root} that could not be decoded (corrupt or '
+                f'not images): {names[:5]}'
+                f'{" ..." if len(names) > 5 else ""}', logger='current',
+                level=30)
+        if not paths:
+            raise ValueError(
+                f'ImageFolderDataset: no readable image under '
+                f'{self.data_root!r} (looked for {list(self.extensions)}'
+                f'{", recursively" if self.recursive else ""}; '
+                f'{len(self.skipped)} undecodable). Fix: check data_root '
+                'and extensions.')
+        classes = []
+        if self.class_mode == 'subfolders':
+            classes = sorted({osp.relpath(p, self.data_root).split(os.sep)[0]
+                              for p in paths
+                              if os.sep in osp.relpath(p, self.data_root)})
+            if not classes:
+                raise ValueError(
+                    "classes='subfolders' needs images in subfolders of "
+                    f'{self.data_root!r} (one per class).')
+            self._metainfo['classes'] = tuple(classes)
+        out = []
+        for p in paths:
+            info = dict(img_path=p)
+            if classes:
+                top = osp.relpath(p, self.data_root).split(os.sep)[0]
+                if top not in classes:
+                    continue  # an image at the top level has no class
+                info['class_id'] = classes.index(top)
+            out.append(info)
+        return out

@@ -1,0 +1,126 @@
+"""Write a trained :class:`DiffusionPretrainer` as a diffusers folder.
+
+The folder has ``unet/`` and ``vae/`` (``save_pretrained``, safetensors) and
+``scheduler/`` (the training ``DDPMScheduler``), the layout every mmdiff
+backbone reads with ``pretrained=FOLDER``, plus ``mmdiff_pretrain.json``
+(what was trained, how). LoRA adapters are merged into the U-Net's weights,
+so the folder is a plain U-Net. It is published with
+:func:`mmdiff.utils.fileio.publish_folder` (temp sibling, fsync, rename; the
+previous export replaced), so a reader never sees a half-written folder.
+"""
+import copy
+import os.path as osp
+from typing import Dict, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+META_FILE = 'mmdiff_pretrain.json'
+
+
+def plain_unet_state(unet: nn.Module,
+                     state: Optional[Dict[str, Tensor]] = None
+                     ) -> Dict[str, Tensor]:
+    """A plain ``UNet2DConditionModel`` state dict, LoRA merged.
+
+    Args:
+        unet (nn.Module): The trained U-Net (possibly peft-wrapped).
+        state (dict, optional): Its weights to use instead of its own (e.g.
+            the EMA weights from a checkpoint), in ``unet``'s keys.
+            Defaults to None (``unet.state_dict()``).
+
+    Returns:
+        dict: Keys of a U-Net without adapters.
+    """
+    state = unet.state_dict() if state is None else state
+    if not any('lora_' in k for k in state):
+        return {k: v.detach().clone() for k, v in state.items()}
+    from peft.tuners.tuners_utils import BaseTunerLayer
+    merged = copy.deepcopy(unet)
+    merged.load_state_dict(state)
+    for module in merged.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+    return {k.replace('.base_layer.', '.'): v.detach().clone()
+            for k, v in merged.state_dict().items() if 'lora_' not in k}
+
+
+def build_plain_unet(model, state: Optional[Dict[str, Tensor]] = None):
+    """A new plain U-Net holding ``model``'s (or ``state``'s) weights.
+
+    Built without touching the global RNG (resumed runs stay identical).
+
+    Args:
+        model (DiffusionPretrainer): The trained model.
+        state (dict, optional): Full model state dict (keys ``unet.*``),
+            e.g. a checkpoint's EMA ``state_dict``. Defaults to None.
+    """
+    from diffusers import UNet2DConditionModel
+    unet_state = None
+    if state is not None:
+        unet_state = {k[len('unet.'):]: v for k, v in state.items()
+                      if k.startswith('unet.')}
+    weights = plain_unet_state(model.unet, unet_state)
+    with torch.random.fork_rng(devices=[]):
+        plain = UNet2DConditionModel.from_config(model.unet.config)
+    plain.load_state_dict(weights, strict=True)
+    return plain.to(next(model.unet.parameters()).device).eval()
+
+
+def export_diffusers(model, out_dir: str,
+                     state: Optional[Dict[str, Tensor]] = None,
+                     meta: Optional[dict] = None) -> str:
+    """Write ``model``'s U-Net + VAE (+ scheduler) as a diffusers folder.
+
+    Args:
+        model (DiffusionPretrainer): The trained model.
+        out_dir (str): Target folder (replaced as a whole).
+        state (dict, optional): Model state dict to export instead of the
+            live weights, e.g. the EMA weights mmengine's ``EMAHook`` puts
+            in a checkpoint's ``state_dict``. Defaults to None.
+        meta (dict, optional): Extra fields for ``mmdiff_pretrain.json``.
+
+    Returns:
+        str: ``out_dir``.
+    """
+    from mmdiff.utils.fileio import atomic_write_json, publish_folder
+    out_dir = osp.abspath(out_dir)
+    unet = build_plain_unet(model, state)
+    info = dict(prediction_type=model.prediction_type,
+                latent_mode=model.latent_mode,
+                scaling_factor=model.scaling_factor,
+                conditioning=model.conditioning, snr_gamma=model.snr_gamma,
+                lora_merged=model.lora is not None,
+                cross_attention_dim=model.cross_attention_dim,
+                backbone_hint=dict(pretrained=out_dir, scale_latents=True),
+                **(meta or {}))
+
+    def fill(tmp: str) -> None:
+        unet.save_pretrained(osp.join(tmp, 'unet'))
+        model.vae.save_pretrained(osp.join(tmp, 'vae'))
+        model.scheduler.save_pretrained(osp.join(tmp, 'scheduler'))
+        if model.class_embed is not None:
+            torch.save(model.class_embed.weight.detach().cpu().clone(),
+                       osp.join(tmp, 'class_embeddings.pth'))
+        atomic_write_json(osp.join(tmp, META_FILE), info, indent=1)
+
+    publish_folder(out_dir, fill, replace=True,
+                   action='exporting the diffusers folder')
+    return out_dir
+
+
+def image_grid(images: Tensor, nrow: int = 4) -> np.ndarray:
+    """``(N, 3, H, W)`` images in [-1, 1] as one RGB uint8 grid."""
+    imgs = ((images.float().cpu().clamp(-1, 1) + 1) * 127.5).round()
+    imgs = imgs.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    n, h, w, c = imgs.shape
+    ncol = min(nrow, n)
+    rows = -(-n // ncol)
+    grid = np.full((rows * (h + 2) + 2, ncol * (w + 2) + 2, c), 255,
+                   np.uint8)
+    for i, img in enumerate(imgs):
+        r, col = divmod(i, ncol)
+        grid[2 + r * (h + 2):2 + r * (h + 2) + h,
+             2 + col * (w + 2):2 + col * (w + 2) + w] = img
+    return grid

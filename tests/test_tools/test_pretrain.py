@@ -1,0 +1,204 @@
+"""The user's path: ``tools/train.py configs/pretrain/<demo>.py`` writes a
+diffusers folder (EMA U-Net + VAE) and sample grids; ``--resume`` from its
+mid-run checkpoint reproduces the uninterrupted run; the seg demo loads the
+folder with ``model.backbone.pretrained=FOLDER``.
+
+Everything is shrunk by ``--cfg-options`` (8 scenes of 64 px, batch 2,
+4 iterations, the demos' VAE a 2-step stand-in).
+"""
+import json
+import os
+import os.path as osp
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+PRETRAIN = osp.join(REPO, 'configs', 'pretrain',
+                    'diffusion-pretrain_tiny_demo-unlabelled.py')
+SEG = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-fpn_demo-seg.py')
+DS = 'train_dataloader.dataset'
+TINY = [
+    'train_cfg.max_iters=4', 'train_dataloader.batch_size=2',
+    f'{DS}.num_train=8', f'{DS}.size=64', f'{DS}.pipeline.1.scale=64',
+    f'{DS}.pipeline.2.crop_size=(64,64)',
+    'default_hooks.checkpoint.interval=2',
+    'default_hooks.checkpoint.max_keep_ckpts=3',
+    'default_hooks.logger.interval=1', 'randomness.deterministic=True',
+    'custom_hooks.0.steps=2', 'custom_hooks.0.size=64',  # demo VAE
+    'custom_hooks.2.num_samples=2', 'custom_hooks.2.sample_steps=2'
+]
+
+
+def logged(work_dir: str) -> dict:
+    out = {}
+    for stamp in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    if 'loss' in rec:
+                        out[rec['iter']] = rec
+    return out
+
+
+@pytest.fixture(scope='module')
+def pretrained(tmp_path_factory, run_tool):
+    cwd = str(tmp_path_factory.mktemp('pretrain'))
+    work = osp.join(cwd, 'work_dirs', 'pre')
+    run_tool('tools/train.py', PRETRAIN, '--work-dir', work,
+             '--cfg-options', *TINY, cwd=cwd)
+    return cwd, work
+
+
+def test_pretrain_writes_folder_and_samples(pretrained):
+    cwd, work = pretrained
+    folder = osp.join(work, 'diffusers')
+    assert sorted(os.listdir(folder)) == [
+        'mmdiff_pretrain.json', 'scheduler', 'unet', 'vae']
+    info = json.load(open(osp.join(folder, 'mmdiff_pretrain.json')))
+    assert info['iter'] == 4 and info['ema'] is True
+    assert sorted(os.listdir(osp.join(work, 'samples'))) == [
+        'iter_2.png', 'iter_4.png']
+    # the EMA weights (what EMAHook put in the checkpoint) were exported
+    ckpt = torch.load(osp.join(work, 'iter_4.pth'), weights_only=False)
+    unet = load_file(osp.join(folder, 'unet',
+                              'diffusion_pytorch_model.safetensors'))
+    for key, value in unet.items():
+        assert torch.equal(ckpt['state_dict']['unet.' + key], value)
+    raw = ckpt['ema_state_dict']  # EMAHook keeps the raw weights here
+    key = next(k for k in unet if k.endswith('conv_in.weight'))
+    assert not torch.equal(raw['module.unet.' + key], unet[key])
+    losses = logged(work)
+    assert sorted(losses) == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(r['loss'])) for r in
+               losses.values())
+
+
+def test_resume_mid_pretraining_reproduces_the_run(pretrained, run_tool):
+    cwd, work = pretrained
+    resumed = osp.join(cwd, 'work_dirs', 'resumed')
+    os.makedirs(resumed)
+    shutil.copy(osp.join(work, 'iter_2.pth'), resumed)
+    run_tool('tools/train.py', PRETRAIN, '--work-dir', resumed, '--resume',
+             osp.join(resumed, 'iter_2.pth'), '--cfg-options', *TINY,
+             cwd=cwd)
+    a, b = logged(work), logged(resumed)
+    assert sorted(b) == [3, 4]
+    for it in (3, 4):
+        assert b[it]['loss'] == pytest.approx(a[it]['loss'], rel=1e-6)
+        assert b[it]['lr'] == pytest.approx(a[it]['lr'], rel=1e-9)
+    ua = load_file(osp.join(work, 'diffusers', 'unet',
+                            'diffusion_pytorch_model.safetensors'))
+    ub = load_file(osp.join(resumed, 'diffusers', 'unet',
+                            'diffusion_pytorch_model.safetensors'))
+    assert ua.keys() == ub.keys()
+    for key in ua:
+        torch.testing.assert_close(ub[key], ua[key], rtol=1e-6, atol=1e-7)
+
+
+def test_seg_demo_trains_on_the_pretrained_folder(pretrained, run_tool,
+                                                  fast_demo_options):
+    cwd, work = pretrained
+    folder = osp.join(work, 'diffusers')
+    seg_work = osp.join(cwd, 'work_dirs', 'seg')
+    # lr 0: the checkpoint must hold exactly the exported U-Net
+    run_tool('tools/train.py', SEG, '--work-dir', seg_work, '--cfg-options',
+             *fast_demo_options, 'train_cfg.max_iters=2',
+             f'{DS}.num_train=8', f'{DS}.num_val=2', f'{DS}.size=64',
+             f'model.backbone.pretrained={folder}',
+             'model.backbone.scale_latents=True',
+             'optim_wrapper.optimizer.lr=0', cwd=cwd)
+    ckpt = torch.load(osp.join(seg_work, 'iter_2.pth'), weights_only=False)
+    unet = load_file(osp.join(folder, 'unet',
+                              'diffusion_pytorch_model.safetensors'))
+    state = ckpt['state_dict']
+    for key, value in unet.items():
+        assert torch.equal(state['backbone.unet.' + key], value), key
+
+
+def test_probe_features_on_the_pretrained_folder(pretrained, run_tool):
+    cwd, work = pretrained
+    out = osp.join(cwd, 'probe')
+    val = 'val_dataloader.dataset'
+    proc = run_tool(
+        'tools/analysis_tools/probe_features.py', SEG, '--pretrained',
+        osp.join(work, 'diffusers'), '--timesteps', '1', '100',
+        '--num-train', '4', '--num-val', '2', '--steps', '3', '--out', out,
+        '--cfg-options', 'custom_hooks.0.steps=2', 'custom_hooks.0.size=64',
+        f'{DS}.num_train=8', f'{DS}.num_val=2', f'{DS}.size=64',
+        f'{val}.num_train=8', f'{val}.num_val=2', f'{val}.size=64', cwd=cwd)
+    result = json.load(open(osp.join(out, 'probe.json')))
+    assert result['metric'] == 'mIoU'
+    assert sorted(result['table']) == ['1', '100']
+    assert sorted(result['table']['1']) == ['0', '1', '2', '3']
+    assert all(0 <= v <= 100 for row in result['table'].values()
+               for v in row.values())
+    assert osp.getsize(osp.join(out, 'probe.png')) > 0
+    assert 't=   100 |' in proc.stdout and 'best: t=' in proc.stdout
+
+
+PRETRAIN_CONFIGS = sorted(
+    osp.join(REPO, 'configs', 'pretrain', n)
+    for n in os.listdir(osp.join(REPO, 'configs', 'pretrain')))
+
+
+@pytest.mark.parametrize('path', PRETRAIN_CONFIGS,
+                         ids=[osp.basename(p) for p in PRETRAIN_CONFIGS])
+def test_pretrain_configs_build(path, tmp_path):
+    """Each config's model on SD1.5's real shapes (meta device, no
+    weights) and with the tiny U-Net; its data set on a small folder."""
+    from mmengine.config import Config
+    from mmengine.registry import DATASETS, MODELS, DefaultScope
+    from mmengine.utils import import_modules_from_strings
+
+    from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+    from mmdiff.models.diffusion.presets import SD_VAE, real_unet_cfg
+    cfg = Config.fromfile(path)
+    import_modules_from_strings(**cfg.custom_imports)
+    model = cfg.model.copy()
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        if model.get('pretrained') is not None:
+            real = dict(model, pretrained=None,
+                        unet_cfg=real_unet_cfg(model['pretrained']),
+                        vae_cfg=SD_VAE)
+            with torch.device('meta'):
+                built = MODELS.build(real)
+            trainable = sum(p.numel() for p in built.parameters()
+                            if p.requires_grad)
+            if model.get('lora'):  # adapters only: ~0.1-1% of 860M
+                assert 0 < trainable < 10e6, trainable
+            else:
+                assert trainable > 800e6, trainable
+        tiny = dict(model, pretrained=None, unet_cfg=tiny_unet_cfg(),
+                    vae_cfg=tiny_vae_cfg(), vae_weights=None)
+        built = MODELS.build(tiny)
+        assert built.prediction_type in ('epsilon', 'v_prediction')
+        ds_cfg = cfg.train_dataloader.dataset.copy()
+        if ds_cfg.type == 'ImageFolderDataset':
+            import cv2
+            import numpy as np
+            for i, shape in enumerate([(600, 800, 3), (513, 512, 3)]):
+                cv2.imwrite(str(tmp_path / f'{i}.png'),
+                            np.full(shape, 100, np.uint8))
+            ds_cfg.data_root = str(tmp_path)
+            item = DATASETS.build(ds_cfg)[0]
+            assert tuple(item['inputs'].shape) == (3, 512, 512)
+
+
+def test_benchmark_pretrainer_runs(tmp_path, one_thread):
+    """The speed tool, at a toy size: both loops ran the same steps."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_pretrainer',
+        osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_pretrainer.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    result = tool.main(['--iters', '2', '--warmup', '1', '--batch', '2',
+                        '--size', '64', '--work-dir', str(tmp_path)])
+    assert result['runner_s'] > 0 and result['plain_s'] > 0
+    assert result['ratio'] == pytest.approx(
+        result['runner_s'] / result['plain_s'])

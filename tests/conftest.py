@@ -2,6 +2,7 @@
 in subprocesses (:func:`run_repo_tool`) or imported (:func:`load_module`),
 demo runs."""
 import importlib.util
+import json
 import os
 import os.path as osp
 import subprocess
@@ -101,3 +102,25 @@ def demo_run(tmp_path_factory):
 def fast_demo_options():
     """``--cfg-options`` that make a demo run tiny (see FAST_DEMO)."""
     return list(FAST_DEMO)
+
+
+def _logged_iters(work_dir: str) -> dict:
+    """``{iter: record}`` of the training records (those with a ``loss``)
+    in every run's ``vis_data/scalars.json`` under ``work_dir``."""
+    out = {}
+    for stamp in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
+        if not osp.isfile(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                if 'loss' in rec:
+                    out[rec['iter']] = rec
+    return out
+
+
+@pytest.fixture(scope='session')
+def logged_iters():
+    """``logged_iters(work_dir) -> {iter: record}`` (losses, lr, ...)."""
+    return _logged_iters

@@ -108,6 +108,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _launch_env(folder) -> dict:
+    """Environment for the launcher: the repo and ``folder`` (rank probe)
+    importable, one thread a process, a free port, no inherited rank."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, str(folder)]),
+               OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHON=sys.executable,
+               PORT=str(free_port()))
+    for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR',
+                'MASTER_PORT'):
+        env.pop(key, None)
+    return env
+
+
+def _dist_train_two(tmp_path, cfg, work: str, *options: str):
+    """tools/dist_train.sh CFG 2 (gloo) with ``--cfg-options``: 2 iterations
+    of batch 2 on 8 scenes, no validation, a checkpoint at iteration 2.
+    Returns the completed process (asserted to have succeeded)."""
+    ds = 'train_dataloader.dataset'
+    res = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg), '2',
+         '--work-dir', str(tmp_path / work), '--cfg-options',
+         'train_cfg.max_iters=2', 'train_dataloader.batch_size=2',
+         f'{ds}.num_train=8', f'{ds}.num_val=2', 'val_cfg=None',
+         'val_dataloader=None', 'val_evaluator=None',
+         'default_hooks.checkpoint.interval=2', *options],
+        cwd=tmp_path, env=_launch_env(tmp_path), capture_output=True,
+        text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     """Run the 1- and 2-process trainings once for the tests below."""
@@ -118,12 +148,7 @@ def runs(tmp_path_factory):
     (tmp / 'rank_probe.py').write_text(PROBE)
     cfg = tmp / 'probe_cfg.py'
     cfg.write_text(CONFIG)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, str(tmp)]),
-               OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHON=sys.executable,
-               PORT=str(free_port()))
-    for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR',
-                'MASTER_PORT'):
-        env.pop(key, None)
+    env = _launch_env(tmp)
     two = subprocess.Popen(
         ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg), '2',
          '--work-dir', str(tmp / 'two'), '--cfg-options',
@@ -198,21 +223,7 @@ def test_mmdet_config_two_processes(tmp_path):
     (tmp_path / 'rank_probe.py').write_text(PROBE)
     cfg = tmp_path / 'probe_det.py'
     cfg.write_text(CONFIG.replace(repr(SEG_CFG), repr(DET_CFG)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, str(tmp_path)]),
-               OMP_NUM_THREADS='1', PYTHON=sys.executable,
-               PORT=str(free_port()))
-    for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE'):
-        env.pop(key, None)
-    ds = 'train_dataloader.dataset'
-    res = subprocess.run(
-        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg), '2',
-         '--work-dir', str(tmp_path / 'det'), '--cfg-options',
-         'train_cfg.max_iters=2', 'train_dataloader.batch_size=2',
-         f'{ds}.num_train=8', f'{ds}.num_val=2', 'val_cfg=None',
-         'val_dataloader=None', 'val_evaluator=None',
-         'default_hooks.checkpoint.interval=2'],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    _dist_train_two(tmp_path, cfg, 'det')
     r0, r1 = (torch.load(tmp_path / 'det' / f'rank{r}.pth', weights_only=True)
               for r in (0, 1))
     assert r0['world'] == 2 and len(r0['losses']) == 2
@@ -247,22 +258,9 @@ def test_generative_depth_two_processes(tmp_path):
     (tmp_path / 'rank_probe.py').write_text(PROBE)
     cfg = tmp_path / 'probe_gen_depth.py'
     cfg.write_text(GEN_DEPTH_PROBE_CFG)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, str(tmp_path)]),
-               OMP_NUM_THREADS='1', PYTHON=sys.executable,
-               PORT=str(free_port()))
-    for key in ('LOCAL_RANK', 'RANK', 'WORLD_SIZE'):
-        env.pop(key, None)
-    ds = 'train_dataloader.dataset'
-    res = subprocess.run(
-        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), str(cfg), '2',
-         '--work-dir', str(tmp_path / 'gen'), '--cfg-options',
-         'train_cfg.max_iters=2', 'train_dataloader.batch_size=2',
-         f'{ds}.num_train=8', f'{ds}.num_val=2', f'{ds}.size=64',
-         'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None',
-         'default_hooks.logger.interval=1',
-         'default_hooks.checkpoint.interval=2'],
-        cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    res = _dist_train_two(tmp_path, cfg, 'gen',
+                          'train_dataloader.dataset.size=64',
+                          'default_hooks.logger.interval=1')
     assert 'loss_latent_mse' in res.stdout + res.stderr
     r0, r1 = (torch.load(tmp_path / 'gen' / f'rank{r}.pth', weights_only=True)
               for r in (0, 1))

@@ -32,19 +32,6 @@ TINY = [
 ]
 
 
-def logged(work_dir: str) -> dict:
-    out = {}
-    for stamp in sorted(os.listdir(work_dir)):
-        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                for line in f:
-                    rec = json.loads(line)
-                    if 'loss' in rec:
-                        out[rec['iter']] = rec
-    return out
-
-
 @pytest.fixture(scope='module')
 def pretrained(tmp_path_factory, run_tool):
     cwd = str(tmp_path_factory.mktemp('pretrain'))
@@ -54,7 +41,7 @@ def pretrained(tmp_path_factory, run_tool):
     return cwd, work
 
 
-def test_pretrain_writes_folder_and_samples(pretrained):
+def test_pretrain_writes_folder_and_samples(pretrained, logged_iters):
     cwd, work = pretrained
     folder = osp.join(work, 'diffusers')
     assert sorted(os.listdir(folder)) == [
@@ -72,13 +59,14 @@ def test_pretrain_writes_folder_and_samples(pretrained):
     raw = ckpt['ema_state_dict']  # EMAHook keeps the raw weights here
     key = next(k for k in unet if k.endswith('conv_in.weight'))
     assert not torch.equal(raw['module.unet.' + key], unet[key])
-    losses = logged(work)
+    losses = logged_iters(work)
     assert sorted(losses) == [1, 2, 3, 4]
     assert all(torch.isfinite(torch.tensor(r['loss'])) for r in
                losses.values())
 
 
-def test_resume_mid_pretraining_reproduces_the_run(pretrained, run_tool):
+def test_resume_mid_pretraining_reproduces_the_run(pretrained, run_tool,
+                                                   logged_iters):
     cwd, work = pretrained
     resumed = osp.join(cwd, 'work_dirs', 'resumed')
     os.makedirs(resumed)
@@ -86,7 +74,7 @@ def test_resume_mid_pretraining_reproduces_the_run(pretrained, run_tool):
     run_tool('tools/train.py', PRETRAIN, '--work-dir', resumed, '--resume',
              osp.join(resumed, 'iter_2.pth'), '--cfg-options', *TINY,
              cwd=cwd)
-    a, b = logged(work), logged(resumed)
+    a, b = logged_iters(work), logged_iters(resumed)
     assert sorted(b) == [3, 4]
     for it in (3, 4):
         assert b[it]['loss'] == pytest.approx(a[it]['loss'], rel=1e-6)

@@ -65,21 +65,6 @@ def train_cmd(work_dir: str, *extra: str) -> list:
             *extra, '--cfg-options', *tiny_options()]
 
 
-def logged_iters(work_dir: str) -> dict:
-    """``{iter: {'loss': ..., 'lr': ...}}`` from every run's scalars.json."""
-    out = {}
-    for stamp in sorted(os.listdir(work_dir)):
-        path = osp.join(work_dir, stamp, 'vis_data', 'scalars.json')
-        if not osp.isfile(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                rec = json.loads(line)
-                if 'loss' in rec:
-                    out[rec['iter']] = rec
-    return out
-
-
 def _points_to(work_dir: str, ckpt: str) -> bool:
     try:
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
@@ -108,7 +93,7 @@ def assert_same_state(a, b, where: str = '') -> None:
         assert a == b, where
 
 
-def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, logged_iters):
     full, killed = str(tmp_path / 'full'), str(tmp_path / 'killed')
     make_demo_data(tmp_path)
     # the killed run goes first so that it and the reference share the CPU

@@ -9,17 +9,17 @@ the command the guard prints is run as printed: it resumes from the last
 checkpoint a finite loss followed, applies the config's learning rate (with
 a log line) and trains on with finite losses to the end.
 """
+import os
 import os.path as osp
 import re
 import shlex
 import subprocess
 import sys
 
-import pytest
 import torch
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_tools'))
-from test_resume import (SEG_CFG, TRAIN, _env, logged_iters,  # noqa: E402
+from test_resume import (SEG_CFG, TRAIN, _env,  # noqa: E402
                          make_demo_data, tiny_options)
 
 
@@ -28,7 +28,7 @@ BLOW_UP = ['optim_wrapper.optimizer.lr=1e6',
            'param_scheduler.0.end=2']              # iteration 2: lr 1e6
 
 
-def test_blow_up_then_printed_command_trains_on(tmp_path):
+def test_blow_up_then_printed_command_trains_on(tmp_path, logged_iters):
     make_demo_data(tmp_path)
     work = str(tmp_path / 'work')
     cmd = [sys.executable, TRAIN, SEG_CFG, '--work-dir', work,
@@ -63,3 +63,25 @@ def test_blow_up_then_printed_command_trains_on(tmp_path):
     assert max(after) == 6
     assert all(rec['loss'] == rec['loss'] and abs(rec['loss']) < 1e3
                and rec['lr'] < 1e-2 for rec in after.values()), after
+
+
+def test_verified_link_is_made_once_per_checkpoint(tmp_path):
+    """Iterations between two checkpoints verify the same one: it is linked
+    once, and no temporary name stays (rename() between two links of one
+    file does nothing, so a second link attempt used to leave one per
+    iteration)."""
+    from types import SimpleNamespace
+
+    from mmengine.logging import MessageHub
+
+    from mmdiff.engine.hooks.nan_guard_hook import NaNGuardHook
+    ckpt = tmp_path / 'iter_2.pth'
+    ckpt.write_bytes(b'weights')
+    hub = MessageHub.get_instance('nan_guard_link_test')
+    hub.update_info('last_ckpt', str(ckpt))
+    runner = SimpleNamespace(message_hub=hub, work_dir=str(tmp_path))
+    hook = NaNGuardHook()
+    for _ in range(3):  # three finite iterations after the checkpoint
+        hook._keep_verified(runner)
+    assert sorted(os.listdir(tmp_path)) == ['iter_2.pth', 'last_finite.pth']
+    assert os.path.samefile(tmp_path / 'last_finite.pth', ckpt)

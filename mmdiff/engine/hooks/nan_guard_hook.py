@@ -68,6 +68,7 @@ class NaNGuardHook(Hook):
     def __init__(self, check_inputs: bool = True) -> None:
         self.check_inputs = check_inputs
         self._verified: Optional[str] = None
+        self._verified_from: Optional[str] = None  # the checkpoint linked
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
@@ -108,7 +109,7 @@ class NaNGuardHook(Hook):
 
     def _keep_verified(self, runner) -> None:
         last = runner.message_hub.get_info('last_ckpt')
-        if not last or last == self._verified or not osp.isfile(last):
+        if not last or last == self._verified_from or not osp.isfile(last):
             return
         link = osp.join(osp.dirname(last), LAST_FINITE)
         tmp = temp_sibling(link)  # removed by remove_stale_temps if killed
@@ -116,10 +117,13 @@ class NaNGuardHook(Hook):
             os.link(last, tmp)  # no copy: survives max_keep_ckpts deletion
             os.replace(tmp, link)
         except OSError:  # no hard links here: remember the path only
+            link = last
+        finally:
+            # rename() between two links of one file does nothing: the
+            # temporary name would stay
             if osp.lexists(tmp):
                 os.remove(tmp)
-            link = last
-        self._verified = link
+        self._verified, self._verified_from = link, last
 
     def _last_finite(self, runner) -> Optional[str]:
         good = self._verified

@@ -12,11 +12,6 @@ import json
 import os.path as osp
 import subprocess
 import sys
-from collections import defaultdict
-
-from mmengine.config import Config
-
-import mmdiff  # noqa: F401  (mmdiff:: bases)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -27,23 +22,51 @@ CONFIGS = sorted(
 # albumentations transforms inside mmseg's ``Albu``
 NOT_REGISTRY = ('roi_layer', 'nms')
 
-# one fresh interpreter per set of imports: registries are process-wide
-CHILD = r'''
-import json, sys
+# One interpreter loads every config (no custom imports) and imports the
+# hosts' heavy modules once; then one forked child per set of imports
+# (registries are process-wide): it imports that set and looks every type up.
+DRIVER = r'''
+import importlib, json, os, sys
 sys.path.insert(0, ROOT)
+import mmdiff  # the mmdiff:: bases (imports no model, data set or metric)
+from mmengine.config import Config
 from mmengine.registry import Registry
 from mmengine.utils import import_modules_from_strings
-import importlib
-scope, imports, jobs = json.loads(sys.argv[1])
-import_modules_from_strings(imports)
-registries = [r for name in (scope, 'mmengine', 'mmdiff')
-              for r in vars(importlib.import_module(
-                  name + '.registry')).values() if isinstance(r, Registry)]
+for name in ('mmengine.runner', 'mmseg.models', 'mmseg.datasets',
+             'mmseg.evaluation', 'mmdet.models', 'mmdet.datasets',
+             'mmdet.evaluation'):
+    importlib.import_module(name)  # the hosts' own, as their registries do
+groups = {}
+for path in json.loads(sys.argv[1]):
+    cfg = Config.fromfile(path, import_custom_modules=False)
+    imports = tuple((cfg.get('custom_imports') or {}).get('imports', []))
+    groups.setdefault((cfg.default_scope, imports), []).append(
+        (path, cfg.to_dict()))
 missing = []
-for path, types in jobs:
-    for name in types:
-        if not any(r.get(name) is not None for r in registries):
-            missing.append([path, name])
+for (scope, imports), configs in sorted(groups.items()):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child never returns into this loop
+        code = 1
+        try:
+            os.close(read)
+            import_modules_from_strings(list(imports))
+            registries = [r for name in (scope, 'mmengine', 'mmdiff')
+                          for r in vars(importlib.import_module(
+                              name + '.registry')).values()
+                          if isinstance(r, Registry)]
+            found = [[path, t] for path, cfg in configs
+                     for t in sorted(types(cfg, set()))
+                     if not any(r.get(t) is not None for r in registries)]
+            os.write(write, json.dumps(found).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        found = f.read()
+    assert os.waitpid(pid, 0)[1] == 0 and found, (scope, imports)
+    missing += json.loads(found)
 print('MISSING ' + json.dumps(missing))
 '''
 
@@ -63,23 +86,18 @@ def _types(node, out: set) -> set:
 
 
 def test_custom_imports_register_every_type():
-    groups = defaultdict(list)
-    for path in CONFIGS:
-        cfg = Config.fromfile(path)
-        imports = tuple((cfg.get('custom_imports') or {}).get('imports', []))
-        groups[(cfg.default_scope, imports)].append(
-            (osp.relpath(path, ROOT), sorted(_types(cfg.to_dict(), set()))))
-    missing = []
-    for (scope, imports), jobs in sorted(groups.items()):
-        out = subprocess.run(
-            [sys.executable, '-c', CHILD.replace('ROOT', repr(ROOT), 1),
-             json.dumps([scope, list(imports), jobs])], cwd=ROOT,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            timeout=600)
-        lines = [ln for ln in out.stdout.splitlines()
-                 if ln.startswith('MISSING ')]
-        assert out.returncode == 0 and lines, out.stderr[-3000:]
-        missing += json.loads(lines[-1][len('MISSING '):])
+    import inspect
+    driver = (f'ROOT = {ROOT!r}\nNOT_REGISTRY = {NOT_REGISTRY!r}\n'
+              + inspect.getsource(_types).replace('_types', 'types')
+              + DRIVER)
+    out = subprocess.run(
+        [sys.executable, '-c', driver,
+         json.dumps([osp.relpath(p, ROOT) for p in CONFIGS])], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        timeout=900)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith('MISSING ')]
+    assert out.returncode == 0 and lines, out.stderr[-3000:]
+    missing = json.loads(lines[-1][len('MISSING '):])
     assert not missing, (
         'types not registered by the config\'s own custom_imports '
         f'(config, type): {missing}')

@@ -24,6 +24,9 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
                     'scale_factor'))
 ]
+# what both splits' data set share (generated together: both split sizes)
+_demo_set = dict(type=dataset_type, data_root=data_root, size=image_size[0],
+                 num_train=256, num_val=64)
 train_dataloader = dict(
     batch_size=4,
     num_workers=0,
@@ -31,28 +34,20 @@ train_dataloader = dict(
     sampler=dict(type='InfiniteSampler', shuffle=True),
     batch_sampler=None,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        size=image_size[0],
-        num_train=256,
-        num_val=64,
         ann_file='annotations/panoptic_train.json',
         data_prefix=dict(img='train/', seg='annotations/panoptic_train/'),
         filter_cfg=None,
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+        **_demo_set))
 val_dataloader = dict(
     batch_size=1,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        size=image_size[0],
-        num_train=256,
-        num_val=64,
         ann_file='annotations/panoptic_val.json',
         data_prefix=dict(img='val/', seg='annotations/panoptic_val/'),
-        pipeline=test_pipeline))
+        pipeline=test_pipeline,
+        **_demo_set))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     _delete_=True,

@@ -129,6 +129,88 @@ def test_probe_features_on_the_pretrained_folder(pretrained, run_tool):
     assert 't=   100 |' in proc.stdout and 'best: t=' in proc.stdout
 
 
+MMDET_CONFIG = """_base_ = 'mmdiff::pretrain/diffusion-pretrain_tiny_demo-unlabelled.py'
+custom_imports = dict(imports=[
+    'mmdiff.models', 'mmdiff.engine', 'mmdiff.datasets',
+    'mmdiff.datasets.demo_datasets', 'mmdet.datasets'])
+# an mmdet data set as it is; no LoadAnnotations: boxes and masks unread
+train_dataloader = dict(batch_size=2, dataset=dict(
+    _delete_=True, type='mmdet.CocoDataset', data_root='{root}',
+    ann_file='annotations/instances_train2017.json',
+    data_prefix=dict(img='train2017/'),
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='mmdet.Resize', scale=(64, 64), keep_ratio=False),
+        dict(type='mmdet.PackDetInputs')]))
+"""
+
+
+def test_pretrain_on_an_mmdet_dataset_config(tmp_path, run_tool, load_tool,
+                                             logged_iters):
+    """A user's config in its own folder inherits the demo pretraining
+    config (``mmdiff::``) and swaps in mmdet's ``CocoDataset`` on a COCO
+    layout: tools/train.py pretrains on its images and exports."""
+    layouts = load_tool('tests/test_datasets/layouts.py')
+    root = layouts.coco(str(tmp_path / 'coco'), num_train=3)
+    config = tmp_path / 'my_configs' / 'pretrain_on_coco.py'
+    config.parent.mkdir()
+    config.write_text(MMDET_CONFIG.format(root=root))
+    work = str(tmp_path / 'work')
+    run_tool('tools/train.py', str(config), '--work-dir', work,
+             '--cfg-options', 'train_cfg.max_iters=2',
+             'default_hooks.checkpoint.interval=2',
+             'default_hooks.logger.interval=1',
+             'custom_hooks.0.steps=2', 'custom_hooks.0.size=64',
+             'custom_hooks.2.num_samples=2',
+             'custom_hooks.2.sample_steps=2', cwd=str(tmp_path))
+    records = logged_iters(work)
+    assert sorted(records) == [1, 2]
+    assert all(0 < r['loss'] < 10 for r in records.values())
+    assert osp.isfile(osp.join(work, 'diffusers', 'unet',
+                               'diffusion_pytorch_model.safetensors'))
+
+
+def test_probe_features_depth(pretrained, run_tool):
+    """The depth demo config: RMSE per t x tap, the best is the lowest, and
+    the chance score (mean training depth everywhere) is reported."""
+    cwd, work = pretrained
+    out = osp.join(cwd, 'probe_depth')
+    depth = osp.join(REPO, 'configs', 'demo', 'vpd_tiny-depth_demo-nyu.py')
+    val = 'val_dataloader.dataset'
+    proc = run_tool(
+        'tools/analysis_tools/probe_features.py', depth, '--pretrained',
+        osp.join(work, 'diffusers'), '--timesteps', '1', '200', '--taps',
+        '0', '1', '--num-train', '4', '--num-val', '2', '--steps', '3',
+        '--out', out, '--cfg-options', 'custom_hooks.0.steps=2',
+        'custom_hooks.0.size=64', f'{DS}.num_train=4',
+        f'{DS}.num_val=2', f'{DS}.size=64', f'{val}.num_train=4',
+        f'{val}.num_val=2', f'{val}.size=64', cwd=cwd)
+    result = json.load(open(osp.join(out, 'probe.json')))
+    assert result['metric'] == 'RMSE'
+    values = {(t, tap): v for t, row in result['table'].items()
+              for tap, v in row.items()}
+    assert sorted(values) == [('1', '0'), ('1', '1'), ('200', '0'),
+                              ('200', '1')]
+    assert all(0 < v < 20 for v in values.values())  # metres, finite
+    assert result['best']['value'] == min(values.values())
+    assert 0 < result['chance'] < 20
+    assert 'chance (no features)' in proc.stdout
+
+
+def test_probe_chance_scores(load_tool):
+    """Chance by hand: seg = the training set's majority class everywhere
+    (mmseg's mIoU over classes present); depth = its mean depth."""
+    probe = load_tool('tools/analysis_tools/probe_features.py')
+    train = torch.tensor([[[0, 0, 0, 1]]])  # class 0 is the majority
+    val = torch.tensor([[[0, 1, 1, 255]]])
+    # predicting 0: IoU(0) = 1/3 (1 hit, 1 + 2 - 1 = 3 union), IoU(1) = 0
+    assert probe.chance(train, val, 'seg', 2) == pytest.approx(100 / 6)
+    train_d = torch.tensor([[[1.0, 3.0, 0.0]]])  # 0: invalid, mean 2
+    val_d = torch.tensor([[[2.0, 4.0, 0.0]]])
+    assert probe.chance(train_d, val_d, 'depth', 1) == pytest.approx(
+        (2.0)**0.5)  # errors 0 and 2 over the two valid pixels
+
+
 PRETRAIN_CONFIGS = sorted(
     osp.join(REPO, 'configs', 'pretrain', n)
     for n in os.listdir(osp.join(REPO, 'configs', 'pretrain')))

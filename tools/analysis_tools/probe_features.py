@@ -12,7 +12,9 @@ at each timestep t (seeded, the same for every image set), the features of
 every tap are computed once, and a linear head (a 1x1 conv, upsampled
 bilinearly to the label size) is trained on the training split and scored
 on the validation split: mIoU (mmseg's ``IoUMetric`` arithmetic) for
-segmentation, RMSE for depth. Prints a t x tap table and writes
+segmentation, RMSE for depth, beside the chance score (the most frequent
+training class everywhere / the mean training depth everywhere). Prints a
+t x tap table and writes
 ``probe.json`` and ``probe.png`` (matplotlib) to ``--out``.
 
 ``--pretrained FOLDER`` loads a diffusers folder (e.g. the one
@@ -118,18 +120,40 @@ def _fit_and_score(train_x, train_y, val_x, val_y, task: str,
     with torch.no_grad():
         pred = predict(val_x)
     if task == 'seg':
-        from mmseg.evaluation import IoUMetric
-        results = [IoUMetric.intersect_and_union(
-            p.argmax(0), y, num_classes, 255)
-            for p, y in zip(pred, val_y)]
-        totals = [sum(r[i] for r in results) for i in range(4)]
-        metrics = IoUMetric.total_area_to_metrics(*totals, ['mIoU'])
-        return float(torch.tensor(metrics['IoU']).nanmean() * 100)
-    valid = val_y > 0
-    return float(((pred[:, 0][valid] - val_y[valid])**2).mean().sqrt())
+        return _miou(pred.argmax(1), val_y, num_classes)
+    return _rmse(pred[:, 0], val_y)
 
 
-def _plot(table: dict, timesteps, taps, metric: str, path: str) -> None:
+def _miou(pred, labels, num_classes: int) -> float:
+    """mIoU (%) with mmseg's ``IoUMetric`` arithmetic (255 ignored)."""
+    from mmseg.evaluation import IoUMetric
+    results = [IoUMetric.intersect_and_union(p, y, num_classes, 255)
+               for p, y in zip(pred, labels)]
+    totals = [sum(r[i] for r in results) for i in range(4)]
+    metrics = IoUMetric.total_area_to_metrics(*totals, ['mIoU'])
+    return float(torch.tensor(metrics['IoU']).nanmean() * 100)
+
+
+def _rmse(pred, depth) -> float:
+    """RMSE over the valid (> 0) ground-truth pixels."""
+    valid = depth > 0
+    return float(((pred[valid] - depth[valid])**2).mean().sqrt())
+
+
+def chance(train_y, val_y, task: str, num_classes: int) -> float:
+    """The score without features: the training set's most frequent class
+    everywhere (seg), or its mean valid depth everywhere (depth)."""
+    if task == 'seg':
+        counts = torch.bincount(train_y[train_y != 255].flatten(),
+                                minlength=num_classes)
+        return _miou(torch.full_like(val_y, int(counts.argmax())), val_y,
+                     num_classes)
+    return _rmse(torch.full_like(val_y, float(train_y[train_y > 0].mean())),
+                 val_y)
+
+
+def _plot(table: dict, timesteps, taps, metric: str, path: str,
+          floor: float) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -137,12 +161,14 @@ def _plot(table: dict, timesteps, taps, metric: str, path: str) -> None:
     for tap in taps:
         ax.plot(timesteps, [table[str(t)][str(tap)] for t in timesteps],
                 marker='o', label=f'tap {tap}')
+    ax.axhline(floor, color='grey', linestyle='--', label='chance')
     ax.set_xlabel('timestep t')
     ax.set_ylabel(metric)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from mmdiff.utils.fileio import atomic_write
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
     plt.close(fig)
 
 
@@ -205,6 +231,7 @@ def main(argv=None) -> dict:
         table[str(t)] = {str(tap): _fit_and_score(
             ftrain[j], ty, fval[j], vy, task, num_classes, args)
             for j, tap in enumerate(taps)}
+    floor = chance(ty, vy, task, num_classes)
     best = (max if task == 'seg' else min)(
         ((t, tap) for t in table for tap in table[t]),
         key=lambda k: table[k[0]][k[1]])
@@ -219,18 +246,19 @@ def main(argv=None) -> dict:
             f'{table[t][str(k)]:6.2f}' if task == 'seg' else
             f'{table[t][str(k)]:6.3f}' for k in taps))
     lines.append(f'best: t={best[0]}, tap {best[1]}: '
-                 f'{metric} {table[best[0]][best[1]]:.3f} '
-                 f'({time.perf_counter() - start:.0f} s)')
+                 f'{metric} {table[best[0]][best[1]]:.3f}; chance (no '
+                 f'features) {floor:.3f} ({time.perf_counter() - start:.0f}'
+                 ' s)')
     print('\n'.join(lines))
     os.makedirs(args.out, exist_ok=True)
     result = dict(config=args.config, pretrained=args.pretrained,
                   metric=metric, table=table, best=dict(
                       t=int(best[0]), tap=int(best[1]),
-                      value=table[best[0]][best[1]]),
+                      value=table[best[0]][best[1]]), chance=floor,
                   num_train=len(tx), num_val=len(vx), noise=args.noise,
                   backbone=args.backbone,
                   steps=args.steps)
-    from mmdiff.converters.io import atomic_write
+    from mmdiff.utils.fileio import atomic_write
 
     def write(tmp):
         with open(tmp, 'w') as f:
@@ -238,7 +266,7 @@ def main(argv=None) -> dict:
 
     atomic_write(osp.join(args.out, 'probe.json'), write)
     _plot(table, args.timesteps, taps, metric,
-          osp.join(args.out, 'probe.png'))
+          osp.join(args.out, 'probe.png'), floor)
     return result
 
 

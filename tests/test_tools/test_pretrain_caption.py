@@ -15,8 +15,9 @@ import pytest
 import torch
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-LEAF = osp.join(REPO, 'configs', 'pretrain',
-                'diffusion-pretrain_sd15-caption_8xb4-15k_my-images-512x512.py')
+LEAF = osp.join(
+    REPO, 'configs', 'pretrain',
+    'diffusion-pretrain_sd15-caption_8xb4-15k_my-images-512x512.py')
 DS = 'train_dataloader.dataset'
 TINY = [
     'train_cfg.max_iters=4', 'train_dataloader.batch_size=2',

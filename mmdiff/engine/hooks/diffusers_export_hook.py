@@ -8,9 +8,10 @@ default, replaced atomically), which every mmdiff backbone config loads
 with ``model.backbone.pretrained=FOLDER``, and a grid of DDIM samples
 (``<work_dir>/samples/iter_<N>.png``) so the user sees what the model
 learned (caption-conditioned: prompted with the first captions of the
-training set, listed in ``mmdiff_pretrain.json``). With mmengine's ``EMAHook`` the checkpoint's ``state_dict`` holds
-the EMA weights (``EMAHook.before_save_checkpoint`` swaps them in), so the
-EMA U-Net is what is exported and sampled.
+training set, listed in ``mmdiff_pretrain.json``). With mmengine's
+``EMAHook`` the checkpoint's ``state_dict`` holds the EMA weights
+(``EMAHook.before_save_checkpoint`` swaps them in), so the EMA U-Net is
+what is exported and sampled.
 """
 import os.path as osp
 from typing import Optional

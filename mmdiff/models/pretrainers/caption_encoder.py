@@ -10,11 +10,12 @@ built from its config in ``__init__`` and gets its weights in
 :meth:`CaptionEncoder.load_weights` (the pretrainer's ``init_weights``).
 """
 import os.path as osp
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from mmdiff.models.diffusion.loading import source_kind
 from mmdiff.models.text.encoder import (_missing_encoder_error,
                                         load_located, locate_text_encoder)
 
@@ -87,3 +88,55 @@ class CaptionEncoder(nn.Module):
         (``save_pretrained``: the Stable Diffusion folder layout)."""
         self.model.save_pretrained(osp.join(folder, 'text_encoder'))
         self.tokenizer.save_pretrained(osp.join(folder, 'tokenizer'))
+
+
+def build_caption_encoder(source: Optional[str], pretrained: Optional[str],
+                          cross_attention_dim: int,
+                          local_files_only: bool = False) -> CaptionEncoder:
+    """The :class:`CaptionEncoder` of ``source``, or of ``pretrained`` when
+    ``source`` is None, checked against the U-Net's cross-attention width.
+
+    Raises:
+        ValueError: No source (``pretrained`` None or a single file), or a
+            width other than the U-Net's, naming the fix.
+    """
+    if source is None:
+        if source_kind(pretrained) not in ('folder', 'hub'):
+            raise ValueError(
+                "conditioning='caption' needs a CLIP text encoder: "
+                f'pretrained={pretrained!r} has none to offer (a diffusers '
+                'folder or hub id with text_encoder/ and tokenizer/ has). '
+                'Fix: pass text_encoder= (a Stable Diffusion folder, a CLIP '
+                "folder or a hub id such as 'openai/clip-vit-large-patch14')"
+                '.')
+        source = pretrained
+    encoder = CaptionEncoder(source, local_files_only)
+    if encoder.hidden_size != cross_attention_dim:
+        raise ValueError(
+            f'The text encoder at {source!r} gives {encoder.hidden_size}-wide '
+            'hidden states but the U-Net cross-attends to '
+            f'{cross_attention_dim}. Fix: the text encoder the U-Net was '
+            'trained with (SD1.x: CLIP ViT-L/14, 768; SD2.x: OpenCLIP '
+            'ViT-H/14, 1024), or a unet_cfg with '
+            f'cross_attention_dim={encoder.hidden_size}.')
+    return encoder
+
+
+def batch_captions(data_samples, dropout: float = 0.0) -> List[str]:
+    """The batch's captions (data sample metainfo ``caption``), each
+    replaced by the empty prompt with probability ``dropout``, drawn from
+    the global torch RNG (which checkpoints save: a resumed run drops the
+    same ones)."""
+    if not data_samples or any(
+            not isinstance(s.metainfo.get('caption'), str)
+            for s in data_samples):
+        raise ValueError(
+            "conditioning='caption' needs a 'caption' string in every "
+            "data sample's metainfo: use mmdiff.ImageFolderDataset("
+            "captions='auto') (metadata.jsonl or <image>.txt) and add "
+            "'caption' to the packer's meta_keys.")
+    captions = [s.metainfo['caption'] for s in data_samples]
+    if dropout > 0:
+        drop = torch.rand(len(captions)) < dropout
+        captions = ['' if d else c for c, d in zip(captions, drop)]
+    return captions

@@ -31,11 +31,10 @@ from torch import Tensor, nn
 from mmdiff.models.diffusion import (load_diffusion_configs,
                                      load_diffusion_weights,
                                      load_unet_weights, load_vae_weights)
-from mmdiff.models.diffusion.loading import source_kind
 from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
 from mmdiff.registry import MODELS
 
-from .caption_encoder import CaptionEncoder
+from .caption_encoder import batch_captions, build_caption_encoder
 
 #: Stable Diffusion 1.x/2.x training noise schedule (its scheduler config).
 SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085,
@@ -194,34 +193,13 @@ class DiffusionPretrainer(BaseModel):
         self.caption_dropout = float(caption_dropout)
         self.text_encoder = None
         if conditioning == 'caption':
-            self.text_encoder = self._build_text_encoder(text_encoder)
+            self.text_encoder = build_caption_encoder(
+                text_encoder, pretrained, self.cross_attention_dim,
+                local_files_only)
         elif text_encoder is not None:
             raise ValueError("text_encoder is used with conditioning="
                              f"'caption' only, got conditioning="
                              f'{conditioning!r}.')
-
-    def _build_text_encoder(self, source: Optional[str]) -> CaptionEncoder:
-        if source is None:
-            kind = source_kind(self.pretrained)
-            if kind not in ('folder', 'hub'):
-                raise ValueError(
-                    "conditioning='caption' needs a CLIP text encoder: "
-                    f'pretrained={self.pretrained!r} has none to offer '
-                    '(a diffusers folder or hub id with text_encoder/ and '
-                    'tokenizer/ has). Fix: pass text_encoder= (a Stable '
-                    'Diffusion folder, a CLIP folder or a hub id such as '
-                    "'openai/clip-vit-large-patch14').")
-            source = self.pretrained
-        encoder = CaptionEncoder(source, self.local_files_only)
-        if encoder.hidden_size != self.cross_attention_dim:
-            raise ValueError(
-                f'The text encoder at {source!r} gives {encoder.hidden_size}-'
-                'wide hidden states but the U-Net cross-attends to '
-                f'{self.cross_attention_dim}. Fix: the text encoder the '
-                'U-Net was trained with (SD1.x: CLIP ViT-L/14, 768; SD2.x: '
-                'OpenCLIP ViT-H/14, 1024), or a unet_cfg with '
-                f'cross_attention_dim={encoder.hidden_size}.')
-        return encoder
 
     @property
     def scaling_factor(self) -> float:
@@ -305,24 +283,9 @@ class DiffusionPretrainer(BaseModel):
                              for s in data_samples], device=device)
 
     def _captions(self, data_samples) -> Optional[List[str]]:
-        """The batch's captions, each dropped to '' with probability
-        ``caption_dropout`` (drawn from the global RNG, so a resumed run
-        drops the same ones)."""
         if self.text_encoder is None:
             return None
-        if not data_samples or any(
-                not isinstance(s.metainfo.get('caption'), str)
-                for s in data_samples):
-            raise ValueError(
-                "conditioning='caption' needs a 'caption' string in every "
-                "data sample's metainfo: use mmdiff.ImageFolderDataset("
-                "captions='auto') (metadata.jsonl or <image>.txt) and add "
-                "'caption' to the packer's meta_keys.")
-        captions = [s.metainfo['caption'] for s in data_samples]
-        if self.caption_dropout > 0:
-            drop = torch.rand(len(captions)) < self.caption_dropout
-            captions = ['' if d else c for c, d in zip(captions, drop)]
-        return captions
+        return batch_captions(data_samples, self.caption_dropout)
 
     def _autocast(self, device_type: str):
         dtype = getattr(torch, self.amp_dtype) if self.amp_dtype else None

@@ -1,7 +1,9 @@
 """A folder of unlabelled images, as it comes, for diffusion pretraining.
 
 Every image file under ``data_root`` (recursively, common formats, any
-size; the pipeline resizes and crops) is one sample. Files that cannot be
+size; the pipeline resizes and crops) is one sample, optionally with a caption
+(``metadata.jsonl`` of Hugging Face's ``imagefolder`` layout and/or
+``<image>.txt`` sidecars, :mod:`.image_folder_captions`). Files that cannot be
 decoded are reported once, with their count and first names, and skipped;
 a folder with no readable image is an error. Grayscale, RGBA and 16-bit
 files are read as 8-bit 3-channel images by ``LoadImageFromFile``
@@ -22,6 +24,9 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS
+
+from .image_folder_captions import (CAPTION_SOURCES, METADATA_FILE,
+                                   read_captions)
 
 #: File name endings read by default (case-insensitive).
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
@@ -55,6 +60,19 @@ class ImageFolderDataset(BaseDataset):
             names are classes, ``class_id`` (their sorted index) goes into
             each sample (for class-conditional pretraining; add
             ``'class_id'`` to the packer's ``meta_keys``). Defaults to None.
+        captions (str, optional): Read a caption per image into each
+            sample's ``caption`` (add ``'caption'`` to the packer's
+            ``meta_keys``): ``'metadata'`` (``metadata.jsonl`` files, HF
+            ``imagefolder`` / diffusers' layout), ``'txt'`` (``<stem>.txt``
+            beside the image, kohya's), ``'auto'`` (both; they must agree
+            where both caption an image). None reads none. Defaults to
+            None.
+        caption_column (str): The ``metadata.jsonl`` caption column
+            (diffusers' ``--caption_column``). Defaults to 'text'.
+        missing_captions (str): An image without a caption: ``'error'``
+            (the count and first names, before training starts) or
+            ``'empty'`` (the empty prompt, as caption dropout gives).
+            Defaults to 'error'.
         check (str): ``'decode'``: decode every file once when the list is
             made and skip those that fail (reported with a count);
             ``'none'``: trust the files. Defaults to 'decode'.
@@ -69,6 +87,9 @@ class ImageFolderDataset(BaseDataset):
                  recursive: bool = True,
                  classes: Optional[str] = None,
                  check: str = 'decode',
+                 captions: Optional[str] = None,
+                 caption_column: str = 'text',
+                 missing_captions: str = 'error',
                  **kwargs) -> None:
         if classes not in (None, 'subfolders'):
             raise ValueError(f"classes must be None or 'subfolders', got "
@@ -76,6 +97,15 @@ class ImageFolderDataset(BaseDataset):
         if check not in ('decode', 'none'):
             raise ValueError(f"check must be 'decode' or 'none', got "
                              f'{check!r}.')
+        if captions not in (None, ) + CAPTION_SOURCES:
+            raise ValueError(f'captions must be None or one of '
+                             f'{list(CAPTION_SOURCES)}, got {captions!r}.')
+        if missing_captions not in ('error', 'empty'):
+            raise ValueError(f"missing_captions must be 'error' or 'empty', "
+                             f'got {missing_captions!r}.')
+        self.captions = captions
+        self.caption_column = caption_column
+        self.missing_captions = missing_captions
         self.extensions = tuple(e.lower() for e in extensions)
         self.recursive = recursive
         self.class_mode = classes
@@ -102,8 +132,10 @@ class ImageFolderDataset(BaseDataset):
         return found
 
     def load_data_list(self) -> List[dict]:
-        """One ``dict(img_path=..., [class_id=...])`` per readable image."""
+        """One ``dict(img_path=..., [class_id=...], [caption=...])`` per
+        readable image."""
         paths = self._find()
+        found = list(paths)
         if self.check == 'decode':
             good = [p for p in paths if _decodes(p)]
             self.skipped = sorted(set(paths) - set(good))
@@ -134,9 +166,27 @@ class ImageFolderDataset(BaseDataset):
                     "classes='subfolders' needs images in subfolders of "
                     f'{self.data_root!r} (one per class).')
             self._metainfo['classes'] = tuple(classes)
+        captions = None
+        if self.captions is not None:
+            captions = read_captions(self.data_root, found, self.captions,
+                                     self.caption_column)
+            bare = [osp.relpath(p, self.data_root) for p in paths
+                    if osp.normpath(p) not in captions]
+            if bare and self.missing_captions == 'error':
+                raise ValueError(
+                    f'ImageFolderDataset: {len(bare)} of {len(paths)} images '
+                    f'under {self.data_root!r} have no caption '
+                    f'(captions={self.captions!r}): {bare[:5]}'
+                    f'{" ..." if len(bare) > 5 else ""}. Fix: caption them '
+                    f'({METADATA_FILE} rows with file_name and '
+                    f'{self.caption_column!r}, or <name>.txt files), or set '
+                    "missing_captions='empty' to train them on the empty "
+                    'prompt.')
         out = []
         for p in paths:
             info = dict(img_path=p)
+            if captions is not None:
+                info['caption'] = captions.get(osp.normpath(p), '')
             if classes:
                 top = osp.relpath(p, self.data_root).split(os.sep)[0]
                 if top not in classes:

@@ -410,3 +410,106 @@ def test_fsdp_wrap_policy_trains_tiny_vpd_on_cpu(gloo_world_of_one):
             bad.train_step(_seg_batch(), optim)
     finally:
         DefaultScope._instance_dict.clear()
+
+
+# ---------------------------------------------------------------------------
+# DiffusionPretrainer through the launcher
+# ---------------------------------------------------------------------------
+PRETRAIN_CFG = osp.join(REPO, 'configs', 'pretrain',
+                        'diffusion-pretrain_tiny_demo-unlabelled.py')
+PRETRAIN_PROBE = PROBE + '''
+
+@HOOKS.register_module()
+class ExportCountHook(RankProbeHook):
+    """RankProbeHook + how many times this rank ran the real
+    export_diffusers (the export hook imports it at each call)."""
+
+    def before_train(self, runner):
+        super().before_train(runner)
+        import mmdiff.models.pretrainers.export as export
+        self.exports = 0
+        real = export.export_diffusers
+
+        def counted(*args, **kwargs):
+            self.exports += 1
+            return real(*args, **kwargs)
+        export.export_diffusers = counted
+
+    def after_train(self, runner):
+        super().after_train(runner)
+        path = os.path.join(runner.work_dir, f'rank{get_rank()}.pth')
+        probe = torch.load(path, weights_only=True)
+        probe['exports'] = self.exports
+        torch.save(probe, path)
+'''
+PRETRAIN_PROBE_CFG = f'''
+_base_ = [{PRETRAIN_CFG!r}]
+custom_imports = dict(
+    imports=['mmdiff.models', 'mmdiff.engine', 'mmdiff.datasets',
+             'mmdiff.datasets.demo_datasets', 'rank_probe'],
+    allow_failed_imports=False)
+# no DemoVAEHook here: a random VAE; the demo's EMA and export hooks
+model = dict(vae_weights=None)
+custom_hooks = [
+    dict(type='EMAHook', momentum=0.01, priority='NORMAL'),
+    dict(type='mmdiff.DiffusersExportHook', num_samples=2, sample_steps=2),
+    dict(type='mmdiff.NaNGuardHook'),
+    dict(type='ExportCountHook')
+]
+'''
+
+
+def test_pretrainer_two_processes(tmp_path):
+    """The demo pretraining config (shrunk as test_pretrain.py shrinks it:
+    64-pixel scenes, batch 2 a rank, 2 iterations) on 2 processes over
+    gloo: both ranks train their half of the batch and end with identical
+    U-Net weights (DDP), only rank 0 exports, once, a complete folder of
+    the EMA weights its checkpoint holds, which a backbone loads. (Two
+    guards keep rank 1 out: mmengine's ``Runner.save_checkpoint`` is
+    ``master_only``, so its hooks never run there, and the export hook
+    checks the rank too; removing the latter alone leaves this passing.)"""
+    from safetensors.torch import load_file
+
+    from mmdiff.datasets.demo_data import ensure_demo_data
+    from mmdiff.models.backbones import DiffusionBackbone
+    ds = 'train_dataloader.dataset'
+    # written once here: two ranks writing it at once would race
+    ensure_demo_data('seg', root=str(tmp_path / 'data' / 'demo' /
+                                     'unlabelled'),
+                     num_train=8, num_val=2, size=64,
+                     seed=config_value(PRETRAIN_CFG, 'unlabelled_seed'))
+    (tmp_path / 'rank_probe.py').write_text(PRETRAIN_PROBE)
+    cfg = tmp_path / 'probe_pretrain.py'
+    cfg.write_text(PRETRAIN_PROBE_CFG)
+    _dist_train_two(tmp_path, cfg, 'pre', f'{ds}.size=64',
+                    f'{ds}.pipeline.1.scale=64',
+                    f'{ds}.pipeline.2.crop_size=(64,64)',
+                    'default_hooks.logger.interval=1',
+                    'randomness.deterministic=True')
+    work = tmp_path / 'pre'
+    r0, r1 = (torch.load(work / f'rank{r}.pth', weights_only=True)
+              for r in (0, 1))
+    assert r0['world'] == r1['world'] == 2
+    assert len(r0['losses']) == len(r1['losses']) == 2
+    assert all(torch.isfinite(torch.tensor(r0['losses'] + r1['losses'])))
+    assert r0['losses'] != r1['losses']  # each rank its half of the batch
+    assert any(k.startswith('unet.') for k in r0['state'])
+    for k, v in r0['state'].items():
+        assert torch.equal(v, r1['state'][k]), k
+    # one export, by rank 0, complete, of the checkpoint's (EMA) U-Net
+    assert (r0['exports'], r1['exports']) == (1, 0)
+    folder = work / 'diffusers'
+    assert sorted(os.listdir(folder)) == [
+        'mmdiff_pretrain.json', 'scheduler', 'unet', 'vae']
+    assert os.listdir(work / 'samples') == ['iter_2.png']
+    assert not [n for n in os.listdir(work) if 'tmp' in n.lower()]
+    ckpt = torch.load(work / 'iter_2.pth', weights_only=False)
+    unet = load_file(str(folder / 'unet' /
+                         'diffusion_pytorch_model.safetensors'))
+    for key, value in unet.items():
+        assert torch.equal(ckpt['state_dict']['unet.' + key], value), key
+    backbone = DiffusionBackbone(pretrained=str(folder), scale_latents=True,
+                                 local_files_only=True)
+    backbone.init_weights()
+    assert torch.equal(backbone.unet.conv_in.weight,
+                       unet['conv_in.weight'])

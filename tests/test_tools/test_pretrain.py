@@ -220,21 +220,30 @@ PRETRAIN_CONFIGS = sorted(
                          ids=[osp.basename(p) for p in PRETRAIN_CONFIGS])
 def test_pretrain_configs_build(path, tmp_path):
     """Each config's model on SD1.5's real shapes (meta device, no
-    weights) and with the tiny U-Net; its data set on a small folder."""
+    weights) and with the tiny U-Net; its data set on a small folder.
+    Caption configs get a tiny CLIP of SD1.5's width (768) for the real
+    shapes, of the tiny U-Net's (32) for the tiny one."""
     from mmengine.config import Config
     from mmengine.registry import DATASETS, MODELS, DefaultScope
     from mmengine.utils import import_modules_from_strings
 
     from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
     from mmdiff.models.diffusion.presets import SD_VAE, real_unet_cfg
+    from mmdiff.testing.clip import build_tiny_clip
     cfg = Config.fromfile(path)
     import_modules_from_strings(**cfg.custom_imports)
     model = cfg.model.copy()
+    caption = model.get('conditioning') == 'caption'
+    clips = {dim: build_tiny_clip(str(tmp_path / f'clip{dim}'), dim=dim,
+                                  intermediate_size=16)
+             for dim in ((768, 32) if caption else ())}
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         if model.get('pretrained') is not None:
             real = dict(model, pretrained=None,
                         unet_cfg=real_unet_cfg(model['pretrained']),
                         vae_cfg=SD_VAE)
+            if caption:
+                real['text_encoder'] = clips[768]
             with torch.device('meta'):
                 built = MODELS.build(real)
             trainable = sum(p.numel() for p in built.parameters()
@@ -245,18 +254,25 @@ def test_pretrain_configs_build(path, tmp_path):
                 assert trainable > 800e6, trainable
         tiny = dict(model, pretrained=None, unet_cfg=tiny_unet_cfg(),
                     vae_cfg=tiny_vae_cfg(), vae_weights=None)
+        if caption:
+            tiny['text_encoder'] = clips[32]
         built = MODELS.build(tiny)
         assert built.prediction_type in ('epsilon', 'v_prediction')
         ds_cfg = cfg.train_dataloader.dataset.copy()
         if ds_cfg.type == 'ImageFolderDataset':
             import cv2
             import numpy as np
+            root = tmp_path / 'images'
+            root.mkdir()
             for i, shape in enumerate([(600, 800, 3), (513, 512, 3)]):
-                cv2.imwrite(str(tmp_path / f'{i}.png'),
+                cv2.imwrite(str(root / f'{i}.png'),
                             np.full(shape, 100, np.uint8))
-            ds_cfg.data_root = str(tmp_path)
+                (root / f'{i}.txt').write_text(f'caption {i}')
+            ds_cfg.data_root = str(root)
             item = DATASETS.build(ds_cfg)[0]
             assert tuple(item['inputs'].shape) == (3, 512, 512)
+            if caption:
+                assert item['data_samples'].caption == 'caption 0'
 
 
 def test_benchmark_pretrainer_runs(tmp_path, one_thread):

@@ -7,9 +7,11 @@ the U-Net and VAE as a diffusers folder (``<work_dir>/diffusers`` by
 default, replaced atomically), which every mmdiff backbone config loads
 with ``model.backbone.pretrained=FOLDER``, and a grid of DDIM samples
 (``<work_dir>/samples/iter_<N>.png``) so the user sees what the model
-learned. With mmengine's ``EMAHook`` the checkpoint's ``state_dict`` holds
-the EMA weights (``EMAHook.before_save_checkpoint`` swaps them in), so the
-EMA U-Net is what is exported and sampled.
+learned (caption-conditioned: prompted with the first captions of the
+training set, listed in ``mmdiff_pretrain.json``). With mmengine's
+``EMAHook`` the checkpoint's ``state_dict`` holds the EMA weights
+(``EMAHook.before_save_checkpoint`` swaps them in), so the EMA U-Net is
+what is exported and sampled.
 """
 import os.path as osp
 from typing import Optional
@@ -29,6 +31,15 @@ def _imwrite(path: str, bgr) -> None:
         raise OSError(f'OpenCV could not encode {path}')
     with open(path, 'wb') as f:
         f.write(buf.tobytes())
+
+
+def _first_captions(runner, num: int) -> list:
+    """The captions of the first ``num`` training samples (cycled when the
+    set is smaller; '' where a sample has none)."""
+    dataset = runner.train_dataloader.dataset
+    n = len(dataset)
+    return [str(dataset.get_data_info(i % n).get('caption', ''))
+            for i in range(num)]
 
 
 @HOOKS.register_module()
@@ -86,8 +97,13 @@ class DiffusersExportHook(Hook):
         ema = 'ema_state_dict' in checkpoint
         it = checkpoint.get('meta', {}).get('iter', runner.iter)
         out_dir = self.out_dir or osp.join(runner.work_dir, 'diffusers')
-        export_diffusers(model, out_dir, state,
-                         meta=dict(iter=it, ema=ema))
+        meta = dict(iter=it, ema=ema)
+        captions = None
+        if getattr(model, 'text_encoder', None) is not None and \
+                self.num_samples > 0:
+            captions = _first_captions(runner, self.num_samples)
+            meta['sample_captions'] = captions
+        export_diffusers(model, out_dir, state, meta=meta)
         print_log(f'Exported the {"EMA " if ema else ""}U-Net + VAE of '
                   f'iteration {it} to {out_dir} (backbone: '
                   f'pretrained={out_dir}, scale_latents=True).',
@@ -102,7 +118,7 @@ class DiffusersExportHook(Hook):
         latent = (max(1, size[0] // factor), max(1, size[1] // factor))
         unet = build_plain_unet(model, state)
         images = model.sample(self.num_samples, latent, self.sample_steps,
-                              self.seed, unet=unet)
+                              self.seed, unet=unet, captions=captions)
         path = osp.join(runner.work_dir, 'samples', f'iter_{it}.png')
         bgr = cv2.cvtColor(image_grid(images), cv2.COLOR_RGB2BGR)
         atomic_write(path, lambda tmp: _imwrite(tmp, bgr))

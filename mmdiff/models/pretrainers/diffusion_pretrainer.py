@@ -8,10 +8,14 @@ latents x the VAE's ``scaling_factor`` -> noise from diffusers'
 (``epsilon``) or of the velocity (``v_prediction``, target from the
 scheduler's ``get_velocity``) -> MSE, optionally weighted by min-SNR-gamma
 (diffusers' ``compute_snr``). Conditioning is a null prompt (one all-zero
-token, the token the mmdiff backbones give a text-free U-Net) or a learned
-token per class.
+token, the token the mmdiff backbones give a text-free U-Net), a learned
+token per class, or the image's caption through a frozen CLIP text encoder
+(its last hidden state, padded to 77 tokens, as SD trains; captions dropped
+to the empty prompt with probability ``caption_dropout``, diffusers'
+``--proportion_empty_prompts``).
 
-Labels are never read (but for ``conditioning='class'``): any data set whose
+Labels are never read (but for ``conditioning='class'``/``'caption'``: the
+data sample's ``class_id``/``caption``): any data set whose
 pipeline packs ``inputs`` feeds it (an image folder, mmseg or mmdet sets).
 The trained U-Net goes to the backbones through
 :class:`mmdiff.engine.DiffusersExportHook` (a diffusers folder for
@@ -29,6 +33,8 @@ from mmdiff.models.diffusion import (load_diffusion_configs,
                                      load_unet_weights, load_vae_weights)
 from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
 from mmdiff.registry import MODELS
+
+from .caption_encoder import batch_captions, build_caption_encoder
 
 #: Stable Diffusion 1.x/2.x training noise schedule (its scheduler config).
 SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085,
@@ -67,11 +73,21 @@ class DiffusionPretrainer(BaseModel):
             it. Defaults to None.
         scheduler (dict, optional): ``DDPMScheduler`` arguments. Defaults to
             None (:data:`SD_SCHEDULER`).
-        conditioning (str): ``'none'`` (null prompt: one all-zero token) or
+        conditioning (str): ``'none'`` (null prompt: one all-zero token),
             ``'class'`` (a learned token per class, from the data sample's
-            metainfo ``class_id``). Defaults to 'none'.
+            metainfo ``class_id``) or ``'caption'`` (the data sample's
+            metainfo ``caption`` through a frozen CLIP text encoder).
+            Defaults to 'none'.
         num_classes (int, optional): Classes for ``conditioning='class'``.
             Defaults to None.
+        text_encoder (str, optional): With ``conditioning='caption'``: a
+            CLIP text encoder folder, a Stable Diffusion folder
+            (``text_encoder/`` + ``tokenizer/``) or a hub id. None: the one
+            of ``pretrained`` (a diffusers folder or hub id). Defaults to
+            None.
+        caption_dropout (float): Probability that a caption is replaced by
+            the empty prompt (diffusers' ``proportion_empty_prompts``; 0.1
+            is usual for classifier-free guidance later). Defaults to 0.
         snr_gamma (float, optional): Min-SNR-gamma loss weighting (Hang et
             al. 2023; diffusers recommends 5.0). None: plain MSE. Defaults
             to None.
@@ -102,6 +118,8 @@ class DiffusionPretrainer(BaseModel):
                  scheduler: Optional[dict] = None,
                  conditioning: str = 'none',
                  num_classes: Optional[int] = None,
+                 text_encoder: Optional[str] = None,
+                 caption_dropout: float = 0.0,
                  snr_gamma: Optional[float] = None,
                  lora: Optional[dict] = None,
                  grad_checkpointing: bool = False,
@@ -118,7 +136,8 @@ class DiffusionPretrainer(BaseModel):
                                UNet2DConditionModel)
         _check_choice('prediction_type', prediction_type, PREDICTION_TYPES)
         _check_choice('latent_mode', latent_mode, ('sample', 'mode'))
-        _check_choice('conditioning', conditioning, ('none', 'class'))
+        _check_choice('conditioning', conditioning,
+                      ('none', 'class', 'caption'))
         _check_choice('amp_dtype', amp_dtype, (None, 'bfloat16', 'float16'))
         if snr_gamma is not None and not snr_gamma > 0:
             raise ValueError(f'snr_gamma must be > 0 or None, got '
@@ -166,6 +185,21 @@ class DiffusionPretrainer(BaseModel):
                     f'got {num_classes!r}.')
             self.class_embed = nn.Embedding(num_classes,
                                             self.cross_attention_dim)
+        if not 0 <= caption_dropout <= 1:
+            raise ValueError(f'caption_dropout must be in [0, 1], got '
+                             f'{caption_dropout!r}.')
+        if caption_dropout and conditioning != 'caption':
+            raise ValueError("caption_dropout needs conditioning='caption'.")
+        self.caption_dropout = float(caption_dropout)
+        self.text_encoder = None
+        if conditioning == 'caption':
+            self.text_encoder = build_caption_encoder(
+                text_encoder, pretrained, self.cross_attention_dim,
+                local_files_only)
+        elif text_encoder is not None:
+            raise ValueError("text_encoder is used with conditioning="
+                             f"'caption' only, got conditioning="
+                             f'{conditioning!r}.')
 
     @property
     def scaling_factor(self) -> float:
@@ -184,6 +218,8 @@ class DiffusionPretrainer(BaseModel):
         if self.vae_weights is not None:  # weights only: config kept
             load_vae_weights(self.vae, self.vae_weights,
                              self.local_files_only, vae_ignore=())
+        if self.text_encoder is not None:
+            self.text_encoder.load_weights()
         if self.init_cfg is not None:
             super().init_weights()
         self._is_init = True
@@ -197,16 +233,27 @@ class DiffusionPretrainer(BaseModel):
     # ------------------------------------------------------------------
     def condition(self, batch_size: int,
                   class_ids: Optional[Tensor] = None,
-                  device: Optional[torch.device] = None) -> Tensor:
-        """Encoder hidden states ``(B, 1, D)``: the null token or a class's.
+                  device: Optional[torch.device] = None,
+                  captions: Optional[Sequence[str]] = None) -> Tensor:
+        """Encoder hidden states: ``(B, 1, D)`` the null token or a class's;
+        ``(B, 77, D)`` the text encoder's output for the captions.
 
         Args:
             batch_size (int): B.
             class_ids (Tensor, optional): ``(B, )`` class indices, needed
                 with ``conditioning='class'``. Defaults to None.
             device (torch.device, optional): Defaults to the U-Net's.
+            captions (Sequence[str], optional): B captions, needed with
+                ``conditioning='caption'`` ('' is the empty prompt).
+                Defaults to None.
         """
         device = device or self.unet.device
+        if self.text_encoder is not None:
+            if captions is None or len(captions) != batch_size:
+                raise ValueError(
+                    f"conditioning='caption' needs {batch_size} captions, "
+                    f'got {captions!r}.')
+            return self.text_encoder(captions, device).to(self.unet.dtype)
         if self.class_embed is None:
             return torch.zeros(batch_size, 1, self.cross_attention_dim,
                                device=device, dtype=self.unet.dtype)
@@ -234,6 +281,11 @@ class DiffusionPretrainer(BaseModel):
                 "'subfolders') and add 'class_id' to the packer's meta_keys.")
         return torch.tensor([int(s.metainfo['class_id'])
                              for s in data_samples], device=device)
+
+    def _captions(self, data_samples) -> Optional[List[str]]:
+        if self.text_encoder is None:
+            return None
+        return batch_captions(data_samples, self.caption_dropout)
 
     def _autocast(self, device_type: str):
         dtype = getattr(torch, self.amp_dtype) if self.amp_dtype else None
@@ -280,7 +332,7 @@ class DiffusionPretrainer(BaseModel):
             noisy = self.scheduler.add_noise(latents, noise, t)
             cond = self.condition(
                 b, self._class_ids(data_samples, latents.device),
-                latents.device)
+                latents.device, self._captions(data_samples))
             pred = self.unet(noisy, t, encoder_hidden_states=cond).sample
         mse = F.mse_loss(pred.float(), self.target(latents, noise, t).float(),
                          reduction='none').mean(dim=(1, 2, 3))
@@ -312,7 +364,8 @@ class DiffusionPretrainer(BaseModel):
     def sample(self, num_images: int, latent_size: Sequence[int],
                steps: int = 25, seed: int = 0,
                unet: Optional[nn.Module] = None,
-               class_ids: Optional[Tensor] = None) -> Tensor:
+               class_ids: Optional[Tensor] = None,
+               captions: Optional[Sequence[str]] = None) -> Tensor:
         """DDIM samples (eta 0) decoded by the VAE, in [-1, 1].
 
         Leaves the global RNG untouched (a seeded generator draws the
@@ -327,6 +380,8 @@ class DiffusionPretrainer(BaseModel):
                 exported EMA one). Defaults to this model's.
             class_ids (Tensor, optional): ``(num_images, )`` classes with
                 ``conditioning='class'``; defaults to cycling through them.
+            captions (Sequence[str], optional): ``num_images`` prompts with
+                ``conditioning='caption'``. Defaults to the empty prompt.
 
         Returns:
             Tensor: ``(N, 3, H, W)`` images in [-1, 1].
@@ -343,7 +398,9 @@ class DiffusionPretrainer(BaseModel):
         if self.class_embed is not None and class_ids is None:
             class_ids = torch.arange(num_images) % \
                 self.class_embed.num_embeddings
-        cond = self.condition(num_images, class_ids, device)
+        if self.text_encoder is not None and captions is None:
+            captions = [''] * num_images
+        cond = self.condition(num_images, class_ids, device, captions)
         was_training = unet.training
         unet.eval()
         for t in ddim.timesteps:

@@ -3,7 +3,10 @@
 The folder has ``unet/`` and ``vae/`` (``save_pretrained``, safetensors) and
 ``scheduler/`` (the training ``DDPMScheduler``), the layout every mmdiff
 backbone reads with ``pretrained=FOLDER``, plus ``mmdiff_pretrain.json``
-(what was trained, how). LoRA adapters are merged into the U-Net's weights,
+(what was trained, how). A caption-conditioned model also writes its
+(frozen) ``text_encoder/`` and ``tokenizer/``, so the folder is a Stable
+Diffusion folder for the backbones' ``text_encoder=`` too (class
+embeddings, CaptionVPD). LoRA adapters are merged into the U-Net's weights,
 so the folder is a plain U-Net. It is published with
 :func:`mmdiff.utils.fileio.publish_folder` (temp sibling, fsync, rename; the
 previous export replaced), so a reader never sees a half-written folder.
@@ -71,7 +74,8 @@ def build_plain_unet(model, state: Optional[Dict[str, Tensor]] = None):
 def export_diffusers(model, out_dir: str,
                      state: Optional[Dict[str, Tensor]] = None,
                      meta: Optional[dict] = None) -> str:
-    """Write ``model``'s U-Net + VAE (+ scheduler) as a diffusers folder.
+    """Write ``model``'s U-Net + VAE (+ scheduler, + text encoder and
+    tokenizer if caption-conditioned) as a diffusers folder.
 
     Args:
         model (DiffusionPretrainer): The trained model.
@@ -95,6 +99,10 @@ def export_diffusers(model, out_dir: str,
                 cross_attention_dim=model.cross_attention_dim,
                 backbone_hint=dict(pretrained=out_dir, scale_latents=True),
                 **(meta or {}))
+    if model.text_encoder is not None:
+        info.update(text_encoder=model.text_encoder.source,
+                    max_length=model.text_encoder.max_length,
+                    caption_dropout=model.caption_dropout)
 
     def fill(tmp: str) -> None:
         unet.save_pretrained(osp.join(tmp, 'unet'))
@@ -103,6 +111,8 @@ def export_diffusers(model, out_dir: str,
         if model.class_embed is not None:
             torch.save(model.class_embed.weight.detach().cpu().clone(),
                        osp.join(tmp, 'class_embeddings.pth'))
+        if model.text_encoder is not None:
+            model.text_encoder.save(tmp)
         atomic_write_json(osp.join(tmp, META_FILE), info, indent=1)
 
     publish_folder(out_dir, fill, replace=True,

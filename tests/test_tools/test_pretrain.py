@@ -197,6 +197,23 @@ def test_probe_features_depth(pretrained, run_tool):
     assert 'chance (no features)' in proc.stdout
 
 
+def test_probe_depth_head_learns_metres(load_tool):
+    """Features that carry the depth linearly: the probe's head must get
+    far below chance in its default 100 steps (a head regressing raw metres
+    from 0 at lr 1e-2 cannot even reach the mean depth in that many)."""
+    import argparse
+    probe = load_tool('tools/analysis_tools/probe_features.py')
+    gen = torch.Generator().manual_seed(0)
+    depth = 2.0 + 3.0 * torch.rand(12, 16, 16, generator=gen)  # 2..5 m
+    feats = torch.cat([depth[:, None], torch.randn(12, 3, 16, 16,
+                                                   generator=gen)], 1)
+    args = argparse.Namespace(seed=0, lr=1e-2, steps=100)
+    rmse = probe._fit_and_score(feats[:8], depth[:8], feats[8:], depth[8:],
+                                'depth', 1, args)
+    floor = probe.chance(depth[:8], depth[8:], 'depth', 1)
+    assert rmse < 0.25 * floor, (rmse, floor)
+
+
 def test_probe_chance_scores(load_tool):
     """Chance by hand: seg = the training set's majority class everywhere
     (mmseg's mIoU over classes present); depth = its mean depth."""

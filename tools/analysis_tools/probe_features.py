@@ -101,9 +101,15 @@ def _fit_and_score(train_x, train_y, val_x, val_y, task: str,
     mean = train_x.mean(dim=(0, 2, 3), keepdim=True)
     std = train_x.std(dim=(0, 2, 3), keepdim=True) + 1e-6
     optim = torch.optim.AdamW(head.parameters(), lr=args.lr)
+    # depth: the head regresses standardised depth (metres back out), so it
+    # starts near the mean depth instead of having to walk its bias there
+    shift, scale = 0.0, 1.0
+    if task != 'seg':
+        valid_depth = train_y[train_y > 0]
+        shift, scale = float(valid_depth.mean()), float(valid_depth.std())
 
     def predict(x):
-        y = head((x - mean) / std)
+        y = head((x - mean) / std) * scale + shift
         return F.interpolate(y, size=train_y.shape[-2:], mode='bilinear',
                              align_corners=False)
 

@@ -17,12 +17,12 @@ install-tests:
 	bash tools/setup_env.sh --tests
 
 test: install-tests
-	$(PY) -m pytest tests -v -ra --durations=15
+	$(PY) -m pytest tests -v -ra --durations=40
 
 # The reference configs not in `make test` (pytest marker `datasets`): each
 # trains 2 iterations on a fabricated miniature of its data set's layout.
 test-datasets: install-tests
-	$(PY) -m pytest tests -m datasets -v -ra --durations=15
+	$(PY) -m pytest tests -m datasets -v -ra --durations=40
 
 demo: install
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir work_dirs/demo

@@ -350,7 +350,7 @@ def report(result: dict) -> str:
 
     def row(name, get):
         vals = [get(h) for h in (r, p)]
-        cells = ''.join(f'{"-" if v is None else f"{v / GIB:.3f}":>10}'
+        cells = ''.join(f'{"-" if v is None else f"{v / GIB:.4g}":>10}'
                         for v in vals)
         lines.append(f'  {name:24}{cells}')
 
@@ -369,7 +369,7 @@ def report(result: dict) -> str:
     return '\n'.join(lines)
 
 
-def main(argv=None) -> dict:
+def parse_args(argv) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', default=CONFIG)
     p.add_argument('--random-weights', action='store_true')
@@ -387,8 +387,12 @@ def main(argv=None) -> dict:
     p.add_argument('--work-dir', default=None)
     p.add_argument('--out', default=None, help='write the results as JSON')
     p.add_argument('--half', choices=HALVES, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = p.parse_args(argv)
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.half:

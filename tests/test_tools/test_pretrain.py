@@ -290,18 +290,3 @@ def test_pretrain_configs_build(path, tmp_path):
             assert tuple(item['inputs'].shape) == (3, 512, 512)
             if caption:
                 assert item['data_samples'].caption == 'caption 0'
-
-
-def test_benchmark_pretrainer_runs(tmp_path, one_thread):
-    """The speed tool, at a toy size: both loops ran the same steps."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_pretrainer',
-        osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_pretrainer.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    result = tool.main(['--iters', '2', '--warmup', '1', '--batch', '2',
-                        '--size', '64', '--work-dir', str(tmp_path)])
-    assert result['runner_s'] > 0 and result['plain_s'] > 0
-    assert result['ratio'] == pytest.approx(
-        result['runner_s'] / result['plain_s'])

@@ -1,22 +1,48 @@
 """The pretrainer's training step under mmengine's Runner vs a plain loop.
 
-    python tools/analysis_tools/benchmark_pretrainer.py [--iters 20]
-        [--warmup 3] [--batch 8] [--size 128] [--unet tiny|sd15]
+    python tools/analysis_tools/benchmark_pretrainer.py [--config CONFIG]
+        [--random-weights] [--unet tiny|sd15] [--iters 20] [--warmup 3]
+        [--batch 8] [--size 128] [--threads N] [--no-ema] [--out FILE.json]
 
-One process, same U-Net (same initial weights), same batches, same dtype
-(fp32), same optimizer (AdamW, the demo config's lr / weight decay / grad
-clip): first ``Runner.train()`` on the demo pretraining config (its hooks
-but the demo VAE, EMA and export hooks, which a plain loop would not run
-either), timing each iteration from ``before_train_iter`` to the end of
-``after_train_iter`` (data loading excluded); then a plain PyTorch +
-diffusers loop (normalise, VAE encode, DDPM noise, U-Net, MSE with min-SNR,
-backward, clip, step) on the batches the runner got. Prints the median step
-time of each and their ratio (goal: runner / plain <= 1.0).
+Any pretraining config (default: the tiny demo one), measured twice, each
+half in a fresh process of its own (so each peak memory is its own): first
+``Runner.train()`` on the config, timing each iteration from
+``before_train_iter`` to the end of ``after_train_iter`` (data loading
+excluded); then a plain PyTorch + diffusers loop (normalise, VAE encode,
+DDPM noise, U-Net, MSE with the config's min-SNR / prediction type,
+backward, clip, step, EMA) on the batches the runner got.
+
+Both halves build the model from the config with the same seed (same
+U-Net, LoRA adapters, gradient checkpointing, dtype) and train the same
+parameters with the config's optimizer (type and hyper-parameters) and grad
+clip; the config's ``EMAHook`` is kept (``--no-ema`` drops it), and the
+plain loop then keeps an EMA of the trainable weights with diffusers'
+``EMAModel`` (decay = 1 - momentum). The rest of the config is dropped: the
+data are the demo's generated scenes (``--size``, ``--batch``), the lr is
+constant, no other custom hooks (demo VAE, export, NaN guard), no
+checkpoints; conditioning must be ``'none'`` (the scenes have no captions
+or classes).
+
+``--random-weights``: a config with ``pretrained=<id>`` builds the released
+model's shapes (``real_unet_cfg(id)``, ``SD_VAE``) with random weights
+instead: offline, and the same memory and time. ``--unet tiny|sd15``
+swaps in that U-Net and VAE (random) whatever the config has.
+
+Prints the median step time of each half and their ratio (goal: runner /
+plain <= 1.0), then per half the peak RSS of the process (``ru_maxrss``),
+``torch.cuda.max_memory_allocated`` on CUDA, and the static memory measured
+from the tensors: U-Net parameters, trainable parameters, gradients,
+optimizer state, EMA copy, VAE. ``--out`` writes it all (and the host) as
+JSON.
 """
 import argparse
-import copy
+import json
+import os
 import os.path as osp
+import platform
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,107 +58,366 @@ from mmengine.hooks import Hook  # noqa: E402
 
 CONFIG = osp.join(_ROOT, 'configs', 'pretrain',
                   'diffusion-pretrain_tiny_demo-unlabelled.py')
+SD15_ID = 'stable-diffusion-v1-5/stable-diffusion-v1-5'
+HALVES = ('runner', 'plain')
+GIB = 1024**3
 
 
-class _StepTimer(Hook):
-    """Records each iteration's time (data loading excluded) and batch."""
-    priority = 'LOWEST'
-
-    def __init__(self) -> None:
-        self.times, self.batches, self._start = [], [], None
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        self.batches.append(copy.deepcopy(data_batch))
-        self._start = time.perf_counter()
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        self.times.append(time.perf_counter() - self._start)
+def _is_ema_hook(hook: dict) -> bool:
+    return str(hook.get('type', '')).split('.')[-1] == 'EMAHook'
 
 
-def plain_loop(model, batches, lr, weight_decay, max_norm) -> list:
-    """The same step without mmengine: returns per-step seconds."""
-    from diffusers.training_utils import compute_snr
-    unet, vae, sched = model.unet, model.vae, model.scheduler
-    params = [p for p in unet.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    mean = torch.tensor([127.5] * 3).view(1, 3, 1, 1)
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        x = torch.stack(batch['inputs'])[:, [2, 1, 0]].float()  # BGR->RGB
-        x = (x - mean) / mean
-        with torch.no_grad():
-            lat = vae.encode(x).latent_dist.sample() * \
-                vae.config.scaling_factor
-        noise = torch.randn_like(lat)
-        t = torch.randint(0, sched.config.num_train_timesteps,
-                          (lat.shape[0], )).long()
-        noisy = sched.add_noise(lat, noise, t)
-        cond = torch.zeros(lat.shape[0], 1, unet.config.cross_attention_dim)
-        pred = unet(noisy, t, encoder_hidden_states=cond).sample
-        mse = F.mse_loss(pred, noise, reduction='none').mean(dim=(1, 2, 3))
-        snr = compute_snr(sched, t)
-        loss = (mse * torch.clamp(snr, max=model.snr_gamma) / snr).mean()
-        optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, max_norm)
-        optim.step()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--iters', type=int, default=20)
-    p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--batch', type=int, default=8)
-    p.add_argument('--size', type=int, default=128)
-    p.add_argument('--unet', choices=['tiny', 'sd15'], default='tiny')
-    p.add_argument('--work-dir', default=None)
-    args = p.parse_args(argv)
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(CONFIG)
-    if args.unet == 'sd15':
-        from mmdiff.models.diffusion.presets import SD_VAE, real_unet_cfg
-        cfg.model.update(
-            unet_cfg=real_unet_cfg('stable-diffusion-v1-5/'
-                                   'stable-diffusion-v1-5'), vae_cfg=SD_VAE)
-    cfg.work_dir = args.work_dir or tempfile.mkdtemp(prefix='bench_pre-')
+def bench_cfg(args) -> Config:
+    """The config both halves build from (see the module docstring)."""
+    from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+    from mmdiff.models.diffusion.presets import SD_VAE, real_unet_cfg
+    cfg = Config.fromfile(args.config)
+    model = cfg.model
+    if model.get('conditioning', 'none') != 'none':
+        raise ValueError(
+            f"{args.config}: conditioning={model.conditioning!r}; the "
+            "benchmark feeds the demo scenes (no captions, no classes), so "
+            "it measures conditioning='none' configs only.")
+    pretrained = model.get('pretrained')
+    shapes = None
+    if args.unet == 'tiny':
+        shapes = tiny_unet_cfg(), tiny_vae_cfg()
+    elif args.unet == 'sd15':
+        shapes = real_unet_cfg(SD15_ID), SD_VAE
+    elif pretrained is not None and args.random_weights:
+        shapes = real_unet_cfg(pretrained), SD_VAE
+    if shapes is not None:
+        model.update(pretrained=None, original_config=None,
+                     unet_cfg=dict(shapes[0]), vae_cfg=dict(shapes[1]))
+    model.update(vae_weights=None, unet_weights=None)  # random costs the same
+    demo = Config.fromfile(CONFIG)
+    cfg.default_scope = demo.default_scope
+    imports = list(cfg.get('custom_imports', {}).get('imports', []))
+    cfg.custom_imports = dict(
+        imports=imports + [m for m in demo.custom_imports.imports
+                           if m not in imports],
+        allow_failed_imports=False)
+    cfg.train_dataloader = demo.train_dataloader
+    cfg.work_dir = args.work_dir
     ds = cfg.train_dataloader.dataset
     ds.update(num_train=max(args.batch * 2, 16), size=args.size,
               data_root=osp.join(cfg.work_dir, 'data', 'seg'))
     ds.pipeline[1]['scale'] = args.size
     ds.pipeline[2]['crop_size'] = (args.size, args.size)
     cfg.train_dataloader.batch_size = args.batch
-    cfg.model.vae_weights = None  # a random VAE costs the same
-    cfg.custom_hooks = []  # no demo VAE, EMA, export: the plain loop has none
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', [])
+                        if _is_ema_hook(h) and not args.no_ema]
     cfg.param_scheduler = None  # a constant lr, as the plain loop
     cfg.default_hooks.checkpoint.interval = 10**9
     cfg.default_hooks.checkpoint.save_last = False
-    cfg.train_cfg.max_iters = args.warmup + args.iters
+    cfg.train_cfg = dict(type='IterBasedTrainLoop',
+                         max_iters=args.warmup + args.iters)
     cfg.log_level = 'WARNING'
+    return cfg
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _unet_checksum(model) -> float:
+    """A fingerprint of the initial U-Net (both halves start equal)."""
+    return float(sum(p.detach().double().abs().sum()
+                     for p in model.unet.parameters()))
+
+
+class _GradBytes:
+    """Optimizer step pre-hook: the bytes of the gradients at each step."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        from mmdiff.benchmark.measure import tensor_bytes
+        self.bytes = max(self.bytes, tensor_bytes(
+            p.grad for g in optimizer.param_groups for p in g['params']))
+
+
+class _StepTimer(Hook):
+    """Records each iteration's time (data loading excluded) and images."""
+    priority = 'LOWEST'
+
+    def __init__(self) -> None:
+        self.times, self.inputs, self._start = [], [], None
+        self.grads, self.checksum = _GradBytes(), None
+
+    def before_train(self, runner) -> None:
+        self.checksum = _unet_checksum(_unwrap(runner.model))
+        runner.optim_wrapper.optimizer.register_step_pre_hook(self.grads)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
+        self.inputs.append(torch.stack(data_batch['inputs']).clone())
+        _sync()
+        self._start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        _sync()
+        self.times.append(time.perf_counter() - self._start)
+
+
+def _unwrap(model):
+    from mmengine.model import is_model_wrapper
+    return model.module if is_model_wrapper(model) else model
+
+
+def static_bytes(model, optimizer, grads: int, ema_tensors) -> dict:
+    """Memory of the training state, from the tensors themselves."""
+    from mmdiff.benchmark.measure import tensor_bytes
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return dict(
+        unet_params=tensor_bytes(model.unet.parameters()),
+        trainable_params=tensor_bytes(trainable),
+        grads=grads,
+        optimizer_state=tensor_bytes(
+            v for s in optimizer.state.values() for k, v in s.items()
+            if k != 'step'),
+        ema=None if ema_tensors is None else tensor_bytes(ema_tensors),
+        vae=tensor_bytes(list(model.vae.parameters()) +
+                         list(model.vae.buffers())),
+        num_unet_params=sum(p.numel() for p in model.unet.parameters()),
+        num_trainable_params=sum(p.numel() for p in trainable))
+
+
+def runner_half(cfg: Config) -> dict:
+    from mmengine.hooks import EMAHook
+    from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     timer = _StepTimer()
     runner.register_hook(timer)
-    model = runner.model
-    init = copy.deepcopy(model.state_dict())
     runner.train()
-    model.load_state_dict(init)  # the plain loop starts where runner did
-    opt = cfg.optim_wrapper.optimizer
-    plain = plain_loop(model, timer.batches, opt.lr, opt.weight_decay,
-                       cfg.optim_wrapper.clip_grad.max_norm)
-    ran = statistics.median(timer.times[args.warmup:])
-    pl = statistics.median(plain[args.warmup:])
+    ema = [h.ema_model.module for h in runner.hooks
+           if isinstance(h, EMAHook)]
+    ema_tensors = None if not ema else \
+        list(ema[0].parameters()) + list(ema[0].buffers())
+    torch.save(timer.inputs, osp.join(cfg.work_dir, 'bench_inputs.pt'))
+    return dict(step_s=timer.times, init_checksum=timer.checksum,
+                memory=static_bytes(_unwrap(runner.model),
+                                    runner.optim_wrapper.optimizer,
+                                    timer.grads.bytes, ema_tensors))
+
+
+def plain_loop(model, inputs, optim_cfg: dict, max_norm: float,
+               ema_momentum=None) -> tuple:
+    """The same steps without mmengine: per-step seconds, optimizer, EMA."""
+    from diffusers.training_utils import EMAModel
+    unet, vae, sched = model.unet, model.vae, model.scheduler
+    device = next(unet.parameters()).device
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim_cfg = dict(optim_cfg)
+    optim = getattr(torch.optim, optim_cfg.pop('type'))(params, **optim_cfg)
+    grads = _GradBytes()
+    optim.register_step_pre_hook(grads)
+    ema = None if ema_momentum is None else \
+        EMAModel(params, decay=1.0 - ema_momentum)
+    mean = torch.tensor([127.5] * 3, device=device).view(1, 3, 1, 1)
+    times = []
+    for batch in inputs:
+        start = time.perf_counter()
+        x = batch.to(device)[:, [2, 1, 0]].float()  # BGR->RGB
+        x = (x - mean) / mean
+        with model._autocast(device.type):
+            with torch.no_grad():
+                post = vae.encode(x).latent_dist
+                lat = post.sample() if model.latent_mode == 'sample' \
+                    else post.mode()
+                lat = (lat * vae.config.scaling_factor).float()
+            noise = torch.randn_like(lat)
+            t = torch.randint(0, sched.config.num_train_timesteps,
+                              (lat.shape[0], ), device=device).long()
+            noisy = sched.add_noise(lat, noise, t)
+            cond = torch.zeros(lat.shape[0], 1, model.cross_attention_dim,
+                               device=device, dtype=unet.dtype)
+            pred = unet(noisy, t, encoder_hidden_states=cond).sample
+        target = noise if model.prediction_type == 'epsilon' else \
+            sched.get_velocity(lat, noise, t)
+        mse = F.mse_loss(pred.float(), target.float(),
+                         reduction='none').mean(dim=(1, 2, 3))
+        loss = mse.mean()
+        if model.snr_gamma is not None:
+            from diffusers.training_utils import compute_snr
+            snr = compute_snr(sched, t)
+            weight = torch.clamp(snr, max=model.snr_gamma)
+            loss = (mse * weight / (snr if model.prediction_type ==
+                                    'epsilon' else snr + 1)).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        optim.step()
+        optim.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(params)
+        _sync()
+        times.append(time.perf_counter() - start)
+    return times, optim, grads.bytes, ema
+
+
+def plain_half(cfg: Config) -> dict:
+    from mmengine.runner import set_random_seed
+    from mmengine.utils import import_modules_from_strings
+
+    import_modules_from_strings(**cfg.custom_imports)
+    from mmdiff.registry import MODELS
+    set_random_seed(cfg.randomness.seed)  # as the runner, before the build
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model.to(device).train()
+    checksum = _unet_checksum(model)
+    inputs = torch.load(osp.join(cfg.work_dir, 'bench_inputs.pt'))
+    ema_hooks = [h for h in cfg.custom_hooks if _is_ema_hook(h)]
+    momentum = ema_hooks[0].get('momentum', 0.0002) if ema_hooks else None
+    times, optim, grads, ema = plain_loop(
+        model, inputs, cfg.optim_wrapper.optimizer,
+        cfg.optim_wrapper.clip_grad.max_norm, momentum)
+    return dict(step_s=times, init_checksum=checksum,
+                memory=static_bytes(model, optim, grads,
+                                    None if ema is None else
+                                    ema.shadow_params))
+
+
+def host() -> dict:
+    cpu = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name')), cpu)
+    except OSError:
+        pass
+    info = dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(),
+                torch=torch.__version__, python=platform.python_version(),
+                device='cuda' if torch.cuda.is_available() else 'cpu')
+    if torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name()
+    return info
+
+
+def run_half(args) -> None:
+    """One half in this (fresh) process; results to its JSON file."""
+    from mmdiff.utils.fileio import atomic_write_json
+    cfg = bench_cfg(args)
+    result = (runner_half if args.half == 'runner' else plain_half)(cfg)
+    result.update(
+        pid=os.getpid(), threads=torch.get_num_threads(),
+        device='cuda' if torch.cuda.is_available() else 'cpu',
+        median_s=statistics.median(result['step_s'][args.warmup:]),
+        peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        cuda_max_allocated=torch.cuda.max_memory_allocated()
+        if torch.cuda.is_available() else None,
+        model=dict(lora=cfg.model.get('lora'),
+                   grad_checkpointing=cfg.model.get('grad_checkpointing',
+                                                    False),
+                   prediction_type=cfg.model.get('prediction_type'),
+                   snr_gamma=cfg.model.get('snr_gamma'),
+                   amp_dtype=cfg.model.get('amp_dtype'),
+                   unet_cfg=cfg.model.get('unet_cfg'),
+                   pretrained=cfg.model.get('pretrained')),
+        optimizer=dict(cfg.optim_wrapper.optimizer),
+        clip_grad=dict(cfg.optim_wrapper.clip_grad),
+        ema_hooks=[dict(h) for h in cfg.custom_hooks])
+    atomic_write_json(osp.join(args.work_dir, f'bench_{args.half}.json'),
+                      result, indent=2)
+
+
+def _label(args) -> str:
+    if args.unet:
+        return args.unet
+    model = Config.fromfile(args.config).model
+    if model.get('pretrained'):
+        return model.pretrained + (' (random weights)'
+                                   if args.random_weights else '')
+    from mmdiff.models.diffusion import tiny_unet_cfg
+    return 'tiny' if model.get('unet_cfg') == tiny_unet_cfg() else 'config'
+
+
+def report(result: dict) -> str:
+    r, p = result['halves']['runner'], result['halves']['plain']
+    lines = [
+        f"{result['unet']} U-Net, batch {result['batch']} x "
+        f"{result['size']} px, fp32, AdamW, {result['threads']} threads, "
+        f"median of {result['iters']} steps after {result['warmup']} "
+        'warm-up:',
+        f"  mmengine Runner step   {result['runner_s'] * 1000:8.1f} ms",
+        f"  plain PyTorch loop     {result['plain_s'] * 1000:8.1f} ms",
+        f"  runner / plain         {result['ratio']:8.3f}",
+        f"memory (GiB), each half its own process on {r['device']}:",
+        f"  {'':24}{'runner':>10}{'plain':>10}"]
+
+    def row(name, get):
+        vals = [get(h) for h in (r, p)]
+        cells = ''.join(f'{"-" if v is None else f"{v / GIB:.4g}":>10}'
+                        for v in vals)
+        lines.append(f'  {name:24}{cells}')
+
+    row('peak RSS (ru_maxrss)', lambda h: h['peak_rss_kib'] * 1024)
+    if r['cuda_max_allocated'] is not None:
+        row('CUDA max allocated', lambda h: h['cuda_max_allocated'])
+    for key, name in (('unet_params', 'U-Net parameters'),
+                      ('trainable_params', 'trainable parameters'),
+                      ('grads', 'gradients'),
+                      ('optimizer_state', 'optimizer state'),
+                      ('ema', 'EMA copy'), ('vae', 'VAE')):
+        row(name, lambda h, key=key: h['memory'][key])
+    m = r['memory']
+    lines.append(f"  trainable {m['num_trainable_params']:,} of "
+                 f"{m['num_unet_params']:,} U-Net parameters")
+    return '\n'.join(lines)
+
+
+def parse_args(argv) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--config', default=CONFIG)
+    p.add_argument('--random-weights', action='store_true')
+    p.add_argument('--unet', choices=['tiny', 'sd15'], default=None,
+                   help='swap in this U-Net and VAE (random weights); '
+                   "default: the config's")
+    p.add_argument('--iters', type=int, default=20)
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--batch', type=int, default=8)
+    p.add_argument('--size', type=int, default=128)
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch intra-op threads of each half')
+    p.add_argument('--no-ema', action='store_true',
+                   help="drop the config's EMAHook (and the plain EMA)")
+    p.add_argument('--work-dir', default=None)
+    p.add_argument('--out', default=None, help='write the results as JSON')
+    p.add_argument('--half', choices=HALVES, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.half:
+        return run_half(args)
+    args.work_dir = osp.abspath(args.work_dir or
+                                tempfile.mkdtemp(prefix='bench_pre-'))
+    halves = {}
+    for half in HALVES:  # the plain half reads the runner's batches
+        subprocess.run([sys.executable, osp.abspath(__file__), *argv,
+                        '--work-dir', args.work_dir, '--half', half],
+                       check=True)
+        with open(osp.join(args.work_dir, f'bench_{half}.json')) as f:
+            halves[half] = json.load(f)
+    ran, pl = halves['runner']['median_s'], halves['plain']['median_s']
     result = dict(runner_s=ran, plain_s=pl, ratio=ran / pl,
-                  threads=torch.get_num_threads(), batch=args.batch,
-                  size=args.size, unet=args.unet, iters=args.iters)
-    print(f'{args.unet} U-Net, batch {args.batch} x {args.size} px, fp32, '
-          f'AdamW, {torch.get_num_threads()} threads, median of '
-          f'{args.iters} steps after {args.warmup} warm-up:\n'
-          f'  mmengine Runner step   {ran * 1000:8.1f} ms\n'
-          f'  plain PyTorch loop     {pl * 1000:8.1f} ms\n'
-          f'  runner / plain         {ran / pl:8.3f}')
+                  threads=halves['runner']['threads'], batch=args.batch,
+                  size=args.size, unet=_label(args), iters=args.iters,
+                  warmup=args.warmup, config=osp.abspath(args.config),
+                  random_weights=args.random_weights, host=host(),
+                  halves=halves)
+    result['host']['threads'] = result['threads']
+    print(report(result))
+    if args.out:
+        from mmdiff.utils.fileio import atomic_write_json
+        atomic_write_json(args.out, result, indent=2)
     return result
 
 

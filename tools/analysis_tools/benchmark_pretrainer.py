@@ -337,9 +337,11 @@ def _label(args) -> str:
 
 def report(result: dict) -> str:
     r, p = result['halves']['runner'], result['halves']['plain']
+    dtype = r['model']['amp_dtype'] or 'fp32'
     lines = [
         f"{result['unet']} U-Net, batch {result['batch']} x "
-        f"{result['size']} px, fp32, AdamW, {result['threads']} threads, "
+        f"{result['size']} px, {dtype}, {r['optimizer']['type']}, "
+        f"{result['threads']} threads, "
         f"median of {result['iters']} steps after {result['warmup']} "
         'warm-up:',
         f"  mmengine Runner step   {result['runner_s'] * 1000:8.1f} ms",

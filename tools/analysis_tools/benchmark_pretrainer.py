@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import resource
 import statistics
 import subprocess
@@ -266,8 +265,7 @@ def plain_half(cfg: Config) -> dict:
     set_random_seed(cfg.randomness.seed)  # as the runner, before the build
     model = MODELS.build(cfg.model)
     model.init_weights()
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model.to(device).train()
+    model.to(_device()).train()
     checksum = _unet_checksum(model)
     inputs = torch.load(osp.join(cfg.work_dir, 'bench_inputs.pt'))
     ema_hooks = [h for h in cfg.custom_hooks if _is_ema_hook(h)]
@@ -281,20 +279,14 @@ def plain_half(cfg: Config) -> dict:
                                     ema.shadow_params))
 
 
+def _device() -> str:
+    return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
 def host() -> dict:
-    cpu = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next((line.split(':', 1)[1].strip() for line in f
-                        if line.startswith('model name')), cpu)
-    except OSError:
-        pass
-    info = dict(cpu=cpu, cores=os.cpu_count(), threads=torch.get_num_threads(),
-                torch=torch.__version__, python=platform.python_version(),
-                device='cuda' if torch.cuda.is_available() else 'cpu')
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name()
-    return info
+    """The benchmarks' machine record, plus this run's threads and device."""
+    from mmdiff.benchmark.report import machine
+    return dict(machine(), threads=torch.get_num_threads(), device=_device())
 
 
 def run_half(args) -> None:
@@ -304,7 +296,7 @@ def run_half(args) -> None:
     result = (runner_half if args.half == 'runner' else plain_half)(cfg)
     result.update(
         pid=os.getpid(), threads=torch.get_num_threads(),
-        device='cuda' if torch.cuda.is_available() else 'cpu',
+        device=_device(),
         median_s=statistics.median(result['step_s'][args.warmup:]),
         peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         cuda_max_allocated=torch.cuda.max_memory_allocated()

@@ -28,6 +28,8 @@ from mmdiff.models.diffusion.added_cond import (added_cond_kwargs,
 from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
 from mmdiff.models.diffusion.noise import add_noise, sd_noise_scheduler
 from mmdiff.models.diffusion.probe import probe_unet
+from mmdiff.models.diffusion.vae_taps import (probe_vae_taps,
+                                              vae_feature_taps, vae_tap_paths)
 from mmdiff.registry import MODELS
 from .inputs import (as_pad_shape, check_backbone_args, check_images, crop,
                      pad_images)
@@ -118,6 +120,16 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         attn_min_downsample (int): Keep maps whose resolution is at most the
             latent's divided by this (VPD: 2, i.e. 1/16 and 1/32 of the
             image for SD). Defaults to 2.
+        vae_taps (Sequence[int | str]): Extra, finer pyramid levels from the
+            VAE encoder, returned in this order in front of the U-Net taps:
+            an int ``i`` is the output of ``vae.encoder.down_blocks[i]``
+            (SD's VAE: 0 = 128 channels at stride 2, 1 = 256 at stride 4),
+            a str any module path of ``vae.encoder``. Recorded during the
+            encoder pass that makes the latents (no second pass); no
+            gradient while the VAE is frozen. Defaults to () (none).
+        freeze_vae (bool): Keep the VAE encoder frozen and in eval (VPD).
+            False trains it, through the latents and the ``vae_taps``.
+            Defaults to True.
         timestep (int): Diffusion timestep given to the U-Net. Defaults to 1.
         scale_latents (bool): Multiply latents by the VAE's
             ``scaling_factor`` (VPD: no). Defaults to False.
@@ -170,6 +182,8 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
                  attn_grad: bool = False,
                  attn_places: Sequence[str] = ('down', 'up'),
                  attn_min_downsample: int = 2,
+                 vae_taps: Sequence[Union[int, str]] = (),
+                 freeze_vae: bool = True,
                  timestep: int = 1,
                  scale_latents: bool = False,
                  latent_mode: str = 'mode',
@@ -199,6 +213,7 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         self.noise = noise
         self.noise_seed = noise_seed
         self.freeze_unet = freeze_unet
+        self.freeze_vae = freeze_vae
         self.amp_dtype = amp_dtype
         self.lora = check_lora_cfg(lora, freeze_unet)
         self.pad_shape = as_pad_shape(pad_shape)
@@ -224,6 +239,11 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
             1 for b in self.unet.down_blocks
             if getattr(b, 'downsamplers', None))
         self.size_divisor = self.vae_factor * self.unet_factor
+        self.vae_tap_paths = vae_tap_paths(self.vae.encoder, vae_taps)
+        self.vae_taps = vae_feature_taps(self.vae.encoder, self.vae_tap_paths)
+        self.vae_tap_channels, self.vae_tap_strides = probe_vae_taps(
+            self.vae.encoder, self.vae_taps, self.in_channels,
+            self.vae_factor)
         self.time_ids = time_ids
         pooled = pooled_text_embeds(self.unet.config, text_embeds, time_ids)
         if isinstance(pooled, torch.nn.Parameter) or pooled is None:
@@ -277,9 +297,14 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
     @property
     def feature_info(self) -> List[dict]:
         """timm-style ``[dict(num_chs, reduction, module)]``, one per
-        output, computed once (see the class docstring)."""
+        output (the ``vae_taps`` first, then :meth:`output_channels`),
+        computed once (see the class docstring)."""
         if self._feature_info is None:
             self._feature_info = [
+                dict(num_chs=c, reduction=s, module=f'vae.encoder.{p}')
+                for c, s, p in zip(self.vae_tap_channels,
+                                   self.vae_tap_strides, self.vae_tap_paths)
+            ] + [
                 dict(num_chs=c, reduction=s, module=f'unet.{p}')
                 for c, s, p in zip(self.output_channels(), self.tap_strides,
                                    self.tap_paths)
@@ -315,9 +340,11 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         self._is_init = True
 
     def _freeze_stages(self) -> None:
-        """VAE always frozen and in eval; U-Net too when ``freeze_unet``;
-        U-Net parameters no tap depends on always frozen."""
-        frozen = [self.vae] + ([self.unet] if self.freeze_unet else [])
+        """VAE frozen and in eval unless ``freeze_vae=False``; U-Net too
+        when ``freeze_unet``; U-Net parameters no tap depends on always
+        frozen."""
+        frozen = ([self.vae] if self.freeze_vae else []) + (
+            [self.unet] if self.freeze_unet else [])
         for module in frozen:
             module.eval()
             for param in module.parameters():
@@ -349,9 +376,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
                 conditioning with one embedding per image. Defaults to None.
 
         Returns:
-            tuple[Tensor]: One map per tap, ``(B, out_channels[i],
-            ceil(H / s_i), ceil(W / s_i))`` with ``s_i`` the tap's stride,
-            in the input's dtype.
+            tuple[Tensor]: One map per output (the ``vae_taps``, then the
+            U-Net taps), ``(B, out_channels[i], ceil(H / s_i),
+            ceil(W / s_i))`` with ``s_i`` its stride, in the input's dtype.
         """
         if isinstance(inputs, (tuple, list)):
             inputs, class_ids = inputs
@@ -359,9 +386,13 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         images, out_hw = pad_images(inputs, self.size_divisor,
                                     self.pad_shape, self.pad_val)
         with self.autocast(images.device.type):
-            latents = self.encode(images)
+            with self.vae_taps.capture() as vae_feats:
+                latents = self.encode(images)
             cond = self.condition(images.shape[0], class_ids)
             outs = self.extract(latents, cond.to(latents.device), out_hw)
+            outs = tuple(
+                crop(vae_feats[path], stride, out_hw) for path, stride in zip(
+                    self.vae_tap_paths, self.vae_tap_strides)) + tuple(outs)
         if self.amp_dtype is None:
             return tuple(outs)
         return tuple(out.to(inputs.dtype) for out in outs)
@@ -412,9 +443,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
     # ------------------------------------------------------------------
     # Building blocks of extract()
     # ------------------------------------------------------------------
-    @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
-        """VAE latents of images in [-1, 1] (no gradient, ever).
+        """VAE latents of images in [-1, 1] (no gradient while the VAE is
+        frozen, i.e. unless ``freeze_vae=False``).
 
         Args:
             images (Tensor): ``(B, 3, H, W)``, H and W multiples of the VAE
@@ -424,8 +455,11 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
             Tensor: ``(B, 4, H / 8, W / 8)`` for SD.
         """
         param = next(self.vae.parameters())
-        dist = self.vae.encode(images.to(param.dtype)).latent_dist
-        latents = dist.mode() if self.latent_mode == 'mode' else dist.sample()
+        with torch.set_grad_enabled(torch.is_grad_enabled()
+                                    and not self.freeze_vae):
+            dist = self.vae.encode(images.to(param.dtype)).latent_dist
+            latents = dist.mode() if self.latent_mode == 'mode' \
+                else dist.sample()
         if self.scale_latents:
             latents = latents * self.vae.config.scaling_factor
         return latents

@@ -56,10 +56,14 @@ class FeatureTaps:
         paths (Sequence[str]): Dotted module paths (``model.get_submodule``).
         stop_early (bool): Raise :class:`TapsDone` once all taps fired.
             Defaults to True.
+        owner (str): What ``model`` is, for errors. Defaults to 'U-Net'.
+        example (str): An example path, for errors. Defaults to
+            "'up_blocks.1.attentions.1'".
     """
 
     def __init__(self, model: nn.Module, paths: Sequence[str],
-                 stop_early: bool = True) -> None:
+                 stop_early: bool = True, owner: str = 'U-Net',
+                 example: str = "'up_blocks.1.attentions.1'") -> None:
         self.paths = list(paths)
         self.stop_early = stop_early
         self.features: Dict[str, Tensor] = {}
@@ -70,9 +74,9 @@ class FeatureTaps:
                 module = model.get_submodule(path)
             except AttributeError as e:
                 raise ValueError(
-                    f'Tap {path!r} is not a module of the U-Net; use dotted '
-                    'paths from unet.named_modules(), e.g. '
-                    "'up_blocks.1.attentions.1'.") from e
+                    f'Tap {path!r} is not a module of the {owner}; use '
+                    f'dotted paths from its named_modules(), e.g. '
+                    f'{example}.') from e
             # A partial of a bound method (not a closure) so that
             # ``copy.deepcopy`` of the model (e.g. EMA) re-binds the copy.
             self._handles.append(

@@ -9,13 +9,14 @@ or from the models.
 from .checkpoint_checks import check_checkpoint, precheck_checkpoint
 from .host_checks import (CLASS_HEAD_PATHS, READER_PATHS,
                           check_class_embeddings, check_in_channels,
-                          check_model, check_normalization, host_part)
+                          check_model, check_normalization, check_strides,
+                          host_part, level_strides)
 from .host_options import apply_amp, apply_tta
 from .run_checks import check_before_run
 
 __all__ = [
     'check_before_run', 'precheck_checkpoint', 'check_checkpoint',
     'check_model', 'check_in_channels', 'check_class_embeddings',
-    'check_normalization', 'host_part', 'READER_PATHS', 'CLASS_HEAD_PATHS',
+    'check_normalization', 'check_strides', 'level_strides', 'host_part', 'READER_PATHS', 'CLASS_HEAD_PATHS',
     'apply_amp', 'apply_tta'
 ]

@@ -6,7 +6,10 @@ A host config writes the neck's ``in_channels``, the head's
 tapped resolution gains K channels (K = number of class embeddings), so a
 new class-embedding file silently changes what the neck must accept.
 :func:`check_model` turns each disagreement into one error naming the fix,
-instead of a conv shape error deep in the first step.
+instead of a conv shape error deep in the first step. Strides are written
+by hand too (anchor generators, RoI extractors, FPN heads, pixel decoders):
+a stride that disagrees with the level it reads trains without an error and
+gives wrong boxes, so :func:`check_strides` refuses it.
 
 The parts are found one way, :func:`host_part`, from the attribute paths
 OpenMMLab hosts use (:data:`READER_PATHS`, :data:`CLASS_HEAD_PATHS`).
@@ -156,6 +159,89 @@ def check_normalization(model: nn.Module) -> None:
             ' as the VAE expects).')
 
 
+#: Parts that read levels by stride: ``(path, attribute)``; the attribute
+#: holds one stride (or an ``(sw, sh)`` pair) per level, finest first.
+STRIDE_READERS = (
+    ('rpn_head.prior_generator', 'strides'),
+    ('bbox_head.prior_generator', 'strides'),
+    ('roi_head.bbox_roi_extractor', 'featmap_strides'),
+    ('roi_head.mask_roi_extractor', 'featmap_strides'),
+)
+# Not listed: Mask2Former's pixel decoder (MSDeformAttnPixelDecoder) scales
+# its reference points by its strides and divides them out again, so its
+# ``strides`` do not change what it computes.
+
+
+def level_strides(model: nn.Module) -> Optional[List[int]]:
+    """Strides of the levels the heads read: an FPN-like neck's outputs
+    (its ``start_level``..``backbone_end_level`` inputs, then one extra level
+    of twice the stride per further output), or the backbone's own levels
+    without a neck; None for a neck of another kind."""
+    backbone = diffusion_backbone(model)
+    strides = [info['reduction'] for info in backbone.feature_info]
+    neck = getattr(unwrap(model), 'neck', None)
+    if neck is None:
+        return strides
+    try:
+        start, end = neck.start_level, neck.backbone_end_level
+        num_outs = neck.num_outs
+    except AttributeError:
+        return None
+    outs = strides[start:end]
+    while outs and len(outs) < num_outs:
+        outs.append(outs[-1] * 2)
+    return outs
+
+
+def _stride_readers(root: nn.Module, levels: List[int]):
+    """``(name, strides written, strides of the levels read)`` of every part
+    of :data:`STRIDE_READERS` (and mmseg's ``FPNHead``) in ``root``."""
+    for path, attr in STRIDE_READERS:
+        part = root
+        for name in path.split('.'):
+            part = getattr(part, name, None)
+        for item in (part if isinstance(part, nn.ModuleList) else [part]):
+            if getattr(item, attr, None) is not None:
+                yield f'{path}.{attr}', getattr(item, attr), levels
+    head = getattr(root, 'decode_head', None)
+    if getattr(head, 'feature_strides', None) is not None:
+        index = head.in_index if isinstance(head.in_index, (list, tuple)) \
+            else [head.in_index]
+        yield ('decode_head.feature_strides', head.feature_strides,
+               [levels[i] for i in index if i < len(levels)])
+
+
+def check_strides(model: nn.Module) -> None:
+    """Raise if a head reads a level at another stride than it has.
+
+    The strides a config writes for anchor generators, RoI extractors and
+    mmseg's ``FPNHead`` (their ratios) must be those of the levels they read (:func:`level_strides`): e.g. with ``vae_taps`` the
+    backbone's first level has stride 4, not 8.
+
+    Raises:
+        ValueError: Naming the part, both stride lists and the fix.
+    """
+    backbone = diffusion_backbone(model)
+    levels = level_strides(model)
+    if backbone is None or not levels:
+        return
+    for name, written, read in _stride_readers(unwrap(model), levels):
+        found = [int(s[0]) if isinstance(s, (tuple, list)) else int(s)
+                 for s in written]
+        want = read[:len(found)]
+        if name == 'decode_head.feature_strides' and len(want) == len(found):
+            # FPNHead reads only their ratios (upsampling steps per level)
+            want = [w * found[0] // want[0] for w in want]
+        if found != want:
+            raise ValueError(
+                f'{name}={found} but the levels it reads have strides '
+                f'{want} (the backbone\'s levels: '
+                f'{[i["reduction"] for i in backbone.feature_info]}; the '
+                f'levels after the neck: {levels}). Fix: write those '
+                'strides in the config (with vae_taps the first levels come '
+                'from the VAE encoder, e.g. stride 4).')
+
+
 def check_model(model: nn.Module) -> None:
     """All config-consistency checks of a built host model; models without
     an mmdiff diffusion backbone are not checked."""
@@ -164,3 +250,4 @@ def check_model(model: nn.Module) -> None:
     check_normalization(model)
     check_class_embeddings(model)
     check_in_channels(model)
+    check_strides(model)

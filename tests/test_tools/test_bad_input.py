@@ -101,6 +101,46 @@ def test_neck_in_channels_say_the_right_numbers():
         check_model(model)
 
 
+P2_CFG = osp.join(REPO, 'configs', 'demo',
+                  'mask-rcnn_vpd_tiny-p2-fpn_demo-coco-small.py')
+
+
+def _p2_model():
+    from mmengine.registry import MODELS
+    import mmdiff.models  # noqa: F401
+    cfg = Config.fromfile(P2_CFG)
+    init_default_scope('mmdet')
+    return MODELS.build(cfg.model)
+
+
+def test_strides_must_be_those_of_the_levels_read():
+    """With vae_taps the first level has stride 4: anchors or RoI
+    extractors written for stride 8 (they would train without an error)
+    are refused, naming both lists."""
+    from mmdet.models.task_modules.prior_generators import AnchorGenerator
+    model = _p2_model()
+    check_model(model)  # the P2 demo is consistent
+    good = model.roi_head.bbox_roi_extractor.featmap_strides
+    model.roi_head.bbox_roi_extractor.featmap_strides = [8, 16, 32, 64]
+    with pytest.raises(ValueError, match=r'bbox_roi_extractor.featmap_strides'
+                       r'=\[8, 16, 32, 64\] but the levels it reads have '
+                       r'strides \[4, 8, 16, 32\]'):
+        check_model(model)
+    model.roi_head.bbox_roi_extractor.featmap_strides = good
+    model.rpn_head.prior_generator = AnchorGenerator(
+        strides=[8, 16, 32, 64, 128], ratios=[1.0], scales=[2])
+    with pytest.raises(ValueError, match=r'rpn_head.prior_generator.strides'
+                       r'=\[8, 16, 32, 64, 128\]'):
+        check_model(model)
+    # mmseg's FPNHead reads only the ratios of its strides
+    seg, _ = _seg_model()
+    seg.decode_head.feature_strides = [4, 8, 16, 32]  # x2 steps: same head
+    check_model(seg)
+    seg.decode_head.feature_strides = [4, 8, 32, 64]
+    with pytest.raises(ValueError, match='decode_head.feature_strides'):
+        check_model(seg)
+
+
 def re_list(values) -> str:
     return str(list(values)).replace('[', r'\[').replace(']', r'\]')
 
@@ -187,8 +227,9 @@ def test_check_before_run_resume_picks_latest(tmp_path, checkpoint):
 
 # -- through the entry points ------------------------------------------------
 def test_entry_points_refuse_before_running(tmp_path, checkpoint):
-    """tools/train.py with a wrong neck and tools/test.py with another
-    U-Net's checkpoint stop with the errors above, before any step."""
+    """tools/train.py with a wrong neck or anchor strides and tools/test.py
+    with another U-Net's checkpoint stop with the errors above, before any
+    step."""
     model, _ = _seg_model()
     right = list(model.backbone.out_channels)
     wrong = [right[0], right[1] - 4, right[2] - 4, right[3]]
@@ -210,7 +251,19 @@ def test_entry_points_refuse_before_running(tmp_path, checkpoint):
          checkpoint, '--work-dir', str(tmp_path / 'test'), *common,
          'model.backbone.unet_cfg.layers_per_block=1'],
         cwd=tmp_path, env=env, capture_output=True, text=True)
+    p2 = subprocess.Popen(  # the stride-8 anchors on the P2 demo
+        [sys.executable, osp.join(REPO, 'tools', 'train.py'), P2_CFG,
+         '--work-dir', str(tmp_path / 'p2'), '--cfg-options',
+         'model.rpn_head.anchor_generator.strides=[8,16,32,64,128]'],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
     out = train.communicate()[0]
+    p2_out = p2.communicate()[0]
+    assert p2.returncode != 0
+    assert 'rpn_head.prior_generator.strides=[8, 16, 32, 64, 128] but the ' \
+        'levels it reads have strides [4, 8, 16, 32, 64]' in p2_out, \
+        p2_out[-3000:]
+    assert 'Iter(train)' not in p2_out
     assert train.returncode != 0
     assert f'Fix: set neck.in_channels={right}' in out, out[-3000:]
     assert 'Iter(train)' not in out

@@ -12,6 +12,7 @@ images already there. Layouts (``root`` is usually ``data/demo/<task>``)::
             annotations/{train,test}/<scene>_00000.png        uint16, mm
     coco/   {train,val}/demo_00000.jpg
             annotations/instances_{train,val}.json            COCO, polygons
+    coco_small/                                                the same layout
     panoptic/ {train,val}/demo_00000.jpg                      COCO panoptic
             annotations/panoptic_{train,val}.json, panoptic_{train,val}/*.png
 
@@ -22,10 +23,15 @@ index and never written). Depth is in millimetres (divide by
 ``demo_scene.DEPTH_RANGE``. COCO category ids are ``1..3`` in the order of
 :data:`DEMO_DET_CLASSES`. ``demo_meta.json`` in each folder records the
 parameters the data was made with and the sha256 of every file.
+
+``coco_small`` is the small-object variant of ``coco``: the same scenes drawn
+with :data:`SCENE_STYLES` (objects at 0.4x their size, up to 12 a scene),
+nearly all of them COCO-small (area < 32^2) at 128 px.
 """
 import json
 import os
 import os.path as osp
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import cv2
@@ -35,7 +41,7 @@ from mmdiff.utils.fileio import (atomic_write_json, folder_lock,
                                  publish_folder, sha256_tree)
 from .demo_scene import SCENE_NAMES, SHAPE_CLASSES, as_hw, render_scene
 
-DEMO_TASKS = ('seg', 'depth', 'coco', 'panoptic')
+DEMO_TASKS = ('seg', 'depth', 'coco', 'coco_small', 'panoptic')
 DEMO_SEG_CLASSES = ('background', ) + SHAPE_CLASSES
 # Colours as tuples: mmdet's visualizer takes a list of (r, g, b) tuples and
 # reads a list of lists as one colour per box (TypeError on int).
@@ -47,7 +53,11 @@ DEMO_DEPTH_SCALE = 1000
 #: Split folder names per task, (train, val).
 DEMO_SPLITS = dict(
     seg=('training', 'validation'), depth=('train', 'test'),
-    coco=('train', 'val'), panoptic=('train', 'val'))
+    coco=('train', 'val'), coco_small=('train', 'val'),
+    panoptic=('train', 'val'))
+#: ``render_scene`` arguments of the tasks whose scenes differ from the
+#: default ones (same random draws, other object sizes / counts).
+SCENE_STYLES = dict(coco_small=dict(object_scale=0.4, max_objects=12))
 FORMAT_VERSION = 1
 META_FILE = 'demo_meta.json'
 
@@ -60,13 +70,16 @@ def _scene_rng(seed: int, split: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), split, index])
 
 
-def _scenes(num_train: int, num_val: int, size: SizeType, seed: int):
-    """Yield ``(split_index, image_index, scene)`` for both splits."""
+def _scenes(num_train: int, num_val: int, size: SizeType, seed: int,
+            **style):
+    """Yield ``(split_index, image_index, scene)`` for both splits
+    (``style``: further :func:`render_scene` arguments)."""
     for split, num in enumerate((num_train, num_val)):
         if num < 0:
             raise ValueError(f'image counts must be >= 0, got {num}')
         for i in range(num):
-            yield split, i, render_scene(_scene_rng(seed, split, i), size)
+            yield split, i, render_scene(_scene_rng(seed, split, i), size,
+                                         **style)
 
 
 def _write(path: str, array: np.ndarray, ext: str, params=()) -> None:
@@ -152,7 +165,8 @@ def _coco_annotation(obj: Dict, ann_id: int, image_id: int) -> Dict:
 
 
 def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
-                   size: SizeType = 96, seed: int = 0) -> str:
+                   size: SizeType = 96, seed: int = 0,
+                   task: str = 'coco') -> str:
     """Write the detection / instance demo set (COCO format) under ``root``.
 
     Every object has a ``bbox`` (x, y, w, h), its polygon ``area``,
@@ -165,6 +179,8 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
         num_val (int): Images in ``val``. Defaults to 16.
         size (int | tuple[int, int]): Image size. Defaults to 96.
         seed (int): Seed of the scenes. Defaults to 0.
+        task (str): ``'coco'`` or ``'coco_small'`` (the scenes of
+            :data:`SCENE_STYLES`). Defaults to 'coco'.
 
     Returns:
         str: ``root``.
@@ -173,8 +189,9 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
     categories = [dict(id=i + 1, name=n, supercategory='shape')
                   for i, n in enumerate(DEMO_DET_CLASSES)]
     splits = [dict(images=[], annotations=[]) for _ in range(2)]
-    for split, i, scene in _scenes(num_train, num_val, size, seed):
-        name = DEMO_SPLITS['coco'][split]
+    for split, i, scene in _scenes(num_train, num_val, size, seed,
+                                   **SCENE_STYLES.get(task, {})):
+        name = DEMO_SPLITS[task][split]
         file_name = f'demo_{i:05d}.jpg'
         _write_jpg(osp.join(root, name, file_name), scene['img'])
         coco = splits[split]
@@ -184,7 +201,7 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
         for obj in scene['objects']:
             coco['annotations'].append(_coco_annotation(
                 obj, len(coco['annotations']) + 1, image_id))
-    write_coco_jsons(root, 'coco', splits, categories, 'mmdiff demo shapes')
+    write_coco_jsons(root, task, splits, categories, 'mmdiff demo shapes')
     return root
 
 
@@ -210,6 +227,7 @@ def _make_demo_panoptic(*args, **kwargs) -> str:
 
 DEMO_MAKERS: Dict[str, Callable[..., str]] = dict(
     seg=make_demo_seg, depth=make_demo_depth, coco=make_demo_coco,
+    coco_small=partial(make_demo_coco, task='coco_small'),
     panoptic=_make_demo_panoptic)
 
 
@@ -224,7 +242,7 @@ def _read_meta(folder: str):
 def expected_file_count(task: str, num_train: int, num_val: int) -> int:
     """Files of a complete set, ``demo_meta.json`` not counted."""
     images = num_train + num_val
-    if task == 'coco':  # images + the two COCO jsons
+    if task in ('coco', 'coco_small'):  # images + the two COCO jsons
         return images + 2
     if task == 'panoptic':  # images + panoptic PNGs + the two jsons
         return 2 * images + 2
@@ -272,7 +290,7 @@ def ensure_demo_data(task: str, root: str = 'data/demo', num_train: int = 64,
 
     Args:
         task (str): One of :data:`DEMO_TASKS` ('seg', 'depth', 'coco',
-            'panoptic').
+            'coco_small', 'panoptic').
         root (str): Parent folder. Defaults to 'data/demo'.
         num_train (int): Training images. Defaults to 64.
         num_val (int): Validation / test images. Defaults to 16.

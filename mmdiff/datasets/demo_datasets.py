@@ -10,7 +10,7 @@ module: ``mmdiff.datasets`` alone does not import it, to keep mmseg and
 mmdet out of ``import mmdiff.datasets``).
 """
 import os.path as osp
-from typing import Union
+from typing import Optional, Union
 
 from mmdet.datasets import CocoDataset, CocoPanopticDataset
 from mmdet.registry import DATASETS as MMDET_DATASETS
@@ -88,13 +88,30 @@ class DemoCocoDataset(CocoDataset):
         **kwargs: Passed to mmdet's ``CocoDataset``.
     """
     METAINFO = dict(classes=DEMO_DET_CLASSES, palette=DEMO_DET_PALETTE)
+    TASK = 'coco'
 
-    def __init__(self, data_root: str = 'data/demo/coco',
+    def __init__(self, data_root: Optional[str] = None,
                  num_train: int = 64, num_val: int = 16,
                  size: Union[int, tuple] = 96, seed: int = 0,
                  **kwargs) -> None:
-        _ensure('coco', data_root, num_train, num_val, size, seed)
+        data_root = data_root or f'data/demo/{self.TASK}'
+        _ensure(self.TASK, data_root, num_train, num_val, size, seed)
         super().__init__(data_root=data_root, **kwargs)
+
+
+@MMDET_DATASETS.register_module()
+class DemoCocoSmallDataset(DemoCocoDataset):
+    """The small-object variant of :class:`DemoCocoDataset`: the same
+    scenes with objects at 0.4x their size, up to 12 a scene (nearly all
+    COCO-small at 128 px; ``demo_data.SCENE_STYLES``).
+
+    Args:
+        data_root (str): Folder ending in ``coco_small``. Defaults to
+            'data/demo/coco_small'.
+        num_train, num_val, size, seed: Parameters of the generated data.
+        **kwargs: Passed to mmdet's ``CocoDataset``.
+    """
+    TASK = 'coco_small'
 
 
 @MMDET_DATASETS.register_module()

@@ -105,7 +105,8 @@ def render_scene(rng: np.random.Generator,
                  size: Union[int, Sequence[int]] = 96,
                  max_objects: int = 5,
                  distractor_prob: float = 0.2,
-                 noise_std: float = 6.0) -> Dict:
+                 noise_std: float = 6.0,
+                 object_scale: float = 1.0) -> Dict:
     """Render one demo scene.
 
     Args:
@@ -118,6 +119,9 @@ def render_scene(rng: np.random.Generator,
             hue instead of its class hue. Defaults to 0.2.
         noise_std (float): Std of the per-pixel Gaussian noise, in 8-bit
             grey levels. Defaults to 6.0.
+        object_scale (float): Factor on every object's size (the random
+            draws stay the same): 1 gives objects of about 1/4 of the
+            image, 0.25 small ones of a few pixels. Defaults to 1.0.
 
     Returns:
         dict: ``img`` (H, W, 3) uint8 RGB; ``sem_seg`` (H, W) uint8 with 0 for
@@ -129,6 +133,9 @@ def render_scene(rng: np.random.Generator,
     """
     if max_objects < 1:
         raise ValueError(f'max_objects must be >= 1, got {max_objects}')
+    if not 0 < object_scale <= 2:
+        raise ValueError(f'object_scale must be in (0, 2], got '
+                         f'{object_scale!r}')
     h, w = as_hw(size)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     scene = int(rng.integers(len(SCENE_NAMES)))
@@ -155,7 +162,7 @@ def render_scene(rng: np.random.Generator,
     # Objects: non-overlapping, fully inside the image.
     objects: List[Dict] = []
     num_objects = int(rng.integers(min(2, max_objects), max_objects + 1))
-    base_radius = 0.16 * min(h, w)
+    base_radius = 0.16 * min(h, w) * object_scale
     for _ in range(num_objects):
         label = int(rng.integers(len(SHAPE_CLASSES)))
         obj_depth = float(rng.uniform(*OBJ_DEPTH_RANGE))

@@ -59,6 +59,16 @@ REFERENCE = {
     'configs/vpd/cascade-mask-rcnn_vpd_sd15-fpn_1x_coco.py': ('coco', SEGM),
     'configs/mask2former/mask2former_vpd_sd15_8xb2-160k_ade20k-512x512.py':
     ('ade20k', SEG),
+    # with the VAE encoder's stride-4 level (vae_taps)
+    'configs/vpd/faster-rcnn_vpd-p2_sd15-fpn_1x_coco.py': ('coco', BBOX),
+    'configs/vpd/retinanet_vpd-p2_sd15-fpn_1x_coco.py': ('coco', BBOX),
+    'configs/vpd/mask-rcnn_vpd-p2_sd15-fpn_1x_coco.py': ('coco', SEGM),
+    'configs/vpd/cascade-mask-rcnn_vpd-p2_sd15-fpn_1x_coco.py':
+    ('coco', SEGM),
+    'configs/vpd/upernet_vpd-p2_sd15_8xb2-80k_ade20k-512x512.py':
+    ('ade20k', SEG),
+    'configs/mask2former/mask2former_vpd-p2_sd15_8xb2-160k_ade20k-512x512.py':
+    ('ade20k', SEG),
     'configs/mask2former/mask2former_vpd_sd15_8xb2-lsj-50e_coco.py':
     ('coco', SEGM),
     'configs/mask2former/mask2former_vpd_sd15_8xb2-lsj-50e_coco-panoptic.py':

@@ -39,3 +39,12 @@ det_data_preprocessor = dict(
     pad_size_divisor=64)
 det_roi_strides = [8, 16, 32, 64]
 det_rpn_anchor_generator = dict(scales=[4], strides=[8, 16, 32, 64, 128])
+
+# The same with a stride-4 level (P2) in front: the VAE encoder's
+# down_blocks.1 (256 channels), recorded in the encoder pass that makes the
+# latents (vae_taps=(1, )). Strides 4-64: mmdet's ResNet layout (FPN P2-P6,
+# anchors 32 px at stride 4, RoI extractors at 4-32), for small objects.
+coco_p2_backbone = dict(coco_backbone, vae_taps=(1, ))
+coco_p2_neck_in_channels = [256] + coco_neck_in_channels
+det_p2_roi_strides = [4, 8, 16, 32]
+det_p2_rpn_anchor_generator = dict(scales=[8], strides=[4, 8, 16, 32, 64])

@@ -24,9 +24,9 @@ index and never written). Depth is in millimetres (divide by
 :data:`DEMO_DET_CLASSES`. ``demo_meta.json`` in each folder records the
 parameters the data was made with and the sha256 of every file.
 
-``coco_small`` is the small-object variant of ``coco``: the same scenes drawn
-with :data:`SCENE_STYLES` (objects at 0.4x their size, up to 12 a scene),
-nearly all of them COCO-small (area < 32^2) at 128 px.
+``coco_small`` is the small-object variant of ``coco``: scenes of the same
+generator and seeds drawn with :data:`SCENE_STYLES` (objects at 0.4x their
+size, up to 12 a scene), all of them COCO-small (area < 32^2) at 128 px.
 """
 import json
 import os

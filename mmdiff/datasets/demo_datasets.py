@@ -101,8 +101,8 @@ class DemoCocoDataset(CocoDataset):
 
 @MMDET_DATASETS.register_module()
 class DemoCocoSmallDataset(DemoCocoDataset):
-    """The small-object variant of :class:`DemoCocoDataset`: the same
-    scenes with objects at 0.4x their size, up to 12 a scene (nearly all
+    """The small-object variant of :class:`DemoCocoDataset`: the demo
+    scenes with objects at 0.4x their size, up to 12 a scene (all
     COCO-small at 128 px; ``demo_data.SCENE_STYLES``).
 
     Args:

@@ -63,6 +63,22 @@ def test_scene_is_consistent():
         == (48, 80, 3)
 
 
+def test_small_object_set_is_coco_small(demo_root):
+    """coco_small's objects are COCO-small (area < 32^2) at the demo's
+    128 px, far smaller than coco's."""
+    def areas(task, size):
+        with open(osp.join(demo_root, task, 'annotations',
+                           'instances_train.json')) as f:
+            anns = json.load(f)['annotations']
+        return np.array([a['area'] for a in anns]) * (128 / size)**2
+
+    small, large = areas('coco_small', SIZE), areas('coco', SIZE)
+    assert (small < 32**2).all()
+    assert np.median(small) < np.median(large) / 4
+    with pytest.raises(ValueError, match='object_scale'):
+        render_scene(np.random.default_rng(0), 64, object_scale=0)
+
+
 @pytest.mark.parametrize('task', DEMO_TASKS)
 def test_deterministic(task, demo_root, tmp_path):
     same = ensure_demo_data(task, str(tmp_path / 'a'), NUM_TRAIN, NUM_VAL,

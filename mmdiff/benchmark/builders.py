@@ -6,7 +6,9 @@ only: mmdiff's ``VPD`` through its ``pretrained`` path, and mmseg 1.2's real
 
 ``args`` is the tool's namespace: ``unet_config``, ``input_size``,
 ``attn_maps``, ``grad_ckpt``, ``freeze_unet``, ``lora_rank``,
-``vae_slicing``.
+``vae_slicing``, ``vae_taps`` (the ``mmdiff_p2`` case: mmdiff's ``VPD`` with
+finer levels from the VAE encoder), ``neck`` (an mmdet FPN after the
+backbone, :func:`with_fpn`).
 """
 import torch
 from torch import nn
@@ -23,15 +25,16 @@ OPTIMIZERS = {
 }
 
 
-def build_mmdiff(args, paths: dict) -> nn.Module:
+def build_mmdiff(args, paths: dict, vae_taps=()) -> nn.Module:
     """mmdiff's ``VPD`` from the diffusers folder, class embeddings and
-    text adapter of ``paths``."""
+    text adapter of ``paths`` (``vae_taps``: its finer VAE levels)."""
     from mmdiff.models.backbones import VPD
     lora = dict(rank=args.lora_rank) if args.lora_rank > 0 else None
     model = VPD(pretrained=paths['diffusers'], local_files_only=True,
                 class_embeddings=paths['embeddings'],
                 use_attn=args.attn_maps, grad_checkpointing=args.grad_ckpt,
-                freeze_unet=args.freeze_unet, lora=lora)
+                freeze_unet=args.freeze_unet, lora=lora,
+                vae_taps=tuple(vae_taps))
     model.init_weights()
     adapter = torch.load(paths['adapter'], weights_only=True)
     model.text_adapter.fc.load_state_dict(adapter['fc'])
@@ -62,10 +65,48 @@ def build_mmseg(args, paths: dict) -> nn.Module:
     return model
 
 
+def build_mmdiff_p2(args, paths: dict) -> nn.Module:
+    """mmdiff's ``VPD`` with ``vae_taps=args.vae_taps`` (e.g. the stride-4
+    level of the VAE encoder), otherwise :func:`build_mmdiff`'s."""
+    return build_mmdiff(args, paths, vae_taps=args.vae_taps)
+
+
+BUILDERS = dict(mmdiff=build_mmdiff, mmseg=build_mmseg,
+                mmdiff_p2=build_mmdiff_p2)
+
+
+class WithNeck(nn.Module):
+    """A backbone followed by a neck (``neck(backbone(x))``)."""
+
+    def __init__(self, backbone: nn.Module, neck: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+
+    def forward(self, inputs: torch.Tensor):
+        return self.neck(self.backbone(inputs))
+
+
+def with_fpn(model: nn.Module, out_channels: int = 256) -> WithNeck:
+    """``model`` followed by mmdet's FPN on all its outputs (channels read
+    from one small forward), as the detection configs use it."""
+    from mmdet.models.necks import FPN
+    with torch.no_grad():
+        param = next(model.parameters())
+        outs = model(torch.zeros(1, 3, 64, 64, device=param.device))
+    channels = [out.shape[1] for out in outs]
+    torch.manual_seed(0)  # the same neck weights in every case's process
+    neck = FPN(in_channels=channels, out_channels=out_channels,
+               num_outs=len(channels)).to(param.device)
+    return WithNeck(model, neck)
+
+
 def unet_fn(impl: str, model: nn.Module, inputs: torch.Tensor):
     """A closure running only the U-Net on precomputed latents/context."""
+    if isinstance(model, WithNeck):
+        model = model.backbone
     with torch.no_grad():
-        if impl == 'mmdiff':
+        if impl.startswith('mmdiff'):
             latents = model.encode(inputs)
             cond = model.condition(inputs.shape[0]).to(latents.device)
             return lambda: model.run_unet(latents, cond)

@@ -13,7 +13,7 @@ from contextlib import nullcontext
 
 import torch
 
-from .builders import OPTIMIZERS, build_mmdiff, build_mmseg, unet_fn
+from .builders import BUILDERS, OPTIMIZERS, unet_fn, with_fpn
 from .weights import prepare_weights
 
 
@@ -104,7 +104,9 @@ def run_case(args, impl: str, mode: str) -> dict:
     device = torch.device(args.device)
     paths = prepare_weights(args.unet_config, args.num_tokens, args.seed,
                             args.work_dir)
-    model = (build_mmdiff if impl == 'mmdiff' else build_mmseg)(args, paths)
+    model = BUILDERS[impl](args, paths)
+    if args.neck:
+        model = with_fpn(model)
     model.to(device)
     if args.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -138,7 +140,9 @@ def run_case(args, impl: str, mode: str) -> dict:
 
         def step():
             with torch.no_grad(), autocast():
-                return forward(inputs)
+                outs = forward(inputs)
+            result['levels'] = [list(out.shape) for out in outs]
+            return outs
 
         def unet_step():
             with torch.no_grad(), autocast():

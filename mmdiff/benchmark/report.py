@@ -1,5 +1,6 @@
-"""The benchmark report: per-metric min/median/max of both implementations,
-their ratios, and the markdown table the tool prints."""
+"""The benchmark report: per-metric min/median/max of two implementations
+(mmdiff vs mmseg; or mmdiff with its VAE levels vs without), their ratios,
+and the markdown tables the tool prints."""
 import os
 import platform
 import statistics
@@ -8,6 +9,12 @@ import subprocess
 import torch
 
 IMPLS = ('mmdiff', 'mmseg')
+#: The cases compared with mmdiff itself: ``mmdiff_p2`` is mmdiff's VPD with
+#: ``vae_taps`` (finer levels from the VAE encoder).
+EXTRA_IMPLS = ('mmdiff_p2', )
+P2_PAIR = ('mmdiff_p2', 'mmdiff')
+LABELS = dict(mmdiff='mmdiff', mmseg='mmseg VPD',
+              mmdiff_p2='mmdiff + vae_taps')
 
 
 def _stats(values: list) -> dict:
@@ -43,8 +50,9 @@ HEADLINE = ('infer.times', 'infer.unet_times', 'infer.peak_bytes',
             'train.times', 'train.peak_bytes', 'train.activation_bytes')
 
 
-def summarise(cases: dict, rate: float) -> dict:
-    """Per metric: mmdiff/mmseg values (min/median/max) and ratios."""
+def summarise(cases: dict, rate: float, pair=IMPLS) -> dict:
+    """Per metric: the values of the two implementations of ``pair``
+    (min/median/max) and their ratios, ``pair[0] / pair[1]``."""
     for res in cases.values():
         if 'unet_flops' in res and 'unet_times' in res:
             res['unet_util'] = [res['unet_flops'] / t / rate
@@ -53,7 +61,7 @@ def summarise(cases: dict, rate: float) -> dict:
     for key, label, unit, kind in METRICS:
         mode, field = key.split('.')
         vals = {}
-        for impl in IMPLS:
+        for impl in pair:
             value = cases.get(f'{impl}:{mode}', {}).get(field)
             if value is None:
                 vals[impl] = None
@@ -64,10 +72,10 @@ def summarise(cases: dict, rate: float) -> dict:
         if all(v is None for v in vals.values()):
             continue
         row = dict(metric=label, key=key, unit=unit, kind=kind, **vals)
-        if vals['mmdiff'] and vals['mmseg']:
+        if vals[pair[0]] and vals[pair[1]]:
             # min pairs with min (best of N): the fastest run of one against
             # the fastest of the other, likewise median and max.
-            row['ratio'] = {s: _ratio(vals['mmdiff'][s], vals['mmseg'][s])
+            row['ratio'] = {s: _ratio(vals[pair[0]][s], vals[pair[1]][s])
                             for s in ('min', 'median', 'max')}
         else:
             row['ratio'] = None
@@ -75,7 +83,8 @@ def summarise(cases: dict, rate: float) -> dict:
     ratios = [r['ratio']['median'] for r in rows
               if r['ratio'] and r['ratio']['median'] is not None
               and r['key'] in HEADLINE]
-    return dict(rows=rows, ratio_summary=_stats(ratios) if ratios else None)
+    return dict(rows=rows, pair=list(pair),
+                ratio_summary=_stats(ratios) if ratios else None)
 
 
 def _fmt(value, kind: str) -> str:
@@ -91,9 +100,27 @@ def _fmt(value, kind: str) -> str:
 
 
 def markdown(report: dict) -> str:
+    """The tables of ``report['summary']`` (and ``report['p2_summary']``
+    when the ``mmdiff_p2`` cases ran), the rate and the errors."""
+    lines = _table(report['summary'])
+    if report.get('p2_summary'):
+        lines += ['', 'With `vae_taps` vs without (same run):'] + _table(
+            report['p2_summary'])
+    meta = report['meta']
+    lines.append(f'fp32 matmul rate measured in this run: '
+                 f'{meta["matmul_flops"] / 1e9:.1f} GFLOP/s '
+                 f'({meta["threads"]} threads).')
+    for name, err in report.get('errors', {}).items():
+        lines.append(f'- {name}: not measured ({err})')
+    return '\n'.join(lines)
+
+
+def _table(summary: dict) -> list:
+    """One summary's markdown table and headline line."""
+    a, b = summary.get('pair', IMPLS)
     lines = [
-        '| metric | unit | mmdiff (min / median / max) | '
-        'mmseg VPD (min / median / max) | mmdiff / mmseg (min / median / '
+        f'| metric | unit | {LABELS[a]} (min / median / max) | '
+        f'{LABELS[b]} (min / median / max) | {a} / {b} (min / median / '
         'max) |', '| --- | --- | --- | --- | --- |'
     ]
 
@@ -105,31 +132,25 @@ def markdown(report: dict) -> str:
         return ' / '.join(_fmt(v[s], kind)
                           for s in ('min', 'median', 'max'))
 
-    for row in report['summary']['rows']:
+    for row in summary['rows']:
         ratio = '-' if row['ratio'] is None else ' / '.join(
             '-' if row['ratio'][s] is None else f'{row["ratio"][s]:.2f}'
             for s in ('min', 'median', 'max'))
         if row['ratio'] and row['ratio']['min'] is not None \
-                and row['mmdiff']['min'] == row['mmdiff']['max'] \
-                and row['mmseg']['min'] == row['mmseg']['max']:
+                and row[a]['min'] == row[a]['max'] \
+                and row[b]['min'] == row[b]['max']:
             ratio = f'{row["ratio"]["min"]:.2f}'
         lines.append(f'| {row["metric"]} | {row["unit"]} | '
-                     f'{triple(row["mmdiff"], row["kind"])} | '
-                     f'{triple(row["mmseg"], row["kind"])} | {ratio} |')
-    summ = report['summary']['ratio_summary']
+                     f'{triple(row[a], row["kind"])} | '
+                     f'{triple(row[b], row["kind"])} | {ratio} |')
+    summ = summary['ratio_summary']
     if summ:
         lines.append(
             f'\nHeadline ratios (latencies, peaks, train activations; '
-            f'medians), mmdiff / mmseg: min '
+            f'medians), {a} / {b}: min '
             f'{summ["min"]:.2f}, median {summ["median"]:.2f}, max '
             f'{summ["max"]:.2f}.')
-    meta = report['meta']
-    lines.append(f'fp32 matmul rate measured in this run: '
-                 f'{meta["matmul_flops"] / 1e9:.1f} GFLOP/s '
-                 f'({meta["threads"]} threads).')
-    for name, err in report.get('errors', {}).items():
-        lines.append(f'- {name}: not measured ({err})')
-    return '\n'.join(lines)
+    return lines
 
 
 def machine() -> dict:

@@ -28,7 +28,8 @@ def report(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, TOOL, '--unet-config', 'tiny', '--input-size', '64',
          '--batch', '1', '--repeats', '2', '--warmup', '0', '--num-tokens',
-         '5', '--cases', 'mmdiff:infer,mmseg:infer', '--check',
+         '5', '--cases', 'mmdiff:infer,mmseg:infer,mmdiff_p2:infer',
+         '--neck', '--check',
          '--work-dir', str(tmp / 'weights'), '--json', str(out)],
         capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -48,7 +49,7 @@ def test_cases_measured(report):
         assert case['unet_flops'] > 0
         assert case['forward_flops'] > case['unet_flops']  # + VAE encoder
         assert not case['peak_includes_build']
-    # Same converted weights and inputs: the same features.
+    # Same converted weights, inputs and FPN: the same features.
     assert len(data['max_abs_diff']) == 4
     assert max(data['max_abs_diff']) < 1e-3
 
@@ -83,6 +84,25 @@ def test_ratios_come_from_measured_numbers(report):
     assert stdout.startswith('| metric | unit | mmdiff')
     assert '| forward latency | s |' in stdout
     assert data['markdown'] in stdout
+
+
+def test_vae_level_case_against_stride_8(report):
+    """mmdiff_p2 (vae_taps=(1, ), FPN on 5 levels from stride 4) is
+    reported against mmdiff (4 levels from stride 8) in a second table."""
+    data, stdout = report
+    p2, base = data['cases']['mmdiff_p2:infer'], data['cases']['mmdiff:infer']
+    # the FPN's outputs: one level more, the first at stride 4 of 64 px
+    assert [lvl[-1] for lvl in p2['levels']] == [16, 8, 4, 2, 1]
+    assert [lvl[-1] for lvl in base['levels']] == [8, 4, 2, 1]
+    assert p2['forward_flops'] > base['forward_flops']  # the P2 FPN level
+    assert p2['unet_flops'] == base['unet_flops']  # the same U-Net pass
+    rows = {r['key']: r for r in data['p2_summary']['rows']}
+    assert data['p2_summary']['pair'] == ['mmdiff_p2', 'mmdiff']
+    row = rows['infer.times']
+    assert row['ratio']['min'] == pytest.approx(
+        min(p2['times']) / min(base['times']))
+    assert '| metric | unit | mmdiff + vae_taps' in stdout
+    assert 'With `vae_taps` vs without (same run):' in stdout
 
 
 def test_train_summary_splits_memory():

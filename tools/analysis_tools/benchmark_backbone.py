@@ -4,8 +4,8 @@
         --unet-config sd15 --input-size 512 --batch 1 --json bench.json
 
 One invocation measures, for each case ``<impl>:<mode>`` (impl: mmdiff |
-mmseg, mode: infer | train) in a FRESH subprocess, after warm-up and over
-several repeats:
+mmseg | mmdiff_p2, mode: infer | train) in a FRESH subprocess, after warm-up
+and over several repeats:
 
 * ``infer``: backbone forward latency under ``no_grad`` (VAE encode + U-Net
   up to the last tap), the U-Net alone, its FLOPs (``FlopCounterMode``) and
@@ -14,6 +14,11 @@ several repeats:
 * ``train``: one full training step (forward, backward, optimizer step via
   an mmengine optim wrapper) and its peak memory, split into parameters,
   gradients, optimizer state and activations.
+
+``mmdiff_p2`` is mmdiff's VPD with ``vae_taps`` (``--vae-taps``, default the
+stride-4 level of the VAE encoder), reported against ``mmdiff`` in a second
+table: the extra cost of the finer level. ``--neck`` times each backbone with
+mmdet's FPN on all its outputs (backbone + neck).
 
 Same weights: a seeded SD-shaped ldm (CompVis) U-Net + VAE is written as an
 SD single-file checkpoint and converted to diffusers with diffusers' own
@@ -50,8 +55,9 @@ _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
     sys.path.insert(0, _ROOT)  # this checkout's mmdiff, as tools/train.py
 
-from mmdiff.benchmark import (IMPLS, OPTIMIZERS, machine,  # noqa: E402
-                              markdown, matmul_rate, run_case, summarise)
+from mmdiff.benchmark import (EXTRA_IMPLS, IMPLS, OPTIMIZERS,  # noqa: E402
+                              P2_PAIR, machine, markdown, matmul_rate,
+                              run_case, summarise)
 from mmdiff.testing.ldm import LDM_CONFIGS  # noqa: E402
 
 __all__ = ['main', 'markdown', 'summarise']
@@ -78,9 +84,10 @@ def main_parent(args, argv: list) -> dict:
     cases = [c.strip() for c in args.cases.split(',') if c.strip()]
     for case in cases:
         impl, _, mode = case.partition(':')
-        if impl not in IMPLS or mode not in MODES:
+        if impl not in IMPLS + EXTRA_IMPLS or mode not in MODES:
             raise SystemExit(f'Unknown case {case!r}: use <impl>:<mode> with '
-                             f'impl in {IMPLS} and mode in {MODES}.')
+                             f'impl in {IMPLS + EXTRA_IMPLS} and mode in '
+                             f'{MODES}.')
     os.makedirs(args.work_dir, exist_ok=True)
     # The first case's process writes the shared weights (once per work dir).
     rate = matmul_rate(args.device)
@@ -93,7 +100,7 @@ def main_parent(args, argv: list) -> dict:
                             'both in the comparison')
             continue
         extra = ['--child', case]
-        if mode == 'infer' and args.check:
+        if mode == 'infer' and args.check and impl in IMPLS:
             features[impl] = osp.join(args.work_dir, f'features_{impl}.pt')
             extra += ['--save-features', features[impl]]
         print(f'[bench] {case} ...', file=sys.stderr)
@@ -115,6 +122,8 @@ def main_parent(args, argv: list) -> dict:
             for x, y in zip(a, b)
         ]
     report['summary'] = summarise(results, rate)
+    if any(case.startswith(P2_PAIR[0] + ':') for case in results):
+        report['p2_summary'] = summarise(results, rate, pair=P2_PAIR)
     report['markdown'] = markdown(report)
     return report
 
@@ -150,6 +159,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='mmdiff: freeze the U-Net and train LoRA '
                         'adapters of this rank (peft). Default: 0 (off)')
     parser.add_argument('--freeze-unet', action='store_true')
+    parser.add_argument('--vae-taps', type=int, nargs='+', default=[1],
+                        help='mmdiff_p2 cases: VAE encoder down blocks '
+                        'added as levels (SD: 0 = stride 2, 1 = stride 4). '
+                        'Default: 1')
+    parser.add_argument('--neck', action='store_true',
+                        help="time backbone + mmdet's FPN on all outputs")
     parser.add_argument('--num-tokens', type=int, default=150,
                         help='class embeddings K (ADE20K: 150)')
     parser.add_argument('--cases',

@@ -104,6 +104,7 @@ def _download(url: str) -> str:
             print(f'{e}\nDownloading {url} again.', file=sys.stderr)
             os.remove(dst)
     os.makedirs(osp.dirname(dst), exist_ok=True)
+    print(f'Downloading {url} to {dst}', file=sys.stderr, flush=True)
     try:  # torch writes a temp file and renames it: no partial copy
         torch.hub.download_url_to_file(url, dst, progress=False)
     except Exception as e:  # URLError, HTTPError, timeouts

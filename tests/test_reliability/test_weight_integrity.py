@@ -15,36 +15,18 @@ them, all in one subprocess (one import of torch/mmseg). Before:
 * item 10: a flipped byte in an exported safetensors file (as
   ``pretrained=`` or ``unet_weights=``) and NaN weights loaded silently.
 """
-import json
-import os
-import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
-HERE = osp.dirname(osp.abspath(__file__))
 NAN_KEY = 'backbone.unet.conv_in.weight'
 
 
 @pytest.fixture(scope='module')
-def probes(tmp_path_factory):
-    work = str(tmp_path_factory.mktemp('weight_probes'))
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env.pop('LOCAL_RANK', None)
-    run = subprocess.run(
-        [sys.executable, osp.join(HERE, 'weights_probe_driver.py'), work],
-        env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        timeout=900)
-    results = {}
-    for line in run.stdout.splitlines():
-        if line.startswith('PROBE '):
-            rec = json.loads(line[len('PROBE '):])
-            results[rec['probe']] = rec
-    assert run.returncode == 0 and results, run.stdout[-4000:]
-    return results
+def probes(tmp_path_factory, run_probe_driver):
+    return run_probe_driver('weights_probe_driver.py',
+                            str(tmp_path_factory.mktemp('weight_probes')))
 
 
 _FILE = r'unet/diffusion_pytorch_model\.safetensors'

@@ -267,10 +267,17 @@ def _warn_trusted(shown: str, reason: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def _load_safetensors(path: str, shown: str):
-    from safetensors import SafetensorError
+def _load_safetensors(path: str, shown: str, header_only: bool = False):
+    """The tensors of a safetensors file; with ``header_only`` only its
+    header and the byte ranges it lists are checked (a truncated file
+    fails there), no tensor is read."""
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
     try:
+        if header_only:
+            with safe_open(path, framework='pt') as f:
+                f.keys()
+            return None
         return load_file(path, device='cpu')
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(
@@ -351,9 +358,19 @@ def read_checkpoint(path: str, trust_pickle: bool = False,
 
 
 def verify_checkpoint(path: str, shown: Optional[str] = None) -> str:
-    """Run every check of :func:`read_checkpoint`; return the local path."""
+    """Run every check of :func:`read_checkpoint`; return the local path.
+
+    A safetensors file is not read into memory: its hash (when named) and
+    its header are checked.
+    """
     local = resolve_checkpoint_path(path)
-    read_checkpoint(local, mmap=True, shown=shown or str(path))
+    shown = shown or str(path)
+    if local.endswith('.safetensors'):
+        _check_file(local, shown)
+        _check_hash(local, shown)
+        _load_safetensors(local, shown, header_only=True)
+    else:
+        read_checkpoint(local, mmap=True, shown=shown)
     return local
 
 

@@ -56,6 +56,9 @@ CASES = {
         'UnsafeCheckpointError', r'pretrained=.*evil_bin: unet/diffusion_'
         r'pytorch_model\.bin.* outside the weights-only allow-list.*NOT '
         r'loaded'),
+    'pretrained_folder_no_weights_train': (
+        'FileNotFoundError', r'pretrained=.*no_weights: unet/ holds no '
+        r'weights .*Fix'),
     # item 10: the export's sha256 list; NaN in a folder / unet_weights=
     'pretrained_folder_ok_train': ('ok', ''),
     'pretrained_folder_flipped_train': (

@@ -71,7 +71,7 @@ def exports(work: str) -> dict:
     e = osp.join(work, 'exports')
     out = {'good': export_diffusers(model, osp.join(e, 'good'))}
     unet = osp.join('unet', 'diffusion_pytorch_model.safetensors')
-    for name in ('flipped', 'truncated', 'evil_bin'):
+    for name in ('flipped', 'truncated', 'evil_bin', 'no_weights'):
         out[name] = osp.join(e, name)
         shutil.copytree(out['good'], out[name])
     raw = open(osp.join(out['good'], unet), 'rb').read()
@@ -85,6 +85,7 @@ def exports(work: str) -> dict:
     torch.save(dict(model.unet.state_dict(), x=pd.Evil(MARKER[0])),
                osp.join(out['evil_bin'], 'unet',
                         'diffusion_pytorch_model.bin'))
+    os.remove(osp.join(out['no_weights'], unet))  # and no .bin either
     with torch.no_grad():
         model.unet.conv_in.weight.view(-1)[0] = float('nan')
     out['nan'] = export_diffusers(model, osp.join(e, 'nan'))
@@ -183,6 +184,7 @@ def main() -> None:
             ('folder_ok', exp['good']), ('folder_flipped', exp['flipped']),
             ('folder_truncated', exp['truncated']),
             ('folder_evil_bin', exp['evil_bin']),
+            ('folder_no_weights', exp['no_weights']),
             ('folder_nan', exp['nan'])):
         probes.append(train(f'pretrained_{name}_train',
                             f'model.backbone.pretrained={value}'))

@@ -4,9 +4,9 @@ A model whose weights overflow predicts NaN; mmseg then labels every pixel
 class 0 (``argmax`` of NaN logits) and still prints a metric table, with
 exit code 0. ``tools/train.py`` and ``tools/test.py`` register
 :class:`PredictionGuardHook` (as they do the input guard), which checks every
-floating-point field of every predicted data sample after each val/test
-iteration (``seg_logits``, depth maps, boxes and scores, ...) and raises one
-error naming the image and the field.
+floating-point field the model wrote into each data sample (``seg_logits``,
+``pred_*``: depth maps, boxes and scores, ...; not the ground truth) after
+each val/test iteration and raises one error naming the image and the field.
 """
 from typing import Iterator, Optional, Sequence, Tuple
 
@@ -19,8 +19,12 @@ from mmdiff.registry import HOOKS
 
 def _non_finite_fields(element: BaseDataElement,
                        prefix: str = '') -> Iterator[str]:
-    """Names of the floating-point tensors below ``element`` with NaN/inf."""
+    """Names of the floating-point tensors below ``element`` with NaN/inf,
+    ground truth (``gt_*``, ``ignored_*``: the data set's, not the
+    model's) left out."""
     for key, value in element.items():
+        if not prefix and key.startswith(('gt_', 'ignored_')):
+            continue
         if isinstance(value, BaseDataElement):
             yield from _non_finite_fields(value, f'{prefix}{key}.')
         elif isinstance(value, torch.Tensor) and \

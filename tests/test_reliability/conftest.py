@@ -4,6 +4,7 @@ and collect its ``PROBE {json}`` lines."""
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -34,3 +35,17 @@ def run_probe_driver():
         return results
 
     return run
+
+
+@pytest.fixture(scope='session')
+def expect_probe():
+    """``expect_probe(rec, outcome, pattern)``: the probe ended in
+    ``outcome`` (an exception type or 'ok') with a message matching
+    ``pattern``, and no code from a pickle ran."""
+
+    def check(rec: dict, outcome: str, pattern: str) -> None:
+        assert rec['outcome'] == outcome, rec
+        assert re.search(pattern, rec['message'], re.S), rec['message']
+        assert not rec['marker'], 'code from a pickle ran'
+
+    return check

@@ -6,7 +6,8 @@ before the model is built, :func:`check_checkpoint` (through
 missing, truncated/corrupted, or made for a different U-Net shape is refused
 with the mismatched keys listed (mmengine would only warn and go on with
 randomly initialised layers); one in a source's layout (VPD, mmseg VPD, SD)
-is named with the command that converts it.
+is named with the command that converts it. Weights holding NaN/inf are
+refused, naming the tensors (a NaN model still prints metrics).
 """
 import os.path as osp
 from typing import Dict, List, Optional
@@ -14,7 +15,8 @@ from typing import Dict, List, Optional
 from torch import Tensor, nn
 
 from mmdiff.converters.layouts import detect_layout
-from mmdiff.utils.checkpoint_io import read_checkpoint, verify_checkpoint
+from mmdiff.utils.checkpoint_io import (check_finite, read_checkpoint,
+                                        verify_checkpoint)
 from .host_checks import unwrap
 
 # parameters that must match a checkpoint even when fine-tuning (load_from)
@@ -29,8 +31,10 @@ def _load_state(path: str) -> Dict[str, Tensor]:
         raise RuntimeError(
             f'Checkpoint {path!r} holds no state_dict. Fix: pass a '
             'checkpoint written by tools/train.py or a model converter.')
-    return {k[len('module.'):] if k.startswith('module.') else k: v
-            for k, v in state.items()}
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    check_finite(state, f'Checkpoint {path!r}')
+    return state
 
 
 def check_checkpoint(path: str, model: Optional[nn.Module] = None,
@@ -124,6 +128,5 @@ def precheck_checkpoint(cfg) -> None:
         return
     if path is not None:
         local = verify_checkpoint(path)
-        if str(path).startswith(('file://', 'http://', 'https://')):
-            cfg.load_from = local  # the bytes checked here (zoo schemes:
-            # mmengine's loader finds the same file in the hub cache)
+        if '://' in str(path):  # the bytes checked here, never a copy
+            cfg.load_from = local  # mmengine keys by file name alone

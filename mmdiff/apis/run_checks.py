@@ -2,6 +2,8 @@
 from torch import nn
 
 from mmdiff.engine.hooks.input_guard_hook import register_input_guard
+from mmdiff.engine.hooks.prediction_guard_hook import \
+    register_prediction_guard
 from mmdiff.utils.checkpoint_io import resolve_checkpoint_path
 from mmdiff.utils.data_checks import guard_dataloaders
 from .checkpoint_checks import check_checkpoint
@@ -21,14 +23,16 @@ def check_before_run(runner, mode: str = 'train') -> None:
             everywhere. ``'test'``: everywhere. Defaults to 'train'.
 
     Also registers :class:`mmdiff.engine.InputGuardHook` (bad images,
-    labels, depth maps, empty data sets) unless the config has one, and
-    makes data-loading failures name their file
+    labels, depth maps, empty data sets) and
+    :class:`mmdiff.engine.PredictionGuardHook` (NaN/inf predictions) unless
+    the config has them, and makes data-loading failures name their file
     (:func:`mmdiff.utils.data_checks.guard_dataloaders`).
     """
     model = getattr(runner, 'model', None)
     if isinstance(model, nn.Module):
         check_model(model)
     register_input_guard(runner)
+    register_prediction_guard(runner)
     guard_dataloaders(runner)
     path = getattr(runner, '_load_from', None)
     resume = getattr(runner, '_resume', False)
@@ -39,6 +43,6 @@ def check_before_run(runner, mode: str = 'train') -> None:
         local = resolve_checkpoint_path(path)
         model = model if isinstance(model, nn.Module) else None
         check_checkpoint(local, model, strict=bool(resume) or mode == 'test')
-        if str(path).startswith(('file://', 'http://', 'https://')) and \
+        if '://' in str(path) and \
                 getattr(runner, '_load_from', None) == path:
             runner._load_from = local  # mmengine loads the bytes checked here

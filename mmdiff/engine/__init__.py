@@ -3,9 +3,10 @@
 from .fsdp import diffusion_block_wrap_policy
 from .hooks import (AtomicCheckpointHook, DemoVAEHook, DiffusersExportHook,
                     InputGuardHook,
-                    LoadCoverageHook, NaNGuardHook, ResumeOptimSettingsHook)
+                    LoadCoverageHook, NaNGuardHook, PredictionGuardHook,
+                    ResumeOptimSettingsHook)
 
 __all__ = ['AtomicCheckpointHook', 'DemoVAEHook', 'DiffusersExportHook',
            'InputGuardHook',
-           'LoadCoverageHook', 'NaNGuardHook', 'ResumeOptimSettingsHook',
-           'diffusion_block_wrap_policy']
+           'LoadCoverageHook', 'NaNGuardHook', 'PredictionGuardHook',
+           'ResumeOptimSettingsHook', 'diffusion_block_wrap_policy']

@@ -5,7 +5,8 @@ nothing printed; the converter suggested ``--trust-pickle`` for truncated
 files; a bad ``pretrained=`` file was reported as ``FileNotFoundError`` with
 download advice; hostile pickles were called "corrupted"; ``://`` paths
 skipped the check; disk full was a raw ``ENOSPC`` traceback. The tools run
-here in-process (their ``main(argv)``), on files on disk.
+here in-process (their ``main(argv)``), on files on disk. Bad ``pretrained=``
+files are tested through tools/train.py in test_weight_integrity.py.
 """
 import errno
 import functools
@@ -101,15 +102,6 @@ def test_published_name_is_verified(files, tmp_path, capsys, converter):
     open(final, 'wb').write(bytes(raw))
     with pytest.raises(CheckpointError, match='sha256 prefix'):
         read_checkpoint(final)
-
-
-def test_bad_pretrained_file_is_not_reported_missing(files, tmp_path):
-    from mmdiff.models.diffusion.loading import load_diffusion_weights
-    bad = tmp_path / 'sd.ckpt'
-    bad.write_bytes(open(files['truncated'], 'rb').read())
-    with pytest.raises(CheckpointError, match=r"pretrained=.*sd\.ckpt.* "
-                       r'truncated or corrupted'):
-        load_diffusion_weights(None, None, str(bad), local_files_only=True)
 
 
 def test_urls_get_the_same_checks(files, tmp_path, monkeypatch):

@@ -8,33 +8,13 @@ probe: one error, of the expected kind, naming the problem and the fix,
 where before there was a traceback, a silent conversion or metrics printed
 with exit 0.
 """
-import json
-import os
-import os.path as osp
-import subprocess
-import sys
-
 import pytest
-
-HERE = osp.dirname(osp.abspath(__file__))
 
 
 @pytest.fixture(scope='module')
-def probes(tmp_path_factory):
-    work = str(tmp_path_factory.mktemp('probes'))
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    env.pop('LOCAL_RANK', None)
-    run = subprocess.run(
-        [sys.executable, osp.join(HERE, 'probe_driver.py'), work], env=env,
-        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        timeout=900)
-    results = {}
-    for line in run.stdout.splitlines():
-        if line.startswith('PROBE '):
-            rec = json.loads(line[len('PROBE '):])
-            results[rec['probe']] = rec
-    assert run.returncode == 0 and results, run.stdout[-4000:]
-    return results
+def probes(tmp_path_factory, run_probe_driver):
+    return run_probe_driver('probe_driver.py',
+                            str(tmp_path_factory.mktemp('probes')))
 
 
 CASES = {
@@ -74,13 +54,10 @@ CASES = {
 
 
 @pytest.mark.parametrize('probe', sorted(CASES))
-def test_probe(probes, probe):
-    import re
+def test_probe(probes, probe, expect_probe):
     outcome, pattern = CASES[probe]
     rec = probes[probe]
-    assert rec['outcome'] == outcome, rec
-    assert re.search(pattern, rec['message'], re.S), rec['message']
-    assert not rec['marker'], 'code from a pickle ran'
+    expect_probe(rec, outcome, pattern)
     if outcome != 'ok':
         assert '--trust-pickle' not in rec['message'] or \
             'Unsafe' in outcome, 'trust-pickle suggested for a bad file'

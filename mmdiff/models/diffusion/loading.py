@@ -18,6 +18,9 @@ from typing import Optional, Union
 
 from torch import nn
 
+from mmdiff.utils.checkpoint_io import (check_exported_file, check_finite,
+                                        read_checkpoint, verify_checkpoint,
+                                        verify_weights_folder)
 from mmdiff.utils.hub import is_hub_id
 from .lora import lora_compatible_state_dict
 
@@ -86,6 +89,23 @@ def _missing_message(pretrained: str, kind: str, cause: Exception = None,
     return msg
 
 
+def check_pretrained(pretrained: str, kind: str) -> None:
+    """mmdiff's checks of a local ``pretrained`` source, before diffusers
+    reads it, so that a damaged or unsafe file is reported as such (not as
+    weights to download): a single file gets every check of
+    :func:`mmdiff.utils.checkpoint_io.read_checkpoint`; a diffusers folder
+    the sha256 list its export recorded and those checks on each U-Net and
+    VAE weight file (``verify_weights_folder``). Hub ids and URLs are left
+    to diffusers.
+    """
+    shown = f'pretrained={pretrained}'
+    if kind == 'single_file' and '://' not in str(pretrained):
+        verify_checkpoint(osp.expanduser(str(pretrained)), shown=shown)
+    elif kind == 'folder':
+        verify_weights_folder(osp.expanduser(str(pretrained)),
+                              ('unet', 'vae'), shown)
+
+
 def _single_file_configs(pretrained: str, original_config: ConfigLike,
                          local_files_only: bool) -> tuple:
     """Diffusers configs of a single-file checkpoint."""
@@ -144,6 +164,8 @@ def load_diffusion_configs(pretrained: Optional[str] = None,
                 'mmdiff.models.diffusion.tiny_sd_configs()); or set '
                 'pretrained to a diffusers folder, hub id or .ckpt file.')
         return dict(unet_cfg), dict(vae_cfg)
+    if kind == 'single_file' and original_config is None:
+        check_pretrained(pretrained, kind)  # diffusers reads it to infer
     try:
         if kind == 'single_file':
             return _single_file_configs(pretrained, original_config,
@@ -209,10 +231,7 @@ def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
     from diffusers import AutoencoderKL, UNet2DConditionModel
     kind = source_kind(pretrained)
     kwargs = dict(local_files_only=local_files_only)
-    if kind == 'single_file' and '://' not in str(pretrained):
-        # a damaged or unsafe file gets its own error, not "not found"
-        from mmdiff.utils.checkpoint_io import verify_checkpoint
-        verify_checkpoint(pretrained, shown=f'pretrained={pretrained}')
+    check_pretrained(pretrained, kind)  # damaged/unsafe: not "not found"
     try:
         if kind == 'single_file':
             from diffusers.loaders.single_file_utils import \
@@ -232,9 +251,13 @@ def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
     except (OSError, ValueError) as e:
         raise FileNotFoundError(
             _missing_message(pretrained, kind, e, local_files_only)) from e
-    copy_weights(unet, lora_compatible_state_dict(unet, src_unet.state_dict()),
-                 'U-Net')
-    copy_weights(vae, src_vae.state_dict(), 'VAE', vae_ignore)
+    unet_state = src_unet.state_dict()
+    vae_state = {k: v for k, v in src_vae.state_dict().items()
+                 if not k.startswith(vae_ignore)}
+    check_finite(unet_state, f'pretrained={pretrained} (U-Net)')
+    check_finite(vae_state, f'pretrained={pretrained} (VAE)')
+    copy_weights(unet, lora_compatible_state_dict(unet, unet_state), 'U-Net')
+    copy_weights(vae, vae_state, 'VAE', vae_ignore)
 
 
 def load_unet_weights(unet: nn.Module, path: str) -> None:
@@ -257,12 +280,13 @@ def load_unet_weights(unet: nn.Module, path: str) -> None:
             'layout UNet2DConditionModel state dict (.safetensors or .pth), '
             'e.g. CleanDIFT\'s cleandift_sd21_unet.safetensors downloaded '
             'with `hf download CompVis/cleandift <file> --local-dir DIR`.')
-    from mmdiff.utils.checkpoint_io import read_checkpoint
+    check_exported_file(path, shown=f'unet_weights={path}')
     state = read_checkpoint(path, shown=f'unet_weights={path}')
     if isinstance(state, dict):
         state = state.get('state_dict', state)
     if state and all(k.startswith('unet.') for k in state):
         state = {k[len('unet.'):]: v for k, v in state.items()}
+    check_finite(state, f'unet_weights={path}')
     copy_weights(unet, lora_compatible_state_dict(unet, state),
                  f'U-Net state dict {path!r}')
 

@@ -3,9 +3,10 @@
 The folder has ``unet/`` and ``vae/`` (``save_pretrained``, safetensors) and
 ``scheduler/`` (the training ``DDPMScheduler``), the layout every mmdiff
 backbone reads with ``pretrained=FOLDER``, plus ``mmdiff_pretrain.json``
-(what was trained, how). A caption-conditioned model also writes its
-(frozen) ``text_encoder/`` and ``tokenizer/``, so the folder is a Stable
-Diffusion folder for the backbones' ``text_encoder=`` too (class
+(what was trained, how, and the sha256 of every weight file, checked when
+the folder is loaded as ``pretrained=``). A caption-conditioned model also
+writes its (frozen) ``text_encoder/`` and ``tokenizer/``, so the folder is
+a Stable Diffusion folder for the backbones' ``text_encoder=`` too (class
 embeddings, CaptionVPD). LoRA adapters are merged into the U-Net's weights,
 so the folder is a plain U-Net. It is published with
 :func:`mmdiff.utils.fileio.publish_folder` (temp sibling, fsync, rename; the
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-META_FILE = 'mmdiff_pretrain.json'
+from mmdiff.utils.checkpoint_io import PRETRAIN_META as META_FILE
+from mmdiff.utils.checkpoint_io import weight_hashes
 
 
 def plain_unet_state(unet: nn.Module,
@@ -113,7 +115,9 @@ def export_diffusers(model, out_dir: str,
                        osp.join(tmp, 'class_embeddings.pth'))
         if model.text_encoder is not None:
             model.text_encoder.save(tmp)
-        atomic_write_json(osp.join(tmp, META_FILE), info, indent=1)
+        # checked when the folder is loaded as pretrained= (a changed byte)
+        atomic_write_json(osp.join(tmp, META_FILE),
+                          dict(info, sha256=weight_hashes(tmp)), indent=1)
 
     publish_folder(out_dir, fill, replace=True,
                    action='exporting the diffusers folder')

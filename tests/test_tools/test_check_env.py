@@ -49,3 +49,23 @@ def test_setup_script_checks_the_pins_before_trusting_its_stamp():
     for name in ('torch', 'mminstall', 'runtime', 'runtime-nodeps',
                  'tests', 'tests-nodeps', 'datasets', 'deepspeed'):
         assert f'$R/{name}.txt' in script, name
+
+
+def test_documented_levers_and_drawing_come_with_make_install():
+    """`make install` installs requirements/runtime.txt: LoRA's peft was
+    only in the test extras (the README documents `lora=dict(rank=8)`),
+    and OpenCV, which mmcv/mmseg/mmdet draw and decode with, was unpinned
+    (whatever was newest)."""
+    sys.path.insert(0, osp.dirname(CHECK))
+    try:
+        import envcheck
+    finally:
+        sys.path.pop(0)
+    runtime = {r.name: r for r in envcheck.read_requirements(
+        osp.join(ROOT, 'requirements', 'runtime.txt'))}
+    assert str(runtime['peft'].specifier).startswith('==')
+    assert str(runtime['opencv-python'].specifier).startswith('==')
+    # and the environment the tests run in has exactly those
+    assert runtime['peft'].specifier.contains(metadata.version('peft'))
+    assert runtime['opencv-python'].specifier.contains(
+        metadata.version('opencv-python'))

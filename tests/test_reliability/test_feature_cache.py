@@ -26,6 +26,21 @@ def _entries(folder):
                   if f.endswith('.pt'))
 
 
+def _rewrite(path, change, fresh_checksum=False):
+    """Replace an entry's tensors by ``change(tensor)``; its stored sha256
+    kept (the damage a checksum finds) or made to match (what only the
+    shape and value checks find)."""
+    entry = torch.load(path, weights_only=True)
+    if isinstance(entry, list):  # the entries of mmdiff <= 0.x
+        torch.save([change(t) for t in entry], path)
+        return
+    entry['feats'] = [change(t) for t in entry['feats']]
+    if fresh_checksum:
+        from mmdiff.utils.digest import tensors_sha256
+        entry['sha256'] = tensors_sha256(entry['feats'])
+    torch.save(entry, path)
+
+
 def test_bad_entries_are_recomputed_by_the_benchmark(load_tool, tmp_path,
                                                       capsys):
     bench = load_tool(BENCH)
@@ -37,16 +52,11 @@ def test_bad_entries_are_recomputed_by_the_benchmark(load_tool, tmp_path,
         data = f.read()
     with open(truncated, 'wb') as f:
         f.write(data[:len(data) // 2])
-    entry = torch.load(zeroed, weights_only=True)  # was served as is
-    entry['feats'] = [torch.zeros_like(t) for t in entry['feats']]
-    torch.save(entry, zeroed)
+    _rewrite(zeroed, lambda t: torch.zeros_like(t))  # was served as is
     # wrong shape / non-finite, even with a checksum that matches them
-    from mmdiff.utils.digest import tensors_sha256
-    for path, make in ((reshaped, lambda t: t[:, :1].clone()),
-                       (nan, lambda t: torch.full_like(t, float('nan')))):
-        entry = torch.load(path, weights_only=True)
-        feats = [make(t) for t in entry['feats']]
-        torch.save(dict(feats=feats, sha256=tensors_sha256(feats)), path)
+    _rewrite(reshaped, lambda t: t[:, :1].clone(), fresh_checksum=True)
+    _rewrite(nan, lambda t: torch.full_like(t, float('nan')),
+             fresh_checksum=True)
     capsys.readouterr()
 
     again = bench.main(ARGS + ['--cache-dir', cache])

@@ -7,8 +7,9 @@ requirement files with the version ``importlib.metadata`` reports, and runs
 ``pip check`` (declared dependencies of what is installed). Packages listed
 in ``--no-deps`` files are installed with ``pip install --no-deps`` on
 purpose (their declared pins are not what they import), so ``pip check``
-complaints about *their* requirements are not counted. Prints one line per
-problem and exits 1 when there is any, 0 otherwise.
+complaints about *their* requirements are not counted; complaints about
+packages that are not pinned (installed by hand) are printed as notes.
+Prints one line per problem and exits 1 when there is any, 0 otherwise.
 
 ``tools/setup_env.sh`` runs it (by path: it imports only the standard
 library and pip's vendored ``packaging``) before it trusts its stamp, and
@@ -60,33 +61,41 @@ def pin_problems(requirements: Iterable[Requirement]) -> List[str]:
     return problems
 
 
-def pip_check_problems(no_deps: Iterable[str] = ()) -> List[str]:
-    """``pip check`` lines, less those about the requirements of packages
-    installed with ``--no-deps`` on purpose."""
+def pip_check_problems(ours: Iterable[str], no_deps: Iterable[str] = ()
+                       ) -> Tuple[List[str], List[str]]:
+    """``pip check`` lines as ``(problems, notes)``: problems are those about
+    the requirements of a pinned package (``ours``, e.g. a dependency of
+    diffusers at a version it does not accept); those about packages
+    installed with ``--no-deps`` on purpose are dropped; the rest (packages
+    installed by hand) are notes."""
+    ours = {canonicalize_name(n) for n in ours}
     skip = {canonicalize_name(n) for n in no_deps}
     proc = subprocess.run(
         [sys.executable, '-m', 'pip', 'check', '--disable-pip-version-check'],
         capture_output=True, text=True)
-    out = []
+    problems, notes = [], []
     for line in proc.stdout.splitlines():
-        match = re.match(r'^(\S+) [^\s]+ (?:has|requires) ', line)
         if not line.strip() or line.startswith('No broken requirements'):
             continue
-        if match and canonicalize_name(match.group(1)) in skip:
+        match = re.match(r'^(\S+) \S+ (?:has|requires) ', line)
+        name = canonicalize_name(match.group(1)) if match else None
+        if name in skip:
             continue
-        out.append(f'pip check: {line}')
-    return out
+        (problems if name in ours or name is None else notes).append(
+            f'pip check: {line}')
+    return problems, notes
 
 
 def check(files: Iterable[str], no_deps_files: Iterable[str] = ()
-          ) -> Tuple[List[str], List[str]]:
-    """``(pin problems, pip check problems)`` of the environment running
-    this interpreter."""
-    no_deps_files = list(no_deps_files)
-    reqs = [r for f in list(files) + no_deps_files
-            for r in read_requirements(f)]
-    no_deps = [r.name for f in no_deps_files for r in read_requirements(f)]
-    return pin_problems(reqs), pip_check_problems(no_deps)
+          ) -> Tuple[List[str], List[str], List[str]]:
+    """``(pin problems, pip check problems, pip check notes)`` of the
+    environment running this interpreter."""
+    files, no_deps_files = list(files), list(no_deps_files)
+    pinned = [r for f in files for r in read_requirements(f)]
+    no_deps = [r for f in no_deps_files for r in read_requirements(f)]
+    deps, notes = pip_check_problems([r.name for r in pinned],
+                                     [r.name for r in no_deps])
+    return pin_problems(pinned + no_deps), deps, notes
 
 
 def main(argv=None) -> int:
@@ -96,9 +105,11 @@ def main(argv=None) -> int:
                         metavar='FILE', help='requirement files installed '
                         'with pip install --no-deps')
     args = parser.parse_intermixed_args(argv)
-    pins, deps = check(args.files, args.no_deps)
+    pins, deps, notes = check(args.files, args.no_deps)
     for line in pins + deps:
         print(line)
+    for line in notes:
+        print(f'note (not a pinned package): {line}')
     return 1 if pins or deps else 0
 
 

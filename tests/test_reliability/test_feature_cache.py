@@ -7,11 +7,13 @@ reuses the first run's folder and compares what the cache serves with
 recomputed features), a ``CachedBackbone`` given a module, as a Python user
 builds one, and two processes sharing one cache folder.
 """
+import logging
 import multiprocessing
 import os
 import os.path as osp
 
 import torch
+from mmengine.logging import MMLogger
 
 from mmdiff.models.backbones.cached import CachedBackbone, FeatureStore
 from mmdiff.testing import demo_images, tiny_vpd
@@ -41,8 +43,7 @@ def _rewrite(path, change, fresh_checksum=False):
     torch.save(entry, path)
 
 
-def test_bad_entries_are_recomputed_by_the_benchmark(load_tool, tmp_path,
-                                                      capsys):
+def test_bad_entries_are_recomputed_by_the_benchmark(load_tool, tmp_path):
     bench = load_tool(BENCH)
     cache = str(tmp_path / 'cache')
     first = bench.main(ARGS + ['--cache-dir', cache])
@@ -57,10 +58,13 @@ def test_bad_entries_are_recomputed_by_the_benchmark(load_tool, tmp_path,
     _rewrite(reshaped, lambda t: t[:, :1].clone(), fresh_checksum=True)
     _rewrite(nan, lambda t: torch.full_like(t, float('nan')),
              fresh_checksum=True)
-    capsys.readouterr()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    MMLogger.get_current_instance().addHandler(handler)
 
     again = bench.main(ARGS + ['--cache-dir', cache])
-    out = capsys.readouterr().out
+    out = '\n'.join(r.getMessage() for r in records)
     assert again['identical_features']  # the cache served what was computed
     assert again['store']['invalid'] == 4 and again['store']['misses'] == 4
     for path in (truncated, zeroed, reshaped, nan):

@@ -12,9 +12,10 @@ The config's ``default_scope`` picks the host, as in mmseg's and mmdet's own
   above its colour-mapped depth. Also written: ``<OUT>_depth.png`` (16-bit,
   millimetres, as NYU's depth PNGs: metres = value / 1000) and
   ``<OUT>_depth_color.png`` (the depth alone, colour-mapped, near = dark);
-- detection / instance segmentation (mmdet): ``init_detector`` +
-  ``inference_detector``, drawn by ``DetLocalVisualizer`` (boxes, labels,
-  scores, masks) above ``--score-thr``.
+- detection / instance / panoptic segmentation (mmdet): ``init_detector``
+  + ``inference_detector``, drawn by ``DetLocalVisualizer`` (boxes, labels,
+  scores, masks) above ``--score-thr``; a panoptic prediction without any
+  segment is said so and the image drawn alone.
 """
 import argparse
 import os
@@ -79,11 +80,27 @@ def predict_mmseg(args) -> list:
     return written
 
 
+def has_panoptic_segment(result, num_classes: int) -> bool:
+    """Whether a panoptic prediction holds a segment (a pixel not VOID,
+    whose id is ``num_classes`` in mmdet); True for other predictions."""
+    if 'pred_panoptic_seg' not in result:
+        return True
+    ids = result.pred_panoptic_seg.sem_seg.unique()
+    return bool((ids != num_classes).any())
+
+
 def predict_mmdet(args) -> list:
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
     model = init_detector(args.config, args.checkpoint, device=args.device)
     result = inference_detector(model, args.img)
+    if not has_panoptic_segment(result, len(model.dataset_meta['classes'])):
+        # mmdet's DetLocalVisualizer cannot draw an empty panoptic map
+        # (`np.stack` of no segment): the image is drawn without one
+        del result.pred_panoptic_seg
+        print('no segment predicted: every pixel is VOID (no query scored '
+              'above the panoptic head\'s object_mask_thr); drawing the image '
+              'alone')
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     image = mmcv.imconvert(mmcv.imread(args.img), 'bgr', 'rgb')

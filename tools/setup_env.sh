@@ -57,10 +57,23 @@ KEY=$(cd "$ROOT" && { cat requirements/*.txt setup.py "${BASH_SOURCE[0]}"; \
       find mmdiff configs tools -type f \( -name '*.py' -o -name '*.yml' -o -name '*.sh' \) \
         -not -path 'mmdiff/.mim/*' | LC_ALL=C sort | xargs cat; \
       cat model-index.yml mmdiff_scope.py mmdiff_scope.pth 2>/dev/null; } | sha256sum | cut -c1-16)
+# The stamp alone is not trusted: the installed versions are compared with the
+# pins (and `pip check` run) every time; drift (e.g. a later `pip install X`
+# that downgraded a pinned package) is repaired by installing the pins again.
+R="$ROOT/requirements"
+PINS=("$R/torch.txt" "$R/mminstall.txt" "$R/runtime.txt" --no-deps "$R/runtime-nodeps.txt")
+if has tests; then PINS+=("$R/tests.txt" --no-deps "$R/tests-nodeps.txt"); fi
+if has datasets; then PINS+=(--no-deps "$R/datasets.txt"); fi
+if has deepspeed; then PINS+=("$R/deepspeed.txt"); fi
+check_env() { "$PY" "$ROOT/mmdiff/utils/envcheck.py" "${PINS[@]}"; }
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$KEY" ] && \
    "$PY" -c "import mmdiff, mmseg, mmdet, panopticapi; from mmcv.ops import nms" 2>/dev/null; then
-  say "environment $VENV is up to date ($EXTRAS)"
-  exit 0
+  if DRIFT=$(check_env 2>&1); then
+    say "environment $VENV is up to date ($EXTRAS; versions match the pins)"
+    exit 0
+  fi
+  say "environment $VENV has drifted from the pins; installing them again:"
+  printf '    %s\n' "$DRIFT"
 fi
 
 if ! "$PY" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
@@ -117,5 +130,12 @@ fi
 print('mmdiff', mmdiff.__version__, '| torch', torch.__version__, '| mmcv', mmcv.__version__,
       '| mmseg', mmseg.__version__, '| mmdet', mmdet.__version__, '| diffusers', diffusers.__version__,
       '| transformers', transformers.__version__)"
+if ! DRIFT=$(check_env 2>&1); then
+  printf '%s\n' "$DRIFT" >&2
+  echo "mmdiff setup: after installing, $VENV still differs from the pins in requirements/ (above)." \
+       "A package installed there by hand conflicts with them: uninstall it ($PY -m pip uninstall NAME)" \
+       "or use a fresh environment (MMDIFF_VENV=...)." >&2
+  exit 1
+fi
 echo "$KEY" > "$STAMP"
 say "done: $VENV ($EXTRAS)"

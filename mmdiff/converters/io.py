@@ -4,9 +4,7 @@ The writing and hashing live in :mod:`mmdiff.utils.fileio` (one copy for
 every writer); ``atomic_write`` and ``sha256_file`` are re-exported here,
 where the converters always found them.
 """
-import torch
-
-from mmdiff.utils.fileio import atomic_write, sha256_file
+from mmdiff.utils.fileio import atomic_write, sha256_file, torch_save
 
 __all__ = ['load_source', 'atomic_write', 'sha256_file', 'save_checkpoint']
 
@@ -30,4 +28,4 @@ def load_source(path: str, trust_pickle: bool = False) -> dict:
 
 def save_checkpoint(checkpoint: dict, path: str) -> str:
     """``torch.save`` a checkpoint atomically."""
-    return atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+    return atomic_write(path, lambda tmp: torch_save(checkpoint, tmp))

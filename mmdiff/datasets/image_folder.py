@@ -17,20 +17,46 @@ the config's own scope.
 """
 import os
 import os.path as osp
-from typing import List, Optional, Sequence
+import threading
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from PIL import Image
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS
 
 from .image_folder_captions import (CAPTION_SOURCES, METADATA_FILE,
-                                   read_captions)
+                                   read_captions, walk_once)
 
 #: File name endings read by default (case-insensitive).
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff',
                     '.webp', '.ppm', '.pgm', '.pbm', '.jp2')
+
+
+#: Default pixel cap of a file (width x height, read from its header before
+#: any decoding): Pillow's ``Image.MAX_IMAGE_PIXELS`` (about 89.5 MP, e.g.
+#: 9459x9459), past which Pillow calls a file a decompression bomb.
+MAX_PIXELS = 89478485
+_PIL_LIMIT = threading.Lock()
+
+
+def header_size(path: str) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` from an image file's header, without decoding
+    its pixels (Pillow reads headers lazily), or None when Pillow cannot
+    read the header (the decoder then decides). Pillow's own
+    decompression-bomb check is off for this read: the caller compares the
+    size with its cap."""
+    with _PIL_LIMIT:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as im:
+                return im.size
+        except Exception:  # not a format Pillow knows, or a broken header
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _decodes(path: str) -> bool:
@@ -41,7 +67,10 @@ def _decodes(path: str) -> bool:
         return False
     if buf.size == 0:
         return False
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. over OpenCV's own pixel limit
+        return False
     return img is not None and img.size > 0
 
 
@@ -76,6 +105,11 @@ class ImageFolderDataset(BaseDataset):
         check (str): ``'decode'``: decode every file once when the list is
             made and skip those that fail (reported with a count);
             ``'none'``: trust the files. Defaults to 'decode'.
+        max_pixels (int, optional): With ``check='decode'``, files whose
+            header says width x height is larger are refused with an error
+            before anything is decoded (a 400 KB PNG can hold 20000x20000
+            pixels, 1.2 GB decoded). None: no cap. Defaults to
+            :data:`MAX_PIXELS` (Pillow's decompression-bomb limit).
         **kwargs: ``BaseDataset`` arguments (``indices``,
             ``serialize_data``, ``max_refetch``, ...).
     """
@@ -90,6 +124,7 @@ class ImageFolderDataset(BaseDataset):
                  captions: Optional[str] = None,
                  caption_column: str = 'text',
                  missing_captions: str = 'error',
+                 max_pixels: Optional[int] = MAX_PIXELS,
                  **kwargs) -> None:
         if classes not in (None, 'subfolders'):
             raise ValueError(f"classes must be None or 'subfolders', got "
@@ -110,6 +145,7 @@ class ImageFolderDataset(BaseDataset):
         self.recursive = recursive
         self.class_mode = classes
         self.check = check
+        self.max_pixels = max_pixels
         self.skipped: List[str] = []
         super().__init__(data_root=data_root, pipeline=list(pipeline),
                          **kwargs)
@@ -120,16 +156,49 @@ class ImageFolderDataset(BaseDataset):
             raise FileNotFoundError(
                 f'ImageFolderDataset: data_root {root!r} is not a folder. '
                 'Fix: point data_root at the folder holding your images.')
-        found = []
-        for dirpath, dirnames, names in os.walk(root, followlinks=True):
-            dirnames.sort()
-            if not self.recursive:
-                dirnames.clear()
-            dirnames[:] = [d for d in dirnames if not d.startswith('.')]
-            found += [osp.join(dirpath, n) for n in sorted(names)
-                      if n.lower().endswith(self.extensions)
-                      and not n.startswith('.')]
+        # Real paths are visited once: a link back up the tree (``self ->
+        # .``) or a second link to a scanned folder or file adds nothing.
+        found, repeated, seen = [], [], set()
+        for dirpath, names in walk_once(root, self.recursive, repeated):
+            for n in names:
+                if n.startswith('.') or not n.lower().endswith(
+                        self.extensions):
+                    continue
+                real = osp.realpath(osp.join(dirpath, n))
+                if real in seen:
+                    repeated.append(osp.join(dirpath, n))
+                    continue
+                seen.add(real)
+                found.append(osp.join(dirpath, n))
+        if repeated:
+            names = [osp.relpath(p, root) for p in repeated]
+            print_log(
+                f'ImageFolderDataset: {len(repeated)} links under {root} lead '
+                'to folders or images already scanned (symlink loops or '
+                f'duplicates); each image is read once: {names[:5]}'
+                f'{" ..." if len(names) > 5 else ""}', logger='current',
+                level=30)
         return found
+
+    def _check_pixels(self, paths: Sequence[str]) -> None:
+        """Refuse files over ``max_pixels`` from their headers alone."""
+        if self.max_pixels is None:
+            return
+        big = []
+        for p in paths:
+            size = header_size(p)
+            if size and size[0] * size[1] > self.max_pixels:
+                big.append(f'{p} ({size[0]}x{size[1]} = '
+                           f'{size[0] * size[1]} pixels)')
+        if big:
+            raise ValueError(
+                f'ImageFolderDataset: {len(big)} image(s) under '
+                f'{self.data_root!r} have more pixels than max_pixels='
+                f'{self.max_pixels} (read from their headers; not decoded): '
+                f'{big[:5]}{" ..." if len(big) > 5 else ""}. Fix: downscale '
+                'them (e.g. `mogrify -resize "8192x8192>" FILE`), remove '
+                'them, or raise max_pixels in the data set config (None: no '
+                'cap) if the machine has the memory to decode them.')
 
     def load_data_list(self) -> List[dict]:
         """One ``dict(img_path=..., [class_id=...], [caption=...])`` per
@@ -137,6 +206,7 @@ class ImageFolderDataset(BaseDataset):
         paths = self._find()
         found = list(paths)
         if self.check == 'decode':
+            self._check_pixels(paths)
             good = [p for p in paths if _decodes(p)]
             self.skipped = sorted(set(paths) - set(good))
             paths = good

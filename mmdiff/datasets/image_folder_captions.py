@@ -16,20 +16,57 @@ sources disagreeing on an image) is an error naming the file and the fix.
 import json
 import os
 import os.path as osp
-from typing import Dict, Iterable, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 METADATA_FILE = 'metadata.jsonl'
 #: Where captions are read from.
 CAPTION_SOURCES = ('auto', 'metadata', 'txt')
 
 
-def _metadata_files(root: str) -> list:
-    found = []
+def walk_once(root: str, recursive: bool = True,
+              repeated: Optional[list] = None
+              ) -> Iterator[Tuple[str, List[str]]]:
+    """``(folder, sorted file names)`` of every folder under ``root``,
+    following links but visiting each real folder once (a link back up
+    the tree, ``self -> .``, or a second link to a scanned folder adds
+    nothing); hidden folders are skipped. The skipped links are appended to
+    ``repeated`` when given."""
+    seen = {osp.realpath(root)}
     for dirpath, dirnames, names in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
-        if METADATA_FILE in names:
-            found.append(osp.join(dirpath, METADATA_FILE))
-    return found
+        keep = []
+        for d in sorted(dirnames) if recursive else []:
+            if d.startswith('.'):
+                continue
+            real = osp.realpath(osp.join(dirpath, d))
+            if real in seen:
+                if repeated is not None:
+                    repeated.append(osp.join(dirpath, d))
+                continue
+            seen.add(real)
+            keep.append(d)
+        dirnames[:] = keep
+        yield dirpath, sorted(names)
+
+
+def _metadata_files(root: str) -> list:
+    return [osp.join(dirpath, METADATA_FILE)
+            for dirpath, names in walk_once(root) if METADATA_FILE in names]
+
+
+def read_text(path: str) -> str:
+    """A caption file's text: UTF-8 (a byte-order mark is dropped); other
+    encodings raise an error naming the file and how to convert it."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    try:
+        return data.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f'{path}: not UTF-8 text (byte {data[e.start]:#04x} at offset '
+            f'{e.start}); captions are read as UTF-8. Fix: re-save the file '
+            'as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.utf8 && '
+            'mv FILE.utf8 FILE` (use its real encoding for latin1: cp1252, '
+            'shift_jis, ...).') from None
 
 
 def read_metadata_captions(root: str, images: Iterable[str],
@@ -50,43 +87,43 @@ def read_metadata_captions(root: str, images: Iterable[str],
     for meta in _metadata_files(root):
         folder = osp.dirname(meta)
         unknown = []
-        with open(meta, encoding='utf-8') as f:
-            for num, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f'{meta}, line {num}'
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(
-                        f'{where}: not valid JSON ({e.msg}). Fix: one JSON '
-                        'object per line, e.g. {"file_name": "0001.png", '
-                        f'"{column}": "a photo of ..."}}.') from e
-                if not isinstance(row, dict) or 'file_name' not in row:
-                    raise ValueError(
-                        f'{where}: no "file_name" (the image path, '
-                        f'relative to {folder}). Fix: add it to each row.')
-                if column not in row:
-                    keys = sorted(row)
-                    raise ValueError(
-                        f'{where}: no caption column {column!r} (columns: '
-                        f'{keys}). Fix: set caption_column to the column '
-                        'holding the captions (diffusers\' --caption_column).')
-                caption = row[column]
-                if not isinstance(caption, str):
-                    raise ValueError(
-                        f'{where}: caption {column!r} must be a string, got '
-                        f'{type(caption).__name__} ({caption!r}).')
-                path = osp.normpath(osp.join(folder, row['file_name']))
-                if path not in known:
-                    unknown.append(row['file_name'])
-                    continue
-                if path in out:
-                    raise ValueError(
-                        f'{where}: {row["file_name"]!r} has a caption '
-                        'already (listed twice in the metadata.jsonl files '
-                        f'under {root}). Fix: keep one row per image.')
-                out[path] = caption.strip()
+        for num, line in enumerate(
+                read_text(meta).replace('\r\n', '\n').split('\n'), 1):
+            if not line.strip():
+                continue
+            where = f'{meta}, line {num}'
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f'{where}: not valid JSON ({e.msg}). Fix: one JSON '
+                    'object per line, e.g. {"file_name": "0001.png", '
+                    f'"{column}": "a photo of ..."}}.') from e
+            if not isinstance(row, dict) or 'file_name' not in row:
+                raise ValueError(
+                    f'{where}: no "file_name" (the image path, '
+                    f'relative to {folder}). Fix: add it to each row.')
+            if column not in row:
+                keys = sorted(row)
+                raise ValueError(
+                    f'{where}: no caption column {column!r} (columns: '
+                    f'{keys}). Fix: set caption_column to the column '
+                    'holding the captions (diffusers\' --caption_column).')
+            caption = row[column]
+            if not isinstance(caption, str):
+                raise ValueError(
+                    f'{where}: caption {column!r} must be a string, got '
+                    f'{type(caption).__name__} ({caption!r}).')
+            path = osp.normpath(osp.join(folder, row['file_name']))
+            if path not in known:
+                unknown.append(row['file_name'])
+                continue
+            if path in out:
+                raise ValueError(
+                    f'{where}: {row["file_name"]!r} has a caption '
+                    'already (listed twice in the metadata.jsonl files '
+                    f'under {root}). Fix: keep one row per image.')
+            out[path] = caption.strip()
         if unknown:
             raise ValueError(
                 f'{meta}: {len(unknown)} file_name(s) name no image found '
@@ -103,8 +140,7 @@ def read_txt_captions(images: Iterable[str]) -> Dict[str, str]:
     for path in images:
         txt = osp.splitext(path)[0] + '.txt'
         if osp.isfile(txt):
-            with open(txt, encoding='utf-8') as f:
-                out[osp.normpath(path)] = f.read().strip()
+            out[osp.normpath(path)] = read_text(txt).strip()
     return out
 
 

@@ -38,6 +38,35 @@ from typing import Callable, Dict, Iterable, Optional
 TMP_MARK = '.tmp-'
 
 
+def _os_error(error: BaseException) -> Optional[OSError]:
+    """The OS error behind ``error``: itself, one in its ``__cause__`` /
+    ``__context__`` chain (torch's zip writer raises ``RuntimeError`` from
+    the ``OSError`` of the file object it writes to), or the ``Os { code:
+    N }`` of a Rust writer's message (safetensors)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        code = re.search(r'Os \{ code: (\d+)', str(error))
+        if code:
+            num = int(code.group(1))
+            return OSError(num, os.strerror(num))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def torch_save(obj, path: str) -> None:
+    """``torch.save`` through a Python file object, so that a failed write
+    raises with its ``OSError`` (errno) attached: given a file name, torch's
+    C++ writer only says ``basic_ios::clear: iostream error``. For
+    :func:`atomic_write`: ``atomic_write(path, lambda tmp: torch_save(obj,
+    tmp))``."""
+    import torch
+    with open(path, 'wb') as f:
+        torch.save(obj, f)
+
+
 @contextmanager
 def explain_write_errors(path: str, action: str):
     """Turn disk-full and permission errors into errors naming the fix.
@@ -48,22 +77,40 @@ def explain_write_errors(path: str, action: str):
     """
     try:
         yield
-    except OSError as e:
+    except Exception as error:  # noqa: BLE001  (re-raised unless an OS error)
+        e = _os_error(error)
+        if e is None:
+            raise
         folder = osp.dirname(osp.abspath(path))
+        where = f'{action} ({path})'
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OSError(
                 e.errno, f'No space left on the disk holding {folder} while '
-                f'{action} ({e.strerror}). Nothing was replaced: the '
+                f'{where}: {e.strerror}. {path} was not replaced: the '
                 'previous files are intact. Fix: free space there (df -h '
                 f'{folder}; e.g. delete old work_dirs or checkpoints) or '
                 'write elsewhere (--work-dir / another output path).'
-            ) from e
-        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            ) from error
+        if e.errno == errno.EFBIG:
             raise OSError(
-                e.errno, f'Cannot write to {folder} while {action}: '
+                e.errno, f'File too large while {where}: {e.strerror}. The '
+                f'file system holding {folder} or the process\'s file-size '
+                f'limit does not allow a file this big; {path} was not '
+                'replaced. Fix: write to a file system without a small file '
+                'size cap (FAT32 / vfat stop at 4 GB: use ext4, xfs, NTFS or '
+                'exFAT) or lift the limit (`ulimit -f unlimited`).') from error
+        if e.errno == errno.EROFS:
+            raise OSError(
+                e.errno, f'Cannot write to {folder} while {where}: the file '
+                f'system is mounted read-only ({e.strerror}). Fix: write '
+                'elsewhere (--work-dir / another output path, or '
+                '$MMDIFF_CACHE for caches) or remount it read-write.') from error
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise OSError(
+                e.errno, f'Cannot write to {folder} while {where}: '
                 f'{e.strerror}. Fix: make the folder writable (chmod u+w '
-                f'{folder}, or check the mount is not read-only) or write '
-                'elsewhere (--work-dir / another output path).') from e
+                f'{folder}) or write elsewhere (--work-dir / another output '
+                'path).') from error
         raise
 
 
@@ -289,8 +336,11 @@ def publish_folder(target: str, fill: Callable[[str], None],
     target = os.fspath(target).rstrip(os.sep) or os.sep
     parent = osp.dirname(osp.abspath(target))
     action = action or f'writing {target}'
-    os.makedirs(parent, exist_ok=True)
-    with folder_lock(target):
+    lock = folder_lock(target)
+    with explain_write_errors(target, action):  # read-only, no space, ...
+        os.makedirs(parent, exist_ok=True)
+        lock.acquire()
+    try:
         remove_stale_temps(parent, osp.basename(osp.abspath(target)))
         tmp, old = temp_sibling(target), None
         try:
@@ -316,4 +366,6 @@ def publish_folder(target: str, fill: Callable[[str], None],
             for leftover in (tmp, old):
                 if leftover:
                     _remove(leftover)
+    finally:
+        lock.release()
     return target

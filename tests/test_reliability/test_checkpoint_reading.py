@@ -132,9 +132,8 @@ def test_disk_full_and_permission_errors_name_the_fix(files, tmp_path,
     target.parent.mkdir()
     target.write_bytes(b'previous')
 
-    def full(obj, path, *args, **kwargs):
-        with open(path, 'wb') as f:
-            f.write(b'partial')
+    def full(obj, f, *args, **kwargs):  # writes to a file object
+        f.write(b'partial')
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(torch, 'save', full)

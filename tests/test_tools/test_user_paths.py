@@ -115,6 +115,26 @@ def test_image_demo_writes_host_visualisation(demo_run, run_tool, odd_image,
     assert color.shape == (H, W, 3)
 
 
+PANOPTIC = 'mask2former_vpd_tiny_demo-coco-panoptic.py'
+
+
+def test_image_demo_panoptic_without_segments(demo_run, run_tool, odd_image,
+                                              tmp_path):
+    """A panoptic prediction with no segment (here: no query may pass the
+    fusion head's threshold) crashed in mmdet's visualiser (`need at least
+    one array to stack`)."""
+    _, ckpt = _ckpt(demo_run, PANOPTIC)
+    child = tmp_path / 'no_segment.py'
+    child.write_text(f'_base_ = [{osp.join(DEMO, PANOPTIC)!r}]\n'
+                     'model = dict(test_cfg=dict(object_mask_thr=1.01))\n')
+    out = str(tmp_path / 'result.png')
+    proc = run_tool('demo/image_demo.py', odd_image, str(child), ckpt,
+                    '--out-file', out, cwd=str(tmp_path))
+    assert 'no segment predicted' in proc.stdout and 'wrote' in proc.stdout
+    vis = cv2.imread(out)
+    assert vis is not None and vis.shape[:2] == (H, W)
+
+
 # -- tools/test.py --show-dir --tta ------------------------------------------
 # 4 validation images: enough to draw, augment and score
 FEW = ['--cfg-options', 'test_dataloader.dataset.indices=4']

@@ -52,7 +52,7 @@ def test_atomic_write_disk_full_names_the_fix(tmp_path):
         open(tmp, 'wb').close()
         raise OSError(errno.ENOSPC, 'No space left on device')
 
-    with pytest.raises(OSError, match='No space left.*Nothing was replaced'
+    with pytest.raises(OSError, match='No space left.*a.json was not replaced'
                        '.*Fix: free space'):
         fileio.atomic_write(str(tmp_path / 'a.json'), full)
     assert os.listdir(tmp_path) == []

@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-tokens', type=int, default=150)
     parser.add_argument('--storage', choices=['memory', 'disk'],
                         default='memory')
+    parser.add_argument('--cache-dir',
+                        help='with --storage disk: this folder (kept, and '
+                        'reused by the next run) instead of a temporary one')
     parser.add_argument('--max-size-mb', type=float, default=4096)
     parser.add_argument('--json', dest='json_out')
     return parser.parse_args(argv)
@@ -65,9 +68,11 @@ def main(argv=None) -> dict:
         class_embeddings=torch.randn(args.num_tokens, dim),
         use_attn=args.num_tokens > 1, freeze_unet=True)
     tmp = tempfile.TemporaryDirectory()
+    cache_dir = None if args.storage == 'memory' else (args.cache_dir
+                                                       or tmp.name)
     cached = CachedBackbone(
         backbone, freeze=True, max_size_mb=args.max_size_mb,
-        cache_dir=tmp.name if args.storage == 'disk' else None).eval()
+        cache_dir=cache_dir).eval()
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(args.num_images, 3, args.input_size, args.input_size,
                         generator=gen) * 2 - 1

@@ -12,11 +12,9 @@ written to a temporary name and renamed once complete.
 import argparse
 import sys
 
-import torch
-
 from mmdiff.converters import load_source
 from mmdiff.utils.checkpoint_io import CheckpointError
-from mmdiff.utils.fileio import atomic_write, sha256_file
+from mmdiff.utils.fileio import atomic_write, sha256_file, torch_save
 
 KEEP = ('state_dict', 'meta')
 
@@ -45,7 +43,7 @@ def publish(in_file: str, out_file: str, trust_pickle: bool = False) -> str:
     stem = out_file[:-4] if out_file.endswith('.pth') else out_file
     # the complete file appears in one step, named from its own bytes
     final = atomic_write(
-        stem + '.pth', lambda tmp: torch.save(published, tmp),
+        stem + '.pth', lambda tmp: torch_save(published, tmp),
         action=f'publishing {stem}',
         final_name=lambda tmp: f'{stem}-{sha256_file(tmp)[:8]}.pth')
     print(f'removed: {", ".join(removed) or "nothing"}')

@@ -5,35 +5,35 @@ same features every epoch; :class:`CachedBackbone` computes them once per
 image and serves them from memory or disk afterwards.
 
 Keys are safe by construction: ``sha256`` of the image tensor's bytes (with
-shape and dtype) and its class id, the wrapped backbone's config, and the
+shape and dtype) and its class id, the wrapped backbone's settings as built
+(:func:`module_settings`: every plain attribute of it and its submodules,
+e.g. ``timestep``, ``tap_paths``, ``noise``, ``amp_dtype``, prompt tensors;
+the same whether the backbone is given as a config or as a module), and the
 identity of its weights (a hash of every parameter and buffer, computed once
 after the weights are loaded, or a ``weights_id`` string you supply). Any
-change to the image, the config or the weights gives a new key.
+change to the image, the settings or the weights gives a new key.
+
+On disk every entry carries the sha256 of its tensors; an entry that cannot
+be read, fails its checksum, holds non-finite values or features of another
+shape is logged and recomputed. Stores of several processes may share one
+folder: an entry evicted by another process is a miss, not an error.
 """
 import hashlib
 import json
 import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdiff.registry import MODELS
-from mmdiff.utils.fileio import atomic_write
-
-
-def tensor_digest(tensor: Tensor, hasher=None):
-    """Feed a tensor's dtype, shape and raw bytes into a sha256 hasher."""
-    hasher = hasher or hashlib.sha256()
-    tensor = tensor.detach().cpu().contiguous()
-    hasher.update(f'{tensor.dtype}{tuple(tensor.shape)}'.encode())
-    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
-        tensor = tensor.view(torch.int16)
-    hasher.update(memoryview(tensor.numpy()).cast('B'))
-    return hasher
+from mmdiff.utils.digest import tensor_digest, tensors_sha256  # noqa: F401
+from mmdiff.utils.fileio import atomic_write, torch_save
 
 
 def module_digest(module: nn.Module) -> str:
@@ -45,8 +45,62 @@ def module_digest(module: nn.Module) -> str:
     return hasher.hexdigest()
 
 
+def _plain(value):
+    """A JSON-able, process-independent description of an attribute value:
+    plain data as is, tensors by digest, config objects (diffusers'
+    schedulers) by their config, anything else by its type name only."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (torch.dtype, torch.device)):
+        return str(value)
+    if isinstance(value, Tensor):
+        return 'tensor:' + tensor_digest(value).hexdigest()
+    if isinstance(value, np.ndarray):
+        return 'array:' + tensor_digest(torch.from_numpy(value)).hexdigest()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=repr) if isinstance(
+            value, (set, frozenset)) else items
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(
+            value.items(), key=lambda kv: str(kv[0]))}
+    config = getattr(value, 'config', None)
+    if isinstance(config, dict):  # diffusers ConfigMixin (schedulers)
+        return {'type': type(value).__qualname__, 'config': _plain(config)}
+    return f'<{type(value).__module__}.{type(value).__qualname__}>'
+
+
+def module_settings(module: nn.Module) -> str:
+    """Every setting of ``module`` that can change its outputs, as JSON.
+
+    The public attributes of the module and of each submodule (``timestep``,
+    ``noise``, ``tap_paths``, ``amp_dtype``, ``training``, prompt tensors
+    kept as attributes, a scheduler's config, ...), with each submodule's
+    class and diffusers config. A module's ``repr()`` shows only its layers;
+    this is what a config dict would have set, however the module was made.
+    """
+    out = {}
+    for name, sub in module.named_modules():
+        attrs = {k: _plain(v) for k, v in sorted(vars(sub).items())
+                 if not k.startswith('_')}
+        config = getattr(sub, 'config', None)
+        if isinstance(config, dict) and 'config' not in attrs:
+            attrs['config'] = _plain(config)
+        attrs['class'] = f'{type(sub).__module__}.{type(sub).__qualname__}'
+        out[name] = attrs
+    return json.dumps(out, sort_keys=True)
+
+
 class FeatureStore:
     """Byte-capped LRU store of feature tuples, in memory or on disk.
+
+    On disk an entry is ``<key>.pt``: ``{'feats': [tensors], 'sha256':
+    checksum}`` (weights-only). :meth:`get` returns None (a miss, after a
+    log line naming the file) for an entry that is unreadable, fails its
+    checksum or ``check``, or holds non-finite values; the caller recomputes
+    it. Several stores (processes) may share ``cache_dir``: each evicts by
+    the files' modification times (the LRU order), and a file another store
+    removed is a miss.
 
     Args:
         max_size_mb (float): Cap on the stored features, in MB (1e6 bytes).
@@ -64,18 +118,32 @@ class FeatureStore:
         self.entries: 'OrderedDict[str, object]' = OrderedDict()
         self.sizes: Dict[str, int] = {}
         self.total = 0
-        self.hits = self.misses = self.evictions = 0
+        self.hits = self.misses = self.evictions = self.invalid = 0
         if cache_dir is not None:
             os.makedirs(cache_dir, exist_ok=True)
-            files = [f for f in os.listdir(cache_dir) if f.endswith('.pt')]
-            files.sort(key=lambda f: osp.getmtime(osp.join(cache_dir, f)))
-            for name in files:  # oldest first: LRU order across runs
-                self._account(name[:-3], None,
-                              osp.getsize(osp.join(cache_dir, name)))
+            self._scan()
             self._evict()
 
     def _path(self, key: str) -> str:
         return osp.join(self.cache_dir, f'{key}.pt')
+
+    def _scan(self) -> None:
+        """Index the folder's entries, oldest first (LRU order across runs
+        and processes)."""
+        found = []
+        for name in os.listdir(self.cache_dir):
+            if not name.endswith('.pt') or name.startswith('.'):
+                continue
+            try:
+                st = os.stat(osp.join(self.cache_dir, name))
+            except FileNotFoundError:  # evicted by another store meanwhile
+                continue
+            found.append((st.st_mtime, name[:-3], st.st_size))
+        self.entries.clear()
+        self.sizes.clear()
+        self.total = 0
+        for _, key, size in sorted(found):
+            self._account(key, None, size)
 
     def _account(self, key: str, value, size: int) -> None:
         self.entries[key] = value
@@ -88,18 +156,62 @@ class FeatureStore:
     def __contains__(self, key: str) -> bool:
         return key in self.entries
 
-    def get(self, key: str) -> Optional[Tuple[Tensor, ...]]:
-        """Features of ``key`` (and mark it recently used), or None."""
+    def get(self, key: str,
+            check: Optional[Callable[[Tuple[Tensor, ...]], Optional[str]]]
+            = None) -> Optional[Tuple[Tensor, ...]]:
+        """Features of ``key`` (and mark it recently used), or None.
+
+        Args:
+            key (str): The entry.
+            check (callable, optional): ``check(feats)`` returns why the
+                features cannot be right (e.g. a wrong shape), or None.
+        """
         if key not in self.entries:
             self.misses += 1
             return None
-        self.entries.move_to_end(key)
-        self.hits += 1
         if self.cache_dir is None:
+            self.entries.move_to_end(key)
+            self.hits += 1
             return self.entries[key]
         path = self._path(key)
-        os.utime(path)
-        return tuple(torch.load(path, map_location='cpu', weights_only=True))
+        try:
+            obj = torch.load(path, map_location='cpu', weights_only=True)
+        except FileNotFoundError:  # evicted by another store
+            self._forget(key)
+            self.misses += 1
+            return None
+        except Exception as e:  # truncated, overwritten, not a torch file
+            obj, problem = None, f'unreadable ({type(e).__name__}: {e})'
+        else:
+            problem = self._problem(obj, check)
+        if problem is not None:
+            print_log(f'CachedBackbone: cache entry {path} is {problem}; '
+                      'recomputing it.', logger='current', level=30)
+            self.invalid += 1
+            self._drop(key)
+            self.misses += 1
+            return None
+        try:
+            os.utime(path)
+        except FileNotFoundError:  # evicted by another store just now
+            pass
+        self.entries.move_to_end(key)
+        self.hits += 1
+        return tuple(obj['feats'])
+
+    @staticmethod
+    def _problem(obj, check=None) -> Optional[str]:
+        """Why a loaded entry cannot be served, or None."""
+        if not (isinstance(obj, dict) and isinstance(obj.get('feats'), list)
+                and isinstance(obj.get('sha256'), str)
+                and all(isinstance(f, Tensor) for f in obj['feats'])):
+            return 'not a feature entry of this mmdiff version'
+        feats = obj['feats']
+        if tensors_sha256(feats) != obj['sha256']:
+            return 'damaged (its tensors do not match their sha256)'
+        if not all(torch.isfinite(f).all() for f in feats):
+            return 'holding non-finite values'
+        return check(tuple(feats)) if check is not None else None
 
     def put(self, key: str, feats: Sequence[Tensor]) -> None:
         """Store features; evict least recently used entries past the cap."""
@@ -110,31 +222,45 @@ class FeatureStore:
         if size > self.max_bytes:
             return  # larger than the whole cache: never stored
         if key in self.entries:
-            self._drop(key)
+            self._forget(key)
         if self.cache_dir is None:
             value = feats
         else:
             value = None
-            atomic_write(self._path(key),
-                         lambda tmp: torch.save(list(feats), tmp))
-            size = osp.getsize(self._path(key))
+            entry = dict(feats=list(feats), sha256=tensors_sha256(feats))
+            path = atomic_write(self._path(key),
+                                lambda tmp: torch_save(entry, tmp),
+                                action='storing cached features')
+            try:
+                size = osp.getsize(path)
+            except FileNotFoundError:  # evicted by another store already
+                return
         self._account(key, value, size)
         self._evict()
 
-    def _drop(self, key: str) -> None:
+    def _forget(self, key: str) -> None:
         self.entries.pop(key)
         self.total -= self.sizes.pop(key)
-        if self.cache_dir is not None and osp.exists(self._path(key)):
-            os.remove(self._path(key))
+
+    def _drop(self, key: str) -> None:
+        self._forget(key)
+        if self.cache_dir is not None:
+            try:
+                os.remove(self._path(key))
+            except FileNotFoundError:  # removed by another store
+                pass
 
     def _evict(self) -> None:
+        if self.total > self.max_bytes and self.cache_dir is not None:
+            self._scan()  # other stores sharing the folder count too
         while self.total > self.max_bytes and self.entries:
             self._drop(next(iter(self.entries)))
             self.evictions += 1
 
     def stats(self) -> dict:
         return dict(entries=len(self), bytes=self.total, hits=self.hits,
-                    misses=self.misses, evictions=self.evictions)
+                    misses=self.misses, evictions=self.evictions,
+                    invalid=self.invalid)
 
 
 @MODELS.register_module()
@@ -170,13 +296,12 @@ class CachedBackbone(BaseModule):
                  weights_id: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
-        if isinstance(backbone, nn.Module):
-            self.config_id = f'{type(backbone).__module__}.' \
-                f'{type(backbone).__qualname__}:{backbone!r}'
-            self.backbone = backbone
-        else:
-            self.config_id = json.dumps(backbone, sort_keys=True, default=str)
-            self.backbone = MODELS.build(backbone)
+        # Keys come from the built module's settings (module_settings), the
+        # same for a config and a module: a module's repr() omits timestep,
+        # noise, taps and prompts.
+        self.backbone = backbone if isinstance(backbone, nn.Module) \
+            else MODELS.build(backbone)
+        self._shapes: Dict[tuple, List[tuple]] = {}
         for attr, bad in (('noise', 'random'), ('latent_mode', 'sample')):
             if getattr(self.backbone, attr, None) == bad:
                 raise ValueError(
@@ -212,8 +337,29 @@ class CachedBackbone(BaseModule):
     def _key_prefix(self) -> bytes:
         if self.weights_id is None:
             self.weights_id = module_digest(self.backbone)
+        settings = module_settings(self.backbone)
         return hashlib.sha256(
-            f'{self.config_id}\n{self.weights_id}'.encode()).digest()
+            f'{settings}\n{self.weights_id}'.encode()).digest()
+
+    def _feature_problem(self, image: Tensor,
+                         feats: Tuple[Tensor, ...]) -> Optional[str]:
+        """Why ``feats`` loaded for ``image`` cannot be the backbone's
+        features (levels, channels, batch of one, dtype, and the shapes
+        computed in this process for images of this shape), or None."""
+        chans = getattr(self, 'out_channels', None)
+        if chans is not None and len(feats) != len(chans):
+            return (f'holding {len(feats)} feature levels where the backbone '
+                    f'gives {len(chans)}')
+        known = self._shapes.get(tuple(image.shape))
+        for i, f in enumerate(feats):
+            if f.dim() < 2 or f.shape[0] != 1 or not f.is_floating_point() \
+                    or (chans is not None and f.shape[1] != chans[i]) or \
+                    (known is not None and (tuple(f.shape), str(f.dtype))
+                     != known[i]):
+                return (f'holding level {i} of shape {tuple(f.shape)} and '
+                        f'dtype {f.dtype}, not what the backbone gives'
+                        + (f' ({known[i]})' if known else ''))
+        return None
 
     def keys(self, inputs: Tensor,
              class_ids: Optional[Tensor] = None) -> List[str]:
@@ -233,7 +379,9 @@ class CachedBackbone(BaseModule):
         """Features of ``inputs``: cached ones loaded, the rest computed."""
         self._check_frozen()
         keys = self.keys(inputs, class_ids)
-        found = [self.store.get(k) for k in keys]
+        found = [
+            self.store.get(k, lambda f, x=x: self._feature_problem(x, f))
+            for k, x in zip(keys, inputs)]
         missing = [i for i, f in enumerate(found) if f is None]
         if missing:
             idx = torch.tensor(missing, device=inputs.device)
@@ -241,6 +389,8 @@ class CachedBackbone(BaseModule):
                 class_ids=torch.as_tensor(class_ids)[idx.cpu()])
             with torch.no_grad():
                 feats = self.backbone(inputs[idx], **kwargs)
+            self._shapes[tuple(inputs.shape[1:])] = [
+                ((1, ) + tuple(f.shape[1:]), str(f.dtype)) for f in feats]
             for j, i in enumerate(missing):
                 found[i] = tuple(f[j:j + 1] for f in feats)
                 self.store.put(keys[i], found[i])

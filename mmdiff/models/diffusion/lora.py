@@ -28,8 +28,10 @@ def _require_peft():
         import peft  # noqa: F401
     except ImportError as e:
         raise ImportError(
-            'LoRA needs peft: `pip install peft` (0.21.2 tested; it brings '
-            'accelerate and psutil, no torchvision).') from e
+            'LoRA needs peft, part of the runtime requirements: `make '
+            'install` (bash tools/setup_env.sh) installs it, or `pip install '
+            'peft==0.21.2` (it brings accelerate and psutil, no '
+            'torchvision).') from e
 
 
 def add_unet_lora(unet: nn.Module,

@@ -9,10 +9,12 @@ import hashlib
 import json
 import os
 import os.path as osp
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
+import torch
 from torch import Tensor
 
+from mmdiff.utils.digest import tensors_sha256
 from .embedding import (FORMAT, append_mean_row, check_output,
                         compute_class_embeddings)
 from .embedding_file import load_class_embeddings, save_class_embeddings
@@ -25,6 +27,27 @@ def default_cache_dir() -> str:
     ``~/.cache/mmdiff/class_embeddings``."""
     root = os.environ.get('MMDIFF_CACHE') or osp.join('~', '.cache', 'mmdiff')
     return osp.join(osp.expanduser(root), 'class_embeddings')
+
+
+def load_cached(file: str, key: str,
+                num_classes: int) -> Tuple[Optional[Tensor], Optional[str]]:
+    """``(embeddings, None)`` from the cache file ``file`` when it serves
+    ``key``, else ``(None, why)``: unreadable, another key, wrong shape,
+    non-finite values or a checksum mismatch."""
+    try:
+        embeddings, meta = load_class_embeddings(file)
+    except Exception as e:  # truncated, overwritten, not safetensors
+        return None, f'unreadable: {e}'
+    if meta.get('cache_key') != key:
+        return None, 'written for other classes, templates or encoder'
+    if embeddings.shape[0] != num_classes:
+        return None, f'{embeddings.shape[0]} rows for {num_classes} classes'
+    if not torch.isfinite(embeddings).all():
+        return None, 'non-finite values'
+    digest = meta.get('sha256')  # files of mmdiff <= 0.x have none
+    if digest is not None and digest != tensors_sha256([embeddings]):
+        return None, 'its values do not match the sha256 stored with them'
+    return embeddings, None
 
 
 def get_or_build_class_embeddings(class_names: NameSpec,
@@ -67,10 +90,13 @@ def get_or_build_class_embeddings(class_names: NameSpec,
     file = osp.join(cache_dir or default_cache_dir(),
                     f'{key[:24]}.safetensors')
     if osp.isfile(file):
-        embeddings, meta = load_class_embeddings(file)
-        if meta.get('cache_key') == key:
+        embeddings, problem = load_cached(file, key, len(names))
+        if problem is None:
             print_log(f'Class embeddings: cache hit {file}', logger='current')
             return append_mean_row(embeddings) if mean_row else embeddings
+        print_log(f'Class embeddings: the cache file {file} cannot be used '
+                  f'({problem}); rebuilding it.', logger='current',
+                  level=30)
     print_log(f'Class embeddings: building {len(names)} classes x '
               f'{len(tmpls)} templates with {text_encoder} -> {file}',
               logger='current')
@@ -78,5 +104,6 @@ def get_or_build_class_embeddings(class_names: NameSpec,
         names, text_encoder, tmpls, output=output, max_length=max_length,
         local_files_only=local_files_only, return_metadata=True, **kwargs)
     meta['cache_key'] = key
+    meta['sha256'] = tensors_sha256([embeddings])
     save_class_embeddings(file, embeddings, meta)
     return append_mean_row(embeddings) if mean_row else embeddings

@@ -12,7 +12,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from mmdiff.utils.fileio import atomic_write, atomic_write_json
+from mmdiff.utils.fileio import atomic_write, atomic_write_json, torch_save
 
 
 def save_class_embeddings(path: Union[str, os.PathLike], embeddings: Tensor,
@@ -32,7 +32,7 @@ def save_class_embeddings(path: Union[str, os.PathLike], embeddings: Tensor,
     tensor = embeddings.detach().cpu().contiguous()
     if path.endswith(('.pth', '.pt')):
         def write(tmp):
-            torch.save({'class_embeddings': tensor, 'meta': meta}, tmp)
+            torch_save({'class_embeddings': tensor, 'meta': meta}, tmp)
     elif path.endswith('.safetensors'):
         from safetensors.torch import save_file
 
@@ -68,19 +68,7 @@ def load_class_embeddings(
             f'--text-encoder ... --out {path}`.')
     meta: dict = {}
     if path.endswith('.safetensors'):
-        from safetensors import safe_open
-        with safe_open(path, framework='pt') as f:
-            keys = list(f.keys())
-            key = 'class_embeddings' if 'class_embeddings' in keys else (
-                keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise ValueError(
-                    f'{path} holds tensors {keys}, none named '
-                    "'class_embeddings'.")
-            tensor = f.get_tensor(key)
-            header = f.metadata() or {}
-        if 'mmdiff' in header:
-            meta = json.loads(header['mmdiff'])
+        tensor, meta = _read_safetensors(path)
     else:
         from mmdiff.utils.checkpoint_io import CheckpointError, read_checkpoint
         try:
@@ -107,6 +95,38 @@ def load_class_embeddings(
             f'of shape (K, D) or (K, L, D), got {type(tensor).__name__} '
             f'{tuple(getattr(tensor, "shape", ()))}.')
     if not meta and osp.isfile(path + '.json'):
-        with open(path + '.json', encoding='utf-8') as f:
-            meta = json.load(f)
+        try:
+            with open(path + '.json', encoding='utf-8') as f:
+                meta = json.load(f)
+        except ValueError as e:
+            raise ValueError(
+                f'{path}.json (the metadata of {path}) is damaged: {e}. Fix: '
+                'rebuild both files (tools/misc/build_class_embeddings.py) '
+                'or delete the .json file.') from e
+    return tensor, meta
+
+
+def _read_safetensors(path: str) -> Tuple[Tensor, dict]:
+    """The class-embedding tensor and mmdiff metadata of a safetensors
+    file; a damaged file is named with the fix."""
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(path, framework='pt') as f:
+            keys = list(f.keys())
+            key = 'class_embeddings' if 'class_embeddings' in keys else (
+                keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise ValueError(
+                    f'{path} holds tensors {keys}, none named '
+                    "'class_embeddings'.")
+            tensor = f.get_tensor(key)
+            header = f.metadata() or {}
+        meta = json.loads(header['mmdiff']) if 'mmdiff' in header else {}
+    except (SafetensorError, OSError, json.JSONDecodeError) as e:
+        raise ValueError(
+            f'Cannot read the class embeddings {path}: {e} (the file is '
+            'truncated or damaged). Fix: rebuild it (`python tools/misc/'
+            f'build_class_embeddings.py ... --out {path}`; a file in the '
+            'class-embedding cache is rebuilt when it is used) or delete '
+            'it.') from e
     return tensor, meta

@@ -5,7 +5,8 @@ Each config is built twice without touching the network:
 - the released model's shapes on the meta device (no memory, no weights),
   (the demos: their own tiny backbone), to check that the channels written
   in the config (neck / head ``in_channels``) are the backbone's real
-  ``out_channels``;
+  ``out_channels``, and that the strides written for anchors, RoI
+  extractors and FPN heads are those of the levels they read;
 - as a whole host model: the demos as written, the released configs with
   the tiny SD-shaped U-Net swapped in.
 """
@@ -19,6 +20,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope
 from mmengine.utils import import_modules_from_strings
 
+from mmdiff.apis import check_strides, level_strides
 from mmdiff.models.diffusion import (tiny_sdxl_unet_cfg, tiny_unet_cfg,
                                      tiny_vae_cfg)
 from mmdiff.models.diffusion.presets import SD_VAE, SDXL_UNET, real_unet_cfg
@@ -102,6 +104,13 @@ def test_config_builds(path):
         assert list(owner[key]) == list(real.out_channels), (
             f'{path}: {key} {list(owner[key])} != the backbone\'s '
             f'out_channels {list(real.out_channels)}')
+        # the whole host model at the released shapes, on the meta device:
+        # anchor / RoI / FPNHead strides are those of the levels they read
+        with torch.device('meta'):
+            whole = MODELS.build(dict(copy.deepcopy(cfg.model),
+                                      backbone=real_cfg))
+        check_strides(whole)
+        assert level_strides(whole)[0] == real.feature_info[0]['reduction']
         tiny = copy.deepcopy(cfg.model)
         if backbone.get('pretrained') is not None:
             # released shapes are too big to build: the tiny U-Net, and the

@@ -12,10 +12,11 @@ from .host_checks import (CLASS_HEAD_PATHS, READER_PATHS,
                           check_model, check_normalization, host_part)
 from .host_options import apply_amp, apply_tta
 from .run_checks import check_before_run
+from .schedule_checks import fit_schedule
 
 __all__ = [
     'check_before_run', 'precheck_checkpoint', 'check_checkpoint',
     'check_model', 'check_in_channels', 'check_class_embeddings',
     'check_normalization', 'host_part', 'READER_PATHS', 'CLASS_HEAD_PATHS',
-    'apply_amp', 'apply_tta'
+    'apply_amp', 'apply_tta', 'fit_schedule'
 ]

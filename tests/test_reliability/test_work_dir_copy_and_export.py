@@ -1,11 +1,17 @@
-"""Findings 1, 3 and 4 of issue 24, through ``tools/train.py``.
+"""Findings 1, 3, 4 and 11 (disk full) of issue 24, through
+``tools/train.py``.
 
 The pretraining demo (EMA, ``DiffusersExportHook``, ``NaNGuardHook``)
-trains 4 iterations. Its work dir is copied (``cp -a``) and, in the copy,
-left as a kill between the two renames of an export's publish leaves it:
-no ``diffusers/``, the previous export as ``.diffusers.old-*`` and the new,
-complete one as ``.diffusers.tmp-*``. The copy is resumed with
-``--resume`` at a learning rate that blows the weights up. Then:
+trains with a checkpoint at 2 and 4; the disk is full at the second save
+(``torch.save`` raises ENOSPC). The error says nothing was replaced, and
+``diffusers/`` must then still hold the export of iteration 2 (it used to
+be replaced by iteration 4's before the checkpoint write failed).
+
+The work dir is copied (``cp -a``) and, in the copy, left as a kill between
+the two renames of an export's publish leaves it: no ``diffusers/``, the
+previous export as ``.diffusers.old-*`` and the newer complete one as
+``.diffusers.tmp-*``. The copy is resumed with ``--resume`` at a learning
+rate that blows the weights up. Then:
 
 1. the original work dir is untouched (its ``last_finite.pth`` was
    replaced before), and ``last_checkpoint`` and the printed advice of the
@@ -36,6 +42,21 @@ BLOW_UP = ['train_cfg.max_iters=8', 'default_hooks.checkpoint.interval=1',
            'optim_wrapper.optimizer.lr=1e6']
 
 
+# tools/train.py on a disk that fills up at the checkpoint of iteration 4
+FULL_AT_4 = '''
+import errno, os, runpy, sys
+from mmengine.fileio.backends.local_backend import LocalBackend
+_put = LocalBackend.put
+def put(self, obj, filepath):
+    if '.iter_4.pth.tmp-' in str(filepath):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return _put(self, obj, filepath)
+LocalBackend.put = put
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
+
+
 def _snapshot(folder: str) -> dict:
     """Every entry below ``folder``: inode, size, modification time."""
     out = {}
@@ -55,11 +76,15 @@ def _meta(folder: str) -> dict:
 def test_resume_in_a_copied_work_dir_writes_only_there(tmp_path):
     orig, copy = str(tmp_path / 'orig'), str(tmp_path / 'copy')
     first = subprocess.run(
-        [sys.executable, TRAIN, PRETRAIN, '--work-dir', orig,
-         '--cfg-options', *TINY], cwd=tmp_path, env=_env(), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert first.returncode == 0, first.stdout[-3000:]
-    assert _meta(osp.join(orig, 'diffusers'))['iter'] == 4
+        [sys.executable, '-c', FULL_AT_4, TRAIN, PRETRAIN, '--work-dir',
+         orig, '--cfg-options', *TINY], cwd=tmp_path, env=_env(),
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert first.returncode != 0, first.stdout[-3000:]
+    assert 'No space left on the disk' in first.stdout, first.stdout[-3000:]
+    assert 'Nothing was replaced' in first.stdout
+    # 11. ... and so it is: the export is still iteration 2's
+    assert not osp.exists(osp.join(orig, 'iter_4.pth'))
+    assert _meta(osp.join(orig, 'diffusers'))['iter'] == 2
     subprocess.run(['cp', '-a', orig, copy], check=True)
     before = _snapshot(orig)
 
@@ -69,7 +94,7 @@ def test_resume_in_a_copied_work_dir_writes_only_there(tmp_path):
     os.rename(osp.join(copy, 'diffusers'), newest)
     shutil.copytree(newest, older)
     meta = _meta(older)
-    meta['iter'] = 2
+    meta['iter'] = 1
     with open(osp.join(older, 'mmdiff_pretrain.json'), 'w') as f:
         json.dump(meta, f)
 
@@ -91,7 +116,7 @@ def test_resume_in_a_copied_work_dir_writes_only_there(tmp_path):
     assert f'--resume {good}' in printed and orig not in printed
 
     # 4. the newest complete export was restored, not deleted
-    assert 'Restored the diffusers export of iteration 4' in out, out[-3000:]
+    assert 'Restored the diffusers export of iteration 2' in out, out[-3000:]
 
     # 3. the export is the checkpoint the guard trusts, finite
     ckpt = torch.load(good, map_location='cpu', weights_only=False)

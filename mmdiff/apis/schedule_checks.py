@@ -1,4 +1,4 @@
-"""A learning-rate schedule that ends before the run does: stretched or refused.
+"""A schedule that ends before the run does: stretched, refused or logged.
 
 mmengine config inheritance freezes every number a base derived from its own
 ``max_iters``: a child of the demos' 600-iteration schedule that sets
@@ -95,10 +95,12 @@ def fit_schedule(cfg) -> List[str]:
         cfg (mmengine.Config): The training config; changed in place.
 
     Returns:
-        list[str]: One log line per change (empty when nothing changed).
+        list[str]: One log line per change or per early end kept (empty
+        when the schedule fits the run).
 
     Raises:
-        ValueError: A schedule with absolute steps ends before the run.
+        ValueError: A schedule set in absolute steps ends before the run
+            and would train on at 0.
     """
     train_cfg = cfg.get('train_cfg', None) or {}
     if 'max_iters' in train_cfg:

@@ -36,7 +36,8 @@ SMALL = ['train_dataloader.batch_size=2', f'{DS}.num_train=8',
          'custom_hooks.0.size=64']
 # the base's schedule, scaled down: warm-up to 1, poly decay to 4
 SHORT_BASE = ['param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
-              'param_scheduler.1.end=4', 'default_hooks.checkpoint.interval=20']
+              'param_scheduler.1.end=4',
+              'default_hooks.checkpoint.interval=20']
 
 
 def _child(tmp_path, max_iters: int) -> str:

@@ -91,7 +91,6 @@ class DiffusersExportHook(Hook):
         self.seed = seed
         self._last_size = None
         self._pending: list = []  # (iteration, staged folder), unverified
-        self._ema = False
 
     def _out_dir(self, runner) -> str:
         return osp.abspath(self.out_dir or osp.join(runner.work_dir,
@@ -156,14 +155,16 @@ class DiffusersExportHook(Hook):
         self._pending = []
 
     def _publish(self, runner, ready: list) -> None:
-        from mmdiff.models.pretrainers.export import publish_staged
+        from mmdiff.models.pretrainers.export import (export_meta,
+                                                      publish_staged)
         ready = sorted(ready)
         for _, folder in ready[:-1]:  # superseded
             _remove_folder(folder)
         it, folder = ready[-1]
         out_dir = self._out_dir(runner)
+        ema = (export_meta(folder) or {}).get('ema')
         publish_staged(folder, out_dir)
-        print_log(f'Exported the {"EMA " if self._ema else ""}U-Net + VAE '
+        print_log(f'Exported the {"EMA " if ema else ""}U-Net + VAE '
                   f'of iteration {it} to {out_dir} (its weights verified: '
                   f'finite; backbone: pretrained={out_dir}, '
                   'scale_latents=True).', logger='current')
@@ -201,7 +202,6 @@ class DiffusersExportHook(Hook):
         else:
             self._pending.append(
                 (it, stage_diffusers(model, out_dir, state, meta=meta)))
-            self._ema = ema
             print_log(f'Staged the export of iteration {it}; it replaces '
                       f'{out_dir} once a finite loss verifies its weights.',
                       logger='current')

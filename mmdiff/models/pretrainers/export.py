@@ -137,14 +137,20 @@ def _filler(model, out_dir: str, state: Optional[Dict[str, Tensor]],
     return fill
 
 
-def export_iter(folder: str) -> Optional[int]:
-    """The training iteration of a COMPLETE export folder (its
-    ``mmdiff_pretrain.json``, written last, names it), else None."""
+def export_meta(folder: str) -> Optional[dict]:
+    """The ``mmdiff_pretrain.json`` of an export folder (written last: a
+    folder without it is incomplete), or None."""
     try:
         with open(osp.join(folder, META_FILE)) as f:
-            it = json.load(f).get('iter')
-    except (OSError, ValueError, AttributeError):
+            meta = json.load(f)
+    except (OSError, ValueError):
         return None
+    return meta if isinstance(meta, dict) else None
+
+
+def export_iter(folder: str) -> Optional[int]:
+    """The training iteration of a COMPLETE export folder, else None."""
+    it = (export_meta(folder) or {}).get('iter')
     return it if isinstance(it, int) else None
 
 

@@ -66,7 +66,10 @@ def test_second_run_refused_killed_run_does_not_block_schedule_fits(
         stdout=log_a, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 300
-        while 'Iter(train)' not in (tmp_path / 'a.log').read_text() and \
+        # logged once the runner is built, under the lock (or training
+        # started without it)
+        while not any(key in (tmp_path / 'a.log').read_text() for key in (
+                'train_cfg.max_iters is 2000', 'Iter(train)')) and \
                 a.poll() is None and time.time() < deadline:
             time.sleep(0.2)
         out_a = (tmp_path / 'a.log').read_text()

@@ -83,7 +83,8 @@ def test_second_run_refused_killed_run_does_not_block_schedule_fits(
         b = subprocess.run(
             [sys.executable, TRAIN, _child(tmp_path, 2000), '--work-dir',
              work, '--cfg-options', *SMALL], cwd=tmp_path, env=_env(),
-            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            timeout=240)  # not refused: it would train 2000 iterations
         assert b.returncode != 0, b.stdout[-3000:]
         assert 'is in use by another training run' in b.stdout, \
             b.stdout[-3000:]
@@ -101,7 +102,8 @@ def test_second_run_refused_killed_run_does_not_block_schedule_fits(
     c = subprocess.run(
         [sys.executable, TRAIN, _child(tmp_path, 12), '--work-dir', work,
          '--cfg-options', *SMALL, *SHORT_BASE], cwd=tmp_path, env=_env(),
-        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        timeout=600)
     assert c.returncode == 0, c.stdout[-3000:]
     assert ('param_scheduler.1 (PolyLR) ended at iteration 4 but '
             'train_cfg.max_iters is 12') in c.stdout, c.stdout[-3000:]

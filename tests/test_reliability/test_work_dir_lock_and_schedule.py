@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_tools'))
 from test_resume import TRAIN, _env, make_demo_data  # noqa: E402
 
@@ -115,3 +117,32 @@ def test_second_run_refused_killed_run_does_not_block_schedule_fits(
     assert all(lr > 0 for lr in lrs[:-1]), lrs
     assert all(x > y for x, y in zip(lrs[1:-1], lrs[2:])), lrs
     assert osp.isfile(osp.join(work, 'iter_12.pth'))
+
+
+def test_schedule_in_absolute_steps_is_refused_or_kept_with_a_note(
+        tmp_path):
+    """The branches the runs above do not take, on the same config files:
+    a cosine schedule with ``T_max`` that would train on at lr 0 is refused
+    (both numbers and the fix named); the GenerativeDepth KITTI recipe's
+    exponential decay over 25k of 30k iterations (a hold phase at 0.01x) is
+    kept as written, with a note."""
+    from mmengine.config import Config
+
+    from mmdiff.apis import fit_schedule
+    cfg = Config.fromfile(_child(tmp_path, 2000))  # the README's child
+    cfg.param_scheduler[1] = dict(type='CosineAnnealingLR', T_max=570,
+                                  by_epoch=False, begin=30, end=600)
+    with pytest.raises(ValueError, match=r'param_scheduler\.1 '
+                       r'\(CosineAnnealingLR\) ends at iteration 600 but '
+                       r'train_cfg\.max_iters is 2000.*Fix: set '
+                       r'param_scheduler\.1\.end=2000'):
+        fit_schedule(cfg)
+    kitti = Config.fromfile(osp.join(
+        osp.dirname(TRAIN), '..', 'projects', 'GenerativeDepth', 'configs',
+        'generative-depth_sd2-concat_8xb4-30k_kitti-352x704.py'))
+    before = kitti.param_scheduler[1].end
+    notes = fit_schedule(kitti)
+    assert kitti.param_scheduler[1].end == before == 25000
+    assert len(notes) == 1 and 'ends at iteration 25000 and ' \
+        'train_cfg.max_iters is 30000' in notes[0] and \
+        'kept as written' in notes[0]

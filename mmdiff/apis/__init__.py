@@ -13,10 +13,12 @@ from .host_checks import (CLASS_HEAD_PATHS, READER_PATHS,
                           host_part, level_strides)
 from .host_options import apply_amp, apply_tta
 from .run_checks import check_before_run
+from .schedule_checks import fit_schedule
 
 __all__ = [
     'check_before_run', 'precheck_checkpoint', 'check_checkpoint',
     'check_model', 'check_in_channels', 'check_class_embeddings',
-    'check_normalization', 'check_strides', 'level_strides', 'host_part', 'READER_PATHS', 'CLASS_HEAD_PATHS',
-    'apply_amp', 'apply_tta'
+    'check_normalization', 'check_strides', 'level_strides', 'host_part',
+    'READER_PATHS', 'CLASS_HEAD_PATHS', 'apply_amp', 'apply_tta',
+    'fit_schedule'
 ]

@@ -245,7 +245,8 @@ def folder_lock(target: str):
                     is_singleton=True)
 
 
-def remove_stale_temps(folder: str, name: Optional[str] = None) -> list:
+def remove_stale_temps(folder: str, name: Optional[str] = None,
+                       files_only: bool = False) -> list:
     """Remove temporary siblings left by killed writers.
 
     Only safe when no writer of them is alive: call it under the target's
@@ -256,6 +257,10 @@ def remove_stale_temps(folder: str, name: Optional[str] = None) -> list:
         folder (str): Where to look.
         name (str, optional): Only the temporaries of this target name;
             None: every ``.*.tmp-*`` entry. Defaults to None.
+        files_only (bool): Leave folders alone: a temporary FOLDER may be
+            a complete one a publisher was killed with, which its owner
+            recovers (e.g. :func:`mmdiff.models.pretrainers.export.
+            recover_exports`). Defaults to False.
 
     Returns:
         list: The removed names.
@@ -266,7 +271,8 @@ def remove_stale_temps(folder: str, name: Optional[str] = None) -> list:
         pattern = re.compile(r'^\.(?:.*\.)?(?:tmp|old)-')
     else:  # `.<name>-tmp-` / `-old-`: the temp names of mmdiff <= 0.x
         pattern = re.compile(rf'^\.{re.escape(name)}[.-](?:tmp|old)-')
-    removed = [n for n in sorted(os.listdir(folder)) if pattern.match(n)]
+    removed = [n for n in sorted(os.listdir(folder)) if pattern.match(n)
+               and not (files_only and osp.isdir(osp.join(folder, n)))]
     for entry in removed:
         _remove(osp.join(folder, entry))
     return removed
@@ -306,6 +312,74 @@ def _fsync_tree(folder: str) -> None:
         fsync_dir(dirpath)
 
 
+def fill_sibling(target: str, fill: Callable[[str], None],
+                 action: Optional[str] = None, tag: str = 'tmp') -> str:
+    """``fill`` a new temporary sibling of ``target`` and fsync it.
+
+    Args:
+        target (str): The folder the content is meant for.
+        fill (callable): ``fill(tmp_folder)`` writes the content.
+        action (str, optional): What is written, for error messages.
+        tag (str): The mark in its name, ``.<name>.<tag>-<pid>-<hex>``:
+            ``'tmp'`` (removed as stale when its writer dies) or another
+            one its owner looks after. Defaults to 'tmp'.
+
+    Returns:
+        str: The filled folder (not published: see :func:`replace_folder`).
+        On any error it is removed.
+    """
+    tmp = temp_sibling(target)
+    if tag != 'tmp':
+        tmp = tmp.replace(TMP_MARK, f'.{tag}-', 1)
+    os.makedirs(osp.dirname(tmp), exist_ok=True)
+    try:
+        with explain_write_errors(target, action or f'writing {target}'):
+            os.mkdir(tmp)  # 0o777 less the umask, like any folder
+            fill(tmp)
+            _fsync_tree(tmp)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return tmp
+
+
+def replace_folder(source: str, target: str, replace: bool = True,
+                   action: Optional[str] = None) -> str:
+    """Rename the complete folder ``source`` onto ``target``.
+
+    Call it under :func:`folder_lock` of ``target``. An existing ``target``
+    is moved aside to ``.<name>.old-*`` first (``replace``) and deleted once
+    ``source`` is in place; a kill between the two renames leaves both
+    complete folders, for their owner to recover.
+
+    Raises:
+        FileExistsError: ``target`` is a non-empty folder and ``replace``
+            is False (``source`` is then left where it is).
+    """
+    parent = osp.dirname(osp.abspath(target))
+    old = None
+    try:
+        with explain_write_errors(target, action or f'writing {target}'):
+            if replace and osp.lexists(target):
+                old = temp_sibling(target).replace(TMP_MARK, '.old-', 1)
+                os.replace(target, old)
+            try:
+                os.replace(source, target)
+            except OSError as e:
+                if old is not None:  # put the previous one back
+                    os.replace(old, target)
+                    old = None
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                refuse_non_empty(target)
+                raise
+            fsync_dir(parent)
+    finally:
+        if old:
+            _remove(old)
+    return target
+
+
 def publish_folder(target: str, fill: Callable[[str], None],
                    replace: bool = False,
                    action: Optional[str] = None) -> str:
@@ -315,8 +389,8 @@ def publish_folder(target: str, fill: Callable[[str], None],
     first may hold it already): removes temporaries of killed writers,
     creates a temporary sibling with normal permissions, lets
     ``fill(tmp)`` write into it, fsyncs every file and renames it onto
-    ``target``. On any error the temporary folder is removed and ``target``
-    is left as it was.
+    ``target`` (:func:`fill_sibling`, :func:`replace_folder`). On any error
+    the temporary folder is removed and ``target`` is left as it was.
 
     Args:
         target (str): The folder to publish.
@@ -342,30 +416,12 @@ def publish_folder(target: str, fill: Callable[[str], None],
         lock.acquire()
     try:
         remove_stale_temps(parent, osp.basename(osp.abspath(target)))
-        tmp, old = temp_sibling(target), None
+        tmp = fill_sibling(target, fill, action)
         try:
-            with explain_write_errors(target, action):
-                os.mkdir(tmp)  # 0o777 less the umask, like any folder
-                fill(tmp)
-                _fsync_tree(tmp)
-                if replace and osp.lexists(target):
-                    old = tmp.replace(TMP_MARK, '.old-')
-                    os.replace(target, old)
-                try:
-                    os.replace(tmp, target)
-                except OSError as e:
-                    if old is not None:  # put the previous one back
-                        os.replace(old, target)
-                        old = None
-                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise
-                    refuse_non_empty(target)
-                    raise
-                fsync_dir(parent)
+            replace_folder(tmp, target, replace, action)
         finally:
-            for leftover in (tmp, old):
-                if leftover:
-                    _remove(leftover)
+            if osp.lexists(tmp):
+                _remove(tmp)
     finally:
         lock.release()
     return target

@@ -422,18 +422,19 @@ PRETRAIN_PROBE = PROBE + '''
 @HOOKS.register_module()
 class ExportCountHook(RankProbeHook):
     """RankProbeHook + how many times this rank ran the real
-    export_diffusers (the export hook imports it at each call)."""
+    stage_diffusers (the export hook imports it at each call; what it
+    stages is published once trusted)."""
 
     def before_train(self, runner):
         super().before_train(runner)
         import mmdiff.models.pretrainers.export as export
         self.exports = 0
-        real = export.export_diffusers
+        real = export.stage_diffusers
 
         def counted(*args, **kwargs):
             self.exports += 1
             return real(*args, **kwargs)
-        export.export_diffusers = counted
+        export.stage_diffusers = counted
 
     def after_train(self, runner):
         super().after_train(runner)

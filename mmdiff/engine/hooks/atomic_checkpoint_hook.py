@@ -66,7 +66,9 @@ class AtomicCheckpointHook(CheckpointHook):
         """Set up as ``CheckpointHook``; drop temp files of killed saves."""
         super().before_train(runner)
         if self._is_local(runner) and is_main_process():
-            remove_stale_temps(self.out_dir)
+            # files only: a temporary folder in the work dir may be a
+            # complete export its hook recovers (DiffusersExportHook)
+            remove_stale_temps(self.out_dir, files_only=True)
 
     # -- random state --------------------------------------------------
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -96,7 +96,7 @@ class NaNGuardHook(Hook):
         is not trusted (its weights produced the loss) and the advice
         points at ``last_finite.pth``.
         """
-        bad = _non_finite_terms(outputs) if outputs else {}
+        bad = non_finite_terms(outputs) if outputs else {}
         if not bad:
             self._keep_verified(runner)
             return
@@ -108,8 +108,9 @@ class NaNGuardHook(Hook):
             + resume_advice(runner, good))
 
     def _keep_verified(self, runner) -> None:
-        last = runner.message_hub.get_info('last_ckpt')
-        if not last or last == self._verified_from or not osp.isfile(last):
+        last = current_checkpoint(runner,
+                                  runner.message_hub.get_info('last_ckpt'))
+        if not last or last == self._verified_from:
             return
         link = osp.join(osp.dirname(last), LAST_FINITE)
         tmp = temp_sibling(link)  # removed by remove_stale_temps if killed
@@ -125,6 +126,13 @@ class NaNGuardHook(Hook):
                 os.remove(tmp)
         self._verified, self._verified_from = link, last
 
+    def after_train(self, runner) -> None:
+        """The last checkpoint has no loss after it: trust it if the
+        weights it holds are finite (DiffusersExportHook publishes its
+        export by the same test)."""
+        if weights_finite(runner.model):
+            self._keep_verified(runner)
+
     def _last_finite(self, runner) -> Optional[str]:
         good = self._verified
         if good is None or not osp.isfile(good):
@@ -134,7 +142,41 @@ class NaNGuardHook(Hook):
         return good
 
 
-def _non_finite_terms(outputs: dict) -> dict:
+def weights_finite(model) -> bool:
+    """Are all floating-point parameters and buffers of ``model`` finite?"""
+    return all(torch.isfinite(t).all() for t in
+               list(model.parameters()) + list(model.buffers())
+               if t.is_floating_point())
+
+
+def checkpoint_dir(runner) -> str:
+    """The folder this run saves its checkpoints in: the checkpoint hook's
+    ``out_dir`` (set from the runner's work dir in its ``before_train``),
+    else the runner's work dir."""
+    from mmengine.hooks import CheckpointHook
+    for hook in getattr(runner, 'hooks', ()):
+        out_dir = getattr(hook, 'out_dir', None)
+        if isinstance(hook, CheckpointHook) and isinstance(out_dir, str) \
+                and osp.isdir(out_dir):
+            return out_dir
+    return runner.work_dir
+
+
+def current_checkpoint(runner, path: Optional[str]) -> Optional[str]:
+    """``path`` (e.g. the ``last_ckpt`` a resumed checkpoint's message hub
+    restored) as a file of THIS run's checkpoint folder, or None.
+
+    A checkpoint stores absolute paths: in a copied or moved work dir they
+    name the original one. Only the file name is trusted; a file of that
+    name outside this run's folder is never touched.
+    """
+    if not path:
+        return None
+    local = osp.join(checkpoint_dir(runner), osp.basename(path))
+    return local if osp.isfile(local) else None
+
+
+def non_finite_terms(outputs: dict) -> dict:
     bad = {}
     for name, value in outputs.items():
         if isinstance(value, torch.Tensor):

@@ -11,10 +11,16 @@ embeddings, CaptionVPD). LoRA adapters are merged into the U-Net's weights,
 so the folder is a plain U-Net. It is published with
 :func:`mmdiff.utils.fileio.publish_folder` (temp sibling, fsync, rename; the
 previous export replaced), so a reader never sees a half-written folder.
+During training the export is staged first (:func:`stage_diffusers`) and
+published (:func:`publish_staged`) only once its weights are trusted;
+:func:`recover_exports` restores the newest complete copy a kill left aside.
 """
 import copy
+import json
+import os
 import os.path as osp
-from typing import Dict, Optional
+import re
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -22,6 +28,9 @@ from torch import Tensor, nn
 
 from mmdiff.utils.checkpoint_io import PRETRAIN_META as META_FILE
 from mmdiff.utils.checkpoint_io import weight_hashes
+
+#: Mark of an export written but not yet trusted: ``.<name>.staged-*``.
+STAGED = 'staged'
 
 
 def plain_unet_state(unet: nn.Module,
@@ -90,8 +99,19 @@ def export_diffusers(model, out_dir: str,
     Returns:
         str: ``out_dir``.
     """
-    from mmdiff.utils.fileio import atomic_write_json, publish_folder
+    from mmdiff.utils.fileio import publish_folder
     out_dir = osp.abspath(out_dir)
+    fill = _filler(model, out_dir, state, meta)
+    recover_exports(out_dir)  # a killed publish: its newest complete one
+    publish_folder(out_dir, fill, replace=True,
+                   action='exporting the diffusers folder')
+    return out_dir
+
+
+def _filler(model, out_dir: str, state: Optional[Dict[str, Tensor]],
+            meta: Optional[dict]) -> Callable[[str], None]:
+    """``fill(folder)`` writing the export of :func:`export_diffusers`."""
+    from mmdiff.utils.fileio import atomic_write_json
     unet = build_plain_unet(model, state)
     info = dict(prediction_type=model.prediction_type,
                 latent_mode=model.latent_mode,
@@ -119,9 +139,111 @@ def export_diffusers(model, out_dir: str,
         atomic_write_json(osp.join(tmp, META_FILE),
                           dict(info, sha256=weight_hashes(tmp)), indent=1)
 
-    publish_folder(out_dir, fill, replace=True,
-                   action='exporting the diffusers folder')
-    return out_dir
+    return fill
+
+
+def export_meta(folder: str) -> Optional[dict]:
+    """The ``mmdiff_pretrain.json`` of an export folder (written last: a
+    folder without it is incomplete), or None."""
+    try:
+        with open(osp.join(folder, META_FILE)) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def export_iter(folder: str) -> Optional[int]:
+    """The training iteration of a COMPLETE export folder, else None."""
+    it = (export_meta(folder) or {}).get('iter')
+    return it if isinstance(it, int) else None
+
+
+def stage_diffusers(model, out_dir: str,
+                    state: Optional[Dict[str, Tensor]] = None,
+                    meta: Optional[dict] = None) -> str:
+    """Write the export of :func:`export_diffusers` without publishing it.
+
+    The folder is complete and fsynced, beside ``out_dir`` as
+    ``.<name>.staged-<pid>-<hex>`` (not a temporary that cleanups remove):
+    :func:`publish_staged` puts it in place once its weights are trusted.
+
+    Returns:
+        str: The staged folder.
+    """
+    from mmdiff.utils.fileio import fill_sibling
+    out_dir = osp.abspath(out_dir)
+    return fill_sibling(out_dir, _filler(model, out_dir, state, meta),
+                        action='staging the diffusers export', tag=STAGED)
+
+
+def staged_exports(out_dir: str) -> Dict[str, Optional[int]]:
+    """``{staged folder: its iteration (None: incomplete)}`` of
+    ``out_dir``."""
+    out_dir = osp.abspath(out_dir)
+    parent, name = osp.dirname(out_dir), osp.basename(out_dir)
+    if not osp.isdir(parent):
+        return {}
+    mark = f'.{name}.{STAGED}-'
+    return {osp.join(parent, e): export_iter(osp.join(parent, e))
+            for e in sorted(os.listdir(parent)) if e.startswith(mark)}
+
+
+def publish_staged(staged: str, out_dir: str) -> str:
+    """Put a staged export in place of ``out_dir`` (previous one replaced).
+
+    It is first renamed to a temporary name (``.<name>.tmp-*``: trusted),
+    then swapped in by :func:`mmdiff.utils.fileio.replace_folder`; a kill
+    at any point leaves ``out_dir`` or complete trusted copies, which
+    :func:`recover_exports` restores.
+    """
+    from mmdiff.utils.fileio import folder_lock, replace_folder, temp_sibling
+    out_dir = osp.abspath(out_dir)
+    with folder_lock(out_dir):
+        tmp = temp_sibling(out_dir)
+        os.replace(staged, tmp)
+        return replace_folder(tmp, out_dir,
+                              action='publishing the diffusers export')
+
+
+def recover_exports(out_dir: str) -> List[str]:
+    """Restore the newest complete export a killed publish left aside.
+
+    A kill between the two renames of a publish leaves no ``out_dir`` but
+    the previous export (``.<name>.old-*``) and the new one
+    (``.<name>.tmp-*``), both complete; a kill before the first leaves
+    ``out_dir`` and a newer complete ``.tmp-*``. The newest complete one
+    (by the iteration in its ``mmdiff_pretrain.json``; ``out_dir`` on a tie)
+    becomes ``out_dir``; a replaced ``out_dir`` is kept as ``.old-*``.
+    Nothing complete is deleted here (incomplete temporaries and superseded
+    copies are removed by the next publish).
+
+    Returns:
+        list[str]: Log lines, one per folder restored.
+    """
+    from mmdiff.utils.fileio import TMP_MARK, folder_lock, temp_sibling
+    out_dir = osp.abspath(out_dir)
+    parent, name = osp.dirname(out_dir), osp.basename(out_dir)
+    if not osp.isdir(parent):
+        return []
+    pattern = re.compile(rf'^\.{re.escape(name)}\.(?:tmp|old)-')
+    with folder_lock(out_dir):
+        found = {osp.join(parent, e): export_iter(osp.join(parent, e))
+                 for e in sorted(os.listdir(parent)) if pattern.match(e)}
+        found = {k: v for k, v in found.items() if v is not None}
+        if not found:
+            return []
+        best = max(found, key=lambda k: found[k])
+        current = export_iter(out_dir) if osp.isdir(out_dir) else None
+        if current is not None and current >= found[best]:
+            return []
+        if osp.lexists(out_dir):
+            os.replace(out_dir, temp_sibling(out_dir).replace(
+                TMP_MARK, '.old-', 1))
+        os.replace(best, out_dir)
+        return [f'Restored the diffusers export of iteration {found[best]} '
+                f'to {out_dir} from {osp.basename(best)} (left there by a '
+                'run killed while publishing it).']
 
 
 def image_grid(images: Tensor, nrow: int = 4) -> np.ndarray:

@@ -31,8 +31,8 @@ METRICS = [  # (key, label, unit, kind)
     ('infer.unet_times', 'U-Net forward latency', 's', 'time'),
     ('infer.unet_flops', 'U-Net GFLOP (counted)', 'GFLOP', 'flops'),
     ('infer.unet_util', 'U-Net FLOP/s / fp32 matmul rate', '', 'util'),
-    ('infer.forward_flops', 'backbone GFLOP (VAE enc + U-Net)', 'GFLOP',
-     'flops'),
+    ('infer.forward_flops', 'forward GFLOP (VAE enc + U-Net, + FPN with '
+     '--neck)', 'GFLOP', 'flops'),
     ('infer.peak_bytes', 'inference peak memory', 'GB', 'mem'),
     ('infer.activation_bytes', 'inference peak - after build', 'GB', 'mem'),
     ('train.times', 'train step latency', 's', 'time'),

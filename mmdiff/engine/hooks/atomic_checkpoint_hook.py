@@ -63,12 +63,35 @@ class AtomicCheckpointHook(CheckpointHook):
         self.save_rng_state = save_rng_state
 
     def before_train(self, runner) -> None:
-        """Set up as ``CheckpointHook``; drop temp files of killed saves."""
+        """Set up as ``CheckpointHook``; drop temp files of killed saves;
+        read the restored best checkpoints in this run's folder."""
         super().before_train(runner)
+        if self._is_local(runner):
+            self._best_in_this_dir(runner)
         if self._is_local(runner) and is_main_process():
             # files only: a temporary folder in the work dir may be a
             # complete export its hook recovers (DiffusersExportHook)
             remove_stale_temps(self.out_dir, files_only=True)
+
+    def _best_in_this_dir(self, runner) -> None:
+        """``save_best`` restores the previous best checkpoint as the
+        absolute path it had when it was saved, and deletes that file when a
+        new best is found: in a copied or moved work dir that is the
+        ORIGINAL dir's file. Read it by name in this run's ``out_dir``
+        instead (the copy's own file), in the hook and the message hub."""
+        def here(path):
+            return None if path is None else osp.join(
+                self.out_dir, osp.basename(str(path)))
+
+        if getattr(self, 'best_ckpt_path', None) is not None:
+            self.best_ckpt_path = here(self.best_ckpt_path)
+            runner.message_hub.update_info('best_ckpt', self.best_ckpt_path)
+        for key, path in (getattr(self, 'best_ckpt_path_dict', None)
+                          or {}).items():
+            if path is not None:
+                self.best_ckpt_path_dict[key] = here(path)
+                runner.message_hub.update_info(f'best_ckpt_{key}',
+                                               here(path))
 
     # -- random state --------------------------------------------------
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:

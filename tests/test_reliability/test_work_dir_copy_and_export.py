@@ -81,7 +81,7 @@ def test_resume_in_a_copied_work_dir_writes_only_there(tmp_path):
         text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert first.returncode != 0, first.stdout[-3000:]
     assert 'No space left on the disk' in first.stdout, first.stdout[-3000:]
-    assert 'Nothing was replaced' in first.stdout
+    assert 'was not replaced: the previous files are intact' in first.stdout
     # 11. ... and so it is: the export is still iteration 2's
     assert not osp.exists(osp.join(orig, 'iter_4.pth'))
     assert _meta(osp.join(orig, 'diffusers'))['iter'] == 2

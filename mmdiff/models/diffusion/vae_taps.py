@@ -78,6 +78,8 @@ def probe_vae_taps(encoder: nn.Module, taps: FeatureTaps, in_channels: int,
     Returns:
         tuple[list[int], list[int]]: Channels and strides, in tap order.
     """
+    if not taps.paths:
+        return [], []
     param = next(encoder.parameters())
     size = 2 * vae_factor
     images = torch.zeros(1, in_channels, size, size, device=param.device,

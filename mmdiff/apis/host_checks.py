@@ -7,9 +7,9 @@ tapped resolution gains K channels (K = number of class embeddings), so a
 new class-embedding file silently changes what the neck must accept.
 :func:`check_model` turns each disagreement into one error naming the fix,
 instead of a conv shape error deep in the first step. Strides are written
-by hand too (anchor generators, RoI extractors, FPN heads, pixel decoders):
-a stride that disagrees with the level it reads trains without an error and
-gives wrong boxes, so :func:`check_strides` refuses it.
+by hand too (anchor generators, RoI extractors, mmseg's FPN head): a stride
+that disagrees with the level it reads trains without an error and gives
+wrong boxes, so :func:`check_strides` refuses it.
 
 The parts are found one way, :func:`host_part`, from the attribute paths
 OpenMMLab hosts use (:data:`READER_PATHS`, :data:`CLASS_HEAD_PATHS`).
@@ -215,15 +215,16 @@ def check_strides(model: nn.Module) -> None:
     """Raise if a head reads a level at another stride than it has.
 
     The strides a config writes for anchor generators, RoI extractors and
-    mmseg's ``FPNHead`` (their ratios) must be those of the levels they read (:func:`level_strides`): e.g. with ``vae_taps`` the
-    backbone's first level has stride 4, not 8.
+    mmseg's ``FPNHead`` (their ratios) must be those of the levels they read
+    (:func:`level_strides`): e.g. with ``vae_taps`` the backbone's first
+    level has stride 4, not 8.
 
     Raises:
         ValueError: Naming the part, both stride lists and the fix.
     """
     backbone = diffusion_backbone(model)
-    levels = level_strides(model)
-    if backbone is None or not levels:
+    levels = level_strides(model) if backbone is not None else None
+    if not levels:
         return
     for name, written, read in _stride_readers(unwrap(model), levels):
         found = [int(s[0]) if isinstance(s, (tuple, list)) else int(s)

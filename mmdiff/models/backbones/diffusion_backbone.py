@@ -390,12 +390,31 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
                 latents = self.encode(images)
             cond = self.condition(images.shape[0], class_ids)
             outs = self.extract(latents, cond.to(latents.device), out_hw)
-            outs = tuple(
-                crop(vae_feats[path], stride, out_hw) for path, stride in zip(
-                    self.vae_tap_paths, self.vae_tap_strides)) + tuple(outs)
+            outs = self.vae_outputs(vae_feats, images, out_hw) + tuple(outs)
         if self.amp_dtype is None:
             return tuple(outs)
         return tuple(out.to(inputs.dtype) for out in outs)
+
+    def vae_outputs(self, feats: Dict[str, Tensor], images: Tensor,
+                    out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
+        """The ``vae_taps`` recorded while ``images`` were encoded, cropped
+        to ``out_hw``; refused when the encoder did not see the whole batch
+        in one pass (``vae.enable_slicing()`` / ``enable_tiling()`` run it
+        per image or per tile: the hooks would keep only the last one)."""
+        outs = []
+        for path, stride in zip(self.vae_tap_paths, self.vae_tap_strides):
+            feat = feats[path]
+            want = (images.shape[0], images.shape[-2] // stride,
+                    images.shape[-1] // stride)
+            if (feat.shape[0], *feat.shape[-2:]) != want:
+                raise RuntimeError(
+                    f'vae_taps: vae.encoder.{path} gave {tuple(feat.shape)} '
+                    f'for a batch of {tuple(images.shape)} (expected batch '
+                    f'and size {want}): the VAE encoded the batch in slices '
+                    'or tiles. Fix: vae.disable_slicing() and '
+                    'vae.disable_tiling() when using vae_taps.')
+            outs.append(crop(feat, stride, out_hw))
+        return tuple(outs)
 
     def autocast(self, device_type: str):
         """``torch.autocast`` to ``amp_dtype``, or a no-op context."""

@@ -65,6 +65,19 @@ def test_one_vae_pass_per_forward():
     assert len(calls) == 1
 
 
+def test_sliced_or_tiled_encoding_is_refused():
+    """Sliced encoding runs the encoder once per image: the hooks would
+    keep the last image's activations for the whole batch."""
+    model = build(vae_taps=(1, )).eval()
+    model.vae.enable_slicing()
+    with pytest.raises(RuntimeError, match='disable_slicing'):
+        with torch.no_grad():
+            model(demo_images(2, 64, 0))
+    model.vae.disable_slicing()
+    with torch.no_grad():
+        assert model(demo_images(2, 64, 0))[0].shape[0] == 2
+
+
 def test_frozen_vae_levels_carry_no_gradient():
     model = build(vae_taps=(1, )).train()
     outs = model(demo_images(2, 64, 0))

@@ -117,7 +117,7 @@ def markdown(report: dict) -> str:
 
 def _table(summary: dict) -> list:
     """One summary's markdown table and headline line."""
-    a, b = summary.get('pair', IMPLS)
+    a, b = summary['pair']
     lines = [
         f'| metric | unit | {LABELS[a]} (min / median / max) | '
         f'{LABELS[b]} (min / median / max) | {a} / {b} (min / median / '

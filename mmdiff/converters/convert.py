@@ -97,7 +97,8 @@ def _group(dst: str) -> str:
 
 def convert_state_dict(checkpoint: dict,
                        original_config: Union[None, str, dict] = None,
-                       class_embeddings: Optional[Tensor] = None
+                       class_embeddings: Optional[Tensor] = None,
+                       layout: Optional[Layout] = None
                        ) -> ConversionResult:
     """Convert a VPD / mmseg VPD / SD checkpoint to the mmdiff layout.
 
@@ -110,6 +111,9 @@ def convert_state_dict(checkpoint: dict,
         class_embeddings (Tensor, optional): ``(K, D)`` embeddings to use
             instead of (or, when the source has none, in place of) the
             source's. Defaults to None.
+        layout (Layout, optional): The source layout; None detects one of
+            :data:`~mmdiff.converters.layouts.LAYOUTS` from the keys (a
+            project converter passes its own). Defaults to None.
 
     Returns:
         ConversionResult: The state dict and an account of every key.
@@ -119,7 +123,7 @@ def convert_state_dict(checkpoint: dict,
         ConversionError: Keys that cannot be placed (all listed).
     """
     state, where = unwrap_state_dict(checkpoint)
-    layout = detect_layout(state)
+    layout = layout or detect_layout(state)
     ldm_config = load_original_config(original_config)
     unet_cfg, vae_cfg = diffusers_configs(ldm_config)
 

@@ -1,4 +1,18 @@
-"""Meta Prompts (Wan et al. 2023) on mmdiff's VPD backbone."""
-from .meta_prompts_vpd import MetaPromptsVPD
+"""Meta Prompts (Wan et al. 2023) on mmdiff.
 
-__all__ = ['MetaPromptsVPD']
+``MetaPromptsBackbone`` (+ ``MetaPromptsDepthHead``,
+``LDMOptimWrapperConstructor``) is the source's model
+(fudan-zvg/meta-prompts@5628dd9); ``MetaPromptsVPD`` is a lighter variant
+on mmdiff's VPD backbone (see README.md).
+"""
+from .backbone import MetaPromptsBackbone, PromptAdapter
+from .depth_head import MetaPromptsDepthHead
+from .meta_prompts_vpd import MetaPromptsVPD
+from .optim import LDMOptimWrapperConstructor
+from .prompt_heads import DeconvDecoder, PromptDepthMaps, PromptLevelMaps
+
+__all__ = [
+    'DeconvDecoder', 'LDMOptimWrapperConstructor', 'MetaPromptsBackbone',
+    'MetaPromptsDepthHead', 'MetaPromptsVPD', 'PromptAdapter',
+    'PromptDepthMaps', 'PromptLevelMaps'
+]

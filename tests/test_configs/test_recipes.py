@@ -42,8 +42,13 @@ def _plain(value):
 # --------------------------------------------------------------------------
 # Source terms -> mmseg 1.x / mmengine paths
 # --------------------------------------------------------------------------
-# source backbone argument -> mmdiff backbone argument (Meta Prompts)
-BACKBONE_ARGS = {'refine_step': 'num_loops', 'num_prompt': 'num_prompts'}
+# source backbone argument -> mmdiff backbone argument (Meta Prompts:
+# projects/MetaPrompts MetaPromptsBackbone)
+BACKBONE_ARGS = {'refine_step': 'refine_steps', 'num_prompt': 'num_prompts',
+                 'share_prompts': 'share_prompts',
+                 'prompt_adapter': 'prompt_adapter',
+                 'delete_time_embed': 'delete_time_embed',
+                 'resize_scale': 'resize_scale'}
 
 
 def expected_mmseg0x_seg(r: dict) -> dict:
@@ -147,9 +152,16 @@ def expected_vpd_style_depth(r: dict) -> dict:
     NYU's 480x640 images, each averaged with its flip) is mmseg's
     ``slide_flip`` with the crop and stride (640 - 480) / (shift_size - 1)."""
     rec, exp = r['recipe'], {}
-    exp['model.backbone.num_loops'] = rec['refine_step']
-    exp['model.backbone.num_prompts'] = rec['num_prompt']
-    exp['model.decode_head.max_depth'] = rec['max_depth']
+    for key in ('refine_step', 'num_prompt', 'share_prompts',
+                'prompt_adapter', 'delete_time_embed', 'resize_scale'):
+        exp[f'model.backbone.{BACKBONE_ARGS[key]}'] = rec[key]
+    head = 'model.decode_head.'
+    exp[head + 'in_channels'] = [rec['num_prompt']]
+    exp[head + 'max_depth'] = rec['max_depth']
+    exp[head + 'embed_dim'] = rec['embed_dim']
+    assert len(rec['num_filters']) == rec['num_deconv']
+    exp[head + 'num_deconv_filters'] = rec['num_filters']
+    exp[head + 'deconv_kernels'] = rec['deconv_kernels']
     exp['model.data_preprocessor.size'] = rec['crop']
     test = rec['test']
     assert test['flip_test'] and test['shift_window_test']
@@ -160,10 +172,19 @@ def expected_vpd_style_depth(r: dict) -> dict:
     exp['optim_wrapper.optimizer.type'] = opt['type']
     exp['optim_wrapper.optimizer.lr'] = opt['max_lr']
     exp['optim_wrapper.optimizer.weight_decay'] = opt['weight_decay']
+    exp['optim_wrapper.optimizer.betas'] = opt['betas']
+    # the source's LDMOptimizerConstructor, ported (its layer_decay unread)
+    assert rec['optimizer_constructor'] == 'LDMOptimizerConstructor'
+    exp['optim_wrapper.constructor'] = 'LDMOptimWrapperConstructor'
+    exp['optim_wrapper.paramwise_cfg'] = dict(
+        no_decay_names=rec['no_decay_names'])
     exp['param_scheduler'] = rec['lr_policy']
     exp['train_dataloader.batch_size'] = rec['batch_size']
     exp['gpus'] = rec['gpus']
-    steps = -(-rec['train_images'] // (rec['batch_size'] * rec['gpus']))
+    # DistributedSampler pads the images to a multiple of the GPUs; each
+    # GPU's DataLoader drops its last partial batch (drop_last=True)
+    per_gpu = -(-rec['train_images'] // rec['gpus'])
+    steps = per_gpu // rec['batch_size']
     exp['train_cfg.max_iters'] = rec['epochs'] * steps
     return exp
 

@@ -1,8 +1,8 @@
-# Meta Prompts on SD1.5 for ADE20K: 64 learned meta prompts (no text
-# encoder), 3 refinement loops with a learned timestep embedding per loop,
+# MetaPromptsVPD on SD1.5 for ADE20K, a LIGHTER VARIANT of Meta Prompts on
+# mmdiff's VPD backbone (not the source's model, which is
+# meta-prompts_sd15-upernet_8xb1-80k_ade20k-512x512.py): 64 learned meta
+# prompts, 3 refinement loops with a learned timestep delta per loop,
 # prompt re-weighted features, UPerHead on the four taps, VPD's schedule.
-# Reference (Meta Prompts paper): 55.83 mIoU (56.81 ms+flip); not
-# reproduced here (needs SD1.5 weights and 8 GPUs).
 _base_ = ['mmdiff::vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'projects.MetaPrompts.meta_prompts'],

@@ -1,8 +1,8 @@
-# Meta Prompts on SD1.5 for NYUv2 depth: mmdiff's VPD NYU recipe (mmseg's
-# DepthEstimator + VPDDepthHead, 480 crops padded to 512) with 64 learned
-# meta prompts instead of the scene prompts (no scene label needed), 3
-# refinement loops, learned timestep embedding, prompt re-weighted features.
-# Reference (Meta Prompts paper): RMSE 0.223; not reproduced here.
+# MetaPromptsVPD on SD1.5 for NYUv2 depth, a LIGHTER VARIANT of Meta Prompts
+# (not the source's model, which is meta-prompts_sd15_8xb3-25k_nyu-480x480.py):
+# mmdiff's VPD NYU recipe (mmseg's DepthEstimator + VPDDepthHead, 480 crops
+# padded to 512) with 64 learned meta prompts instead of the scene prompts,
+# 3 refinement loops, learned timestep delta, prompt re-weighted features.
 _base_ = ['mmdiff::vpd/vpd_sd15_4xb8-25k_nyu-480x480.py']
 custom_imports = dict(
     imports=['mmdiff.models', 'mmdiff.datasets.nyu_scenes',

@@ -10,9 +10,10 @@ from .depth_head import MetaPromptsDepthHead
 from .meta_prompts_vpd import MetaPromptsVPD
 from .optim import LDMOptimWrapperConstructor
 from .prompt_heads import DeconvDecoder, PromptDepthMaps, PromptLevelMaps
+from .schedule import PolyRampLR
 
 __all__ = [
     'DeconvDecoder', 'LDMOptimWrapperConstructor', 'MetaPromptsBackbone',
     'MetaPromptsDepthHead', 'MetaPromptsVPD', 'PromptAdapter',
-    'PromptDepthMaps', 'PromptLevelMaps'
+    'PolyRampLR', 'PromptDepthMaps', 'PromptLevelMaps'
 ]

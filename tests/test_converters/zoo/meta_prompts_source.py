@@ -11,7 +11,7 @@ Source: https://github.com/fudan-zvg/meta-prompts at commit
 * ``depth/models_depth/model.py``: ``MetaPromptDepthEncoder``,
   ``MetaPromptDepth``, ``Decoder``;
 * ``depth/test.py`` (= ``depth/train.py`` ``validate``): shift-window +
-  flip test;
+  flip test; ``depth/train.py``: the per-step learning rate;
 * ``depth/models_depth/optimizer.py``: ``LDMOptimizerConstructor``'s rule.
 
 The source's modules do not import here (mmseg 0.x / mmcv 1.x, timm,
@@ -369,6 +369,18 @@ def shift_flip_test(model, input_rgb, shift_size):
     for i in range(shift_size):
         pred_s[..., :, i * interval:i * interval + h] += pred_d[i:i + 1]
     return pred_s / sliding_masks
+
+
+def train_lr(global_step, iterations, epochs, max_lr, min_lr):
+    """depth/train.py:206-217: the lr of step ``global_step`` (from 1)."""
+    half_epoch = epochs // 2
+    if global_step < iterations * half_epoch:
+        current_lr = (max_lr - min_lr) * (global_step /
+                                          iterations / half_epoch)**0.9 + min_lr
+    else:
+        current_lr = max(min_lr, (min_lr - max_lr) * (
+            global_step / iterations / half_epoch - 1)**0.9 + max_lr)
+    return current_lr
 
 
 def ldm_optimizer_groups(model, base_lr, weight_decay, no_decay_names=()):

@@ -48,6 +48,12 @@ def _cases(clip_dir):
             TINY, timesteps=(1, 50), bottleneck=8, **CLASSES)),
         ('MetaPromptsVPD', 'MetaPromptsVPD', dict(
             TINY, num_prompts=4, num_loops=2, use_attn=True)),
+        ('MetaPromptsBackbone', 'MetaPromptsBackbone', dict(
+            TINY, num_prompts=4, refine_steps=2)),
+        ('MetaPromptsBackbone-depth', 'MetaPromptsBackbone', dict(
+            TINY, num_prompts=4, refine_steps=2, share_prompts=False,
+            prompt_adapter=True, prompt_head='depth', deconv_filters=16,
+            delete_time_embed=True, resize_scale=1)),
         ('CaptionVPD', 'CaptionVPD', dict(
             TINY, captions={}, text_encoder=clip_dir, max_length=8,
             missing_caption='a photo')),

@@ -22,6 +22,7 @@ import os.path as osp
 from types import SimpleNamespace
 
 import mmcv
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -115,11 +116,23 @@ def _write_image(path, h, w, seed):
     mmcv.imwrite(img, str(path))
 
 
+def _mmseg0x_test_image(path, rec):
+    """An mmseg 0.x recipe's test input of an image file: MultiScaleFlipAug
+    ``img_scale`` (Resize keep_ratio = ``mmcv.imrescale``), Normalize
+    (``to_rgb``), ``(1, 3, H, W)``."""
+    aug = rec['test_pipeline'][1]
+    norm = rec['img_norm_cfg']
+    img = mmcv.imrescale(mmcv.imread(str(path)), tuple(aug['img_scale']))
+    img = mmcv.imnormalize(img.astype(np.float32), np.array(norm['mean']),
+                           np.array(norm['std']), norm['to_rgb'])
+    return torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+
+
 @pytest.fixture(scope='session')
 def zoo():
     """The helpers above, for the test modules (importlib import mode)."""
     return SimpleNamespace(
         ROOT=ROOT, RTOL=RTOL, recipe=recipe, tuples=_tuples,
         convert=_convert, zoo_model=_zoo_model, rel_diff=_rel_diff,
-        write_image=_write_image)
+        write_image=_write_image, mmseg0x_test_image=_mmseg0x_test_image)
 

@@ -375,8 +375,8 @@ def train_lr(global_step, iterations, epochs, max_lr, min_lr):
     """depth/train.py:206-217: the lr of step ``global_step`` (from 1)."""
     half_epoch = epochs // 2
     if global_step < iterations * half_epoch:
-        current_lr = (max_lr - min_lr) * (global_step /
-                                          iterations / half_epoch)**0.9 + min_lr
+        current_lr = (max_lr - min_lr) * (
+            global_step / iterations / half_epoch)**0.9 + min_lr
     else:
         current_lr = max(min_lr, (min_lr - max_lr) * (
             global_step / iterations / half_epoch - 1)**0.9 + max_lr)

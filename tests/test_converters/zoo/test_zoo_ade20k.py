@@ -78,13 +78,7 @@ def test_vpd_ade20k_release_whole_model(ade, zoo):
         ours = model.test_step(pseudo_collate([data]))[0].seg_logits.data
     # VPD: mmseg 0.x test pipeline (MultiScaleFlipAug img_scale, Resize
     # keep_ratio = mmcv.imrescale, Normalize to_rgb) + VPDSeg slide
-    aug = rec['test_pipeline'][1]
-    norm = rec['img_norm_cfg']
-    img = mmcv.imread(str(img_path))
-    img = mmcv.imrescale(img, tuple(aug['img_scale']))
-    img = mmcv.imnormalize(img.astype(np.float32), np.array(norm['mean']),
-                           np.array(norm['std']), norm['to_rgb'])
-    img = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    img = zoo.mmseg0x_test_image(img_path, rec)
     test_cfg = rec['model']['test_cfg']
     assert test_cfg['mode'] == 'slide'
     with torch.no_grad():

@@ -21,7 +21,6 @@ import mmcv
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
@@ -174,12 +173,7 @@ def test_meta_prompts_ade20k_source_whole_model(ade, zoo):
     with torch.no_grad():
         out = model.test_step(pseudo_collate([data]))[0]
     # the source: mmseg 0.x test pipeline + MetaPromptsSeg.slide_inference
-    aug = rec['test_pipeline'][1]
-    norm = rec['img_norm_cfg']
-    img = mmcv.imrescale(mmcv.imread(str(img_path)), tuple(aug['img_scale']))
-    img = mmcv.imnormalize(img.astype(np.float32), np.array(norm['mean']),
-                           np.array(norm['std']), norm['to_rgb'])
-    img = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous()
+    img = zoo.mmseg0x_test_image(img_path, rec)
     assert img.shape[-2:] == (512, 683)  # two windows
     with torch.no_grad():
         ref = source.slide_inference(img, (300, 400))[0]

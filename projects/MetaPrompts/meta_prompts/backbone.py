@@ -77,7 +77,8 @@ class MetaPromptsBackbone(DiffusionBackbone):
             ``--resize_scale 1``: 480 -> 512). None: mmdiff's padding.
             Defaults to None.
         **kwargs: :class:`DiffusionBackbone` arguments (``pretrained``,
-            ``unet_cfg``, ``vae_cfg``, ...). The source's latents are the
+            ``unet_cfg``, ``vae_cfg``, ...; not ``conditioner``: the
+            prompts are the backbone's own). The source's latents are the
             unscaled posterior mode without noise (the defaults).
     """
 
@@ -97,6 +98,12 @@ class MetaPromptsBackbone(DiffusionBackbone):
         if prompt_head not in PROMPT_HEADS:
             raise ValueError(f'prompt_head must be one of '
                              f'{sorted(PROMPT_HEADS)}, got {prompt_head!r}.')
+        if kwargs.get('conditioner') is not None:
+            raise ValueError(
+                'MetaPromptsBackbone holds the source\'s prompts itself (one '
+                'set per refinement step with its own adapter, which a '
+                'conditioner\'s single token set cannot express): drop '
+                'conditioner.')
         kwargs.setdefault('use_attn', False)
         if kwargs['use_attn']:
             raise ValueError('MetaPromptsBackbone returns prompt maps; the '

@@ -90,8 +90,8 @@ def _check_shared_out(state: dict, pre: str) -> None:
         if m is None:
             continue
         ref = state.get(out + m.group(1))
-        if ref is None or ref.shape != value.shape or not torch.equal(
-                ref, value):
+        if ref is None or ref.shape != value.shape or not (
+                value.is_meta or torch.equal(ref, value)):
             raise ConversionError(
                 f'{key} differs from {out}{m.group(1)}: the source shares '
                 'one `out` between the U-Net and the refinement steps.',

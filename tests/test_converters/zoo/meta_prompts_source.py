@@ -132,12 +132,13 @@ class MetaPromptsSegSource(nn.Module):
     """segmentation/models/model.py ``MetaPromptsSeg`` (no neck)."""
 
     def __init__(self, decode_head, auxiliary_head, refine_step, num_prompt,
-                 unet_params, test_cfg):
+                 unet_params, test_cfg, ddconfig=None):
         super().__init__()
         from mmseg.registry import MODELS
         sd_model = nn.Module()
         sd_model.model = DiffusionWrapper(unet_params)
-        sd_model.first_stage_model = ldm.LdmAutoencoderKL(decoder=False)
+        sd_model.first_stage_model = ldm.LdmAutoencoderKL(ddconfig,
+                                                          decoder=False)
         self.refine_step = refine_step
         self.num_prompt = num_prompt
         text_dim = unet_params['context_dim']
@@ -257,7 +258,7 @@ class Decoder(nn.Module):
 class MetaPromptDepthEncoder(nn.Module):
     """depth/models_depth/model.py:18-108 (``share_meta_prompts=False``)."""
 
-    def __init__(self, refine_step, num_prompt, unet_params):
+    def __init__(self, refine_step, num_prompt, unet_params, ddconfig=None):
         super().__init__()
         text_dim = unet_params['context_dim']
         ldm_prior = [unet_params['model_channels'] * m
@@ -276,7 +277,8 @@ class MetaPromptDepthEncoder(nn.Module):
             nn.ReLU())
         sd_model = nn.Module()
         sd_model.model = DiffusionWrapper(unet_params)
-        sd_model.first_stage_model = ldm.LdmAutoencoderKL(decoder=False)
+        sd_model.first_stage_model = ldm.LdmAutoencoderKL(ddconfig,
+                                                          decoder=False)
         self.refine_step = refine_step
         self.num_prompt = num_prompt
         time_dim = 4 * unet_params['model_channels']
@@ -318,13 +320,14 @@ class MetaPromptDepthSource(nn.Module):
     max_depth, resize_scale, refine_step, num_deconv, num_filters,
     deconv_kernels (``embed_dim`` is 192 there; a test may narrow it)."""
 
-    def __init__(self, args, unet_params, num_prompt=50, embed_dim=192):
+    def __init__(self, args, unet_params, num_prompt=50, embed_dim=192,
+                 ddconfig=None):
         super().__init__()
         self.max_depth = args['max_depth']
         channels_out = embed_dim
         self.resize_scale = args['resize_scale']
         self.encoder = MetaPromptDepthEncoder(args['refine_step'], num_prompt,
-                                              unet_params)
+                                              unet_params, ddconfig)
         self.decoder = Decoder(num_prompt, channels_out, args['num_deconv'],
                                args['num_filters'], args['deconv_kernels'])
         self.last_layer_depth = nn.Sequential(

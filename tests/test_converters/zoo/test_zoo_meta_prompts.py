@@ -313,3 +313,57 @@ def test_meta_prompts_nyu_lr_curve_matches_source(nyu, source_code):
     print(f'NYU lr curve: max relative difference {worst:.1e} over '
           f'{cfg.train_cfg.max_iters} steps')
     assert worst < 1e-9
+
+
+@pytest.mark.parametrize('task', ['seg', 'depth'])
+def test_meta_prompts_release_size_loads_strictly(task, source_code, zoo):
+    """SD1.5-sized sources (meta device: shapes only) with the recipes'
+    full head widths, in the released layouts, convert with the default
+    ldm config (SD v1 inference, the source's) and load strictly into the
+    project configs' models."""
+    from mmdiff.converters import SD_V1_INFERENCE
+    from projects.MetaPrompts.meta_prompts.converter import \
+        convert_meta_prompts
+    params = SD_V1_INFERENCE['model']['params']
+    unet = params['unet_config']['params']
+    dd = params['first_stage_config']['params']['ddconfig']
+    with torch.device('meta'), DefaultScope.overwrite_default_scope('mmseg'):
+        if task == 'seg':
+            rec = zoo.recipe('meta_prompts_ade20k.yml')['recipe']['model']
+            source = source_code.MetaPromptsSegSource(
+                rec['decode_head'], rec['auxiliary_head'],
+                rec['backbone']['refine_step'],
+                rec['backbone']['num_prompt'], unet, rec['test_cfg'], dd)
+            ckpt, config = dict(state_dict=source.state_dict()), ADE_CONFIG
+        else:
+            rec = zoo.recipe('meta_prompts_nyu.yml')['recipe']
+            source = source_code.MetaPromptDepthSource(
+                {k: rec[k] for k in ('max_depth', 'resize_scale',
+                                     'refine_step', 'num_deconv',
+                                     'num_filters', 'deconv_kernels')},
+                unet, rec['num_prompt'], rec['embed_dim'], dd)
+            ckpt, config = dict(model=source.state_dict()), NYU_CONFIG
+    result = convert_meta_prompts(ckpt)
+    assert result.layout.name == f'meta_prompts_{task}'
+    state = result.state_dict
+    assert state['backbone.timesteps.2'].shape == (1, 1280)
+    if task == 'seg':
+        assert state['backbone.prompts.0'].shape == (150, 768)
+        assert state['decode_head.lateral_convs.0.conv.weight'].shape[:2] \
+            == (512, 150)
+    else:
+        assert state['backbone.prompts.2'].shape == (50, 768)
+        assert state['backbone.prompt_head.out_layer.0.weight'].shape == (
+            768, 3520, 3, 3)
+        assert not any('time_embedding' in k for k in state)
+    from mmengine.utils import import_modules_from_strings
+    from mmseg.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    import_modules_from_strings(**cfg.custom_imports)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.update(pretrained=None, unet_cfg=result.unet_cfg,
+                              vae_cfg=result.vae_cfg)
+    with torch.device('meta'), DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(model_cfg)
+    res = model.load_state_dict(state, strict=True, assign=True)
+    assert not res.missing_keys and not res.unexpected_keys

@@ -20,7 +20,10 @@ model = dict(
         refine_steps=3,
         share_prompts=True,
         prompt_adapter=False,
-        prompt_head='seg'),
+        prompt_head='seg',
+        # the source's ldm U-Net checkpoints (v1-inference.yaml
+        # use_checkpoint: True): memory only, same numbers
+        grad_checkpointing=True),
     neck=None,
     decode_head=dict(
         _delete_=True,

@@ -23,7 +23,10 @@ model = dict(
         prompt_adapter=True,
         prompt_head='depth',
         delete_time_embed=True,
-        resize_scale=1),
+        resize_scale=1,
+        # the source's ldm U-Net checkpoints (v1-inference.yaml
+        # use_checkpoint: True): memory only, same numbers
+        grad_checkpointing=True),
     decode_head=dict(
         _delete_=True,
         type='mmdiff.MetaPromptsDepthHead',

@@ -1,6 +1,7 @@
 """Whole-model equivalence of the zoo entries, from the SOURCES' side.
 
-Shared helpers of test_zoo_ade20k.py and test_zoo_nyu.py.
+Shared helpers of test_zoo_ade20k.py, test_zoo_nyu.py and
+test_zoo_meta_prompts.py.
 
 For each zoo entry the source's model is built with the source's code where
 it installs (CompVis ldm modules; mmseg 1.x ``VPD`` + ``VPDDepthHead`` inside

@@ -6,6 +6,7 @@ through diffusers' own helpers), dropped with a stated reason (DDPM schedule
 buffers, VAE decoder, text encoder), or reported: a single
 :class:`ConversionError` lists every key that could not be placed.
 """
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
@@ -179,10 +180,16 @@ def convert_state_dict(checkpoint: dict,
             placed[_group(dst)] = placed.get(_group(dst), 0) + 1
 
     if unplaced:
+        hint = ''
+        if any(re.fullmatch(r'(encoder\.)?(meta_prompts\d*|t\d+)', k)
+               for k in unplaced):
+            hint = ('\nThis looks like a Meta Prompts checkpoint (meta '
+                    'prompts, t1..tN): convert it with tools/model_converters/'
+                    'meta_prompts_to_mmdiff.py.')
         raise ConversionError(
             f'{len(unplaced)} keys of this {layout.name} checkpoint '
             f'({layout.description}) cannot be placed in the mmdiff model:\n'
-            + '\n'.join(f'  {k}' for k in unplaced), unplaced)
+            + '\n'.join(f'  {k}' for k in unplaced) + hint, unplaced)
     if not ldm_parts['vae']:
         raise ConversionError(
             f'This {layout.name} checkpoint has a U-Net but no VAE encoder '

@@ -216,7 +216,8 @@ def test_ldm_optimizer_rule():
 
 def test_converter_refuses_other_checkpoints(load_tool, tmp_path, capsys):
     """A VPD checkpoint, or a refinement `out` that is not the U-Net's:
-    a clear error and no output file."""
+    a clear error and no output file; vpd_to_mmdiff.py on a Meta Prompts
+    checkpoint names this converter."""
     tool = load_tool('tools/model_converters/meta_prompts_to_mmdiff.py')
     src, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
     torch.save({'state_dict': {'unet.unet.diffusion_model.out.2.bias':
@@ -231,6 +232,11 @@ def test_converter_refuses_other_checkpoints(load_tool, tmp_path, capsys):
     assert tool.main([str(src), str(dst)]) == 1
     err = capsys.readouterr().err
     assert 'cross_unet_conv2.2.bias differs from ' + out in err
+    assert not dst.exists()
+    # the VPD converter points to this one
+    vpd_tool = load_tool('tools/model_converters/vpd_to_mmdiff.py')
+    assert vpd_tool.main([str(src), str(dst)]) == 1
+    assert 'meta_prompts_to_mmdiff.py' in capsys.readouterr().err
     assert not dst.exists()
 
 

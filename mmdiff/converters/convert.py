@@ -36,6 +36,11 @@ class ConversionResult:
         dropped (dict): Reason -> dropped source keys.
         placeholders (list): Output keys filled without a source value.
         notes (list): Other decisions (mean row, class embeddings source).
+        unet_weights (str): Which U-Net weights of an SD single file were
+            converted: ``'ema'`` (its ``model_ema.*`` copy), ``'non-ema'``
+            (``--no-ema``) or ``'as stored'`` (no EMA copy in the file, e.g.
+            ``v1-5-pruned-emaonly``, whose U-Net weights are the EMA ones);
+            ``''`` for the other layouts.
     """
     state_dict: 'OrderedDict[str, Tensor]'
     layout: Layout
@@ -45,6 +50,7 @@ class ConversionResult:
     dropped: Dict[str, List[str]] = field(default_factory=dict)
     placeholders: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    unet_weights: str = ''
 
     @property
     def num_classes(self) -> Optional[int]:
@@ -63,6 +69,7 @@ class ConversionResult:
             placed=dict(self.placed),
             dropped={k: len(v) for k, v in self.dropped.items()},
             placeholders=list(self.placeholders),
+            unet_weights=self.unet_weights,
             notes=list(self.notes))
 
     def summary(self) -> str:
@@ -90,6 +97,65 @@ def _is_mean_row(emb: Tensor) -> bool:
     return bool((rows[-1] - mean).abs().max() <= tol)
 
 
+SD_UNET = 'model.diffusion_model.'
+EMA = 'model_ema.'
+
+
+def ema_key(key: str) -> str:
+    """ldm ``LitEma``'s buffer name for an SD U-Net key:
+    ``model.diffusion_model.input_blocks.0.0.weight`` ->
+    ``model_ema.diffusion_modelinput_blocks00weight`` (LitEma registers
+    the parameters of ``LatentDiffusion.model`` without their dots)."""
+    return EMA + key[len('model.'):].replace('.', '')
+
+
+def select_unet_weights(state: dict, ema: bool) -> tuple:
+    """Which U-Net weights of an SD single file to convert.
+
+    A full SD training file (``v1-5-pruned.ckpt``) holds the raw U-Net
+    (``model.diffusion_model.*``) and ldm's ``LitEma`` copy (``model_ema.*``);
+    ``v1-5-pruned-emaonly``, VPD's start, holds only the EMA weights, stored
+    under ``model.diffusion_model.*``. With ``ema`` the EMA copy replaces the
+    raw weights (every U-Net weight must have one).
+
+    Returns:
+        tuple[dict, dict, str, str]: the state dict to route, dropped keys
+        by reason, a note saying what was taken, and ``unet_weights``.
+
+    Raises:
+        ConversionError: ``ema`` and an EMA copy that does not cover the
+            U-Net, or EMA entries that are no U-Net weight.
+    """
+    shadow = {k for k in state
+              if k.startswith(EMA) and k not in SCHEDULE_BUFFERS}
+    unet = [k for k in state if k.startswith(SD_UNET)]
+    if not shadow:
+        return state, {}, ('U-Net: the file has no EMA copy (model_ema.*): '
+                           'its model.diffusion_model.* weights were '
+                           'converted as stored'), 'as stored'
+    if not ema:
+        return state, {}, ('U-Net: the raw (non-EMA) model.diffusion_model.* '
+                           'weights (--no-ema); the EMA copy was dropped'), \
+            'non-ema'
+    missing = [k for k in unet if ema_key(k) not in shadow]
+    extra = sorted(shadow - {ema_key(k) for k in unet})
+    if missing or extra:
+        raise ConversionError(
+            f'The EMA copy (model_ema.*, {len(shadow)} tensors) does not '
+            f'match the U-Net: {len(missing)} U-Net weights without an EMA '
+            f'entry, {len(extra)} EMA entries of no U-Net weight:\n' +
+            '\n'.join(f'  {k}' for k in (missing + extra)[:20]) +
+            '\nConvert the raw weights with --no-ema, or pass the matching '
+            '--original-config.', missing + extra)
+    out = {k: (state[ema_key(k)] if k.startswith(SD_UNET) else v)
+           for k, v in state.items() if k not in shadow}
+    reason = ('raw U-Net weights model.diffusion_model.* (their EMA copy '
+              'model_ema.* was converted in their place; --no-ema for them)')
+    return out, {reason: unet}, ('U-Net: the EMA weights (model_ema.*), as '
+                                 'VPD starts from v1-5-pruned-emaonly; '
+                                 '--no-ema converts the raw ones'), 'ema'
+
+
 def _group(dst: str) -> str:
     parts = dst.split('.')
     return '.'.join(parts[:2]) if parts[0] == 'backbone' else parts[0]
@@ -97,8 +163,8 @@ def _group(dst: str) -> str:
 
 def convert_state_dict(checkpoint: dict,
                        original_config: Union[None, str, dict] = None,
-                       class_embeddings: Optional[Tensor] = None
-                       ) -> ConversionResult:
+                       class_embeddings: Optional[Tensor] = None,
+                       ema: bool = True) -> ConversionResult:
     """Convert a VPD / mmseg VPD / SD checkpoint to the mmdiff layout.
 
     Args:
@@ -110,6 +176,10 @@ def convert_state_dict(checkpoint: dict,
         class_embeddings (Tensor, optional): ``(K, D)`` embeddings to use
             instead of (or, when the source has none, in place of) the
             source's. Defaults to None.
+        ema (bool): For an SD single file with an EMA copy of the U-Net
+            (``model_ema.*``), convert the EMA weights (VPD's start,
+            ``v1-5-pruned-emaonly``, holds only those); False converts the
+            raw ones. Defaults to True.
 
     Returns:
         ConversionResult: The state dict and an account of every key.
@@ -131,6 +201,11 @@ def convert_state_dict(checkpoint: dict,
     unplaced: List[str] = []
     source_emb = None
     notes = [f'state dict read from the {where}']
+    unet_weights = ''
+    if layout.name == 'sd':
+        state, taken, note, unet_weights = select_unet_weights(state, ema)
+        dropped.update(taken)
+        notes.append(note)
 
     def drop(reason: str, key: str) -> None:
         dropped.setdefault(reason, []).append(key)
@@ -218,4 +293,4 @@ def convert_state_dict(checkpoint: dict,
     return ConversionResult(
         state_dict=state_dict, layout=layout, unet_cfg=unet_cfg,
         vae_cfg=vae_cfg, placed=dict(placed), dropped=dict(dropped),
-        placeholders=placeholders, notes=notes)
+        placeholders=placeholders, notes=notes, unet_weights=unet_weights)

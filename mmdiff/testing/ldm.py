@@ -207,6 +207,30 @@ def save_single_file(model: LdmStableDiffusion, ckpt: str,
     return state
 
 
+def lit_ema_copy(unet: nn.Module, generator: torch.Generator,
+                 scale: float = 0.01) -> dict:
+    """ldm ``LitEma``'s copy of ``unet`` as a full SD training file stores
+    it (``model_ema.*`` beside ``model.diffusion_model.*``; ldm builds it
+    from ``LatentDiffusion.model``, the wrapper holding ``diffusion_model``),
+    made by ldm's own ``LitEma``; each value moved by ``scale`` x N(0, 1) so
+    that the EMA and the raw weights differ.
+
+    Returns:
+        dict: ``model_ema.<name without dots>`` tensors, ``decay`` and
+        ``num_updates`` included.
+    """
+    from ldm.modules.ema import LitEma
+    wrapper = nn.Module()  # ldm DiffusionWrapper layout
+    wrapper.diffusion_model = unet
+    shadow = LitEma(wrapper).state_dict()
+    with torch.no_grad():
+        for name, value in shadow.items():
+            if value.is_floating_point() and value.ndim:
+                value.add_(scale * torch.randn(value.shape,
+                                               generator=generator))
+    return {f'model_ema.{k}': v for k, v in shadow.items()}
+
+
 def cross_attention_probs(module: nn.Module, x: Tensor,
                           context: Tensor) -> Tensor:
     """Head-averaged ``softmax(QK^T * scale)`` of an ldm ``CrossAttention``

@@ -10,6 +10,7 @@ one that is no longer a difference. Nothing is read from mmdiff's configs
 to build the expected values.
 """
 import glob
+import inspect
 import os.path as osp
 import re
 
@@ -17,7 +18,8 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from mmdiff.models.text import resolve_class_names
+from mmdiff.models.text import (compute_class_embeddings,
+                                resolve_class_names, resolve_templates)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RECIPES = osp.join(ROOT, 'tests', 'data', 'recipes')
@@ -42,6 +44,72 @@ def _plain(value):
 # --------------------------------------------------------------------------
 # Source terms -> mmseg 1.x / mmengine paths
 # --------------------------------------------------------------------------
+# What an SD file or a config's ``pretrained`` holds: (model, U-Net weights:
+# 'ema' / 'non-ema' / None when its publisher does not say).
+SD_WEIGHTS = {
+    # the EMA-only single file (VPD's start): ldm stores the EMA U-Net as
+    # model.diffusion_model.*
+    'v1-5-pruned-emaonly.ckpt': ('sd-v1-5', 'ema'),
+    'v1-5-pruned-emaonly.safetensors': ('sd-v1-5', 'ema'),
+    # the full training file: mmdiff.VPD reads a single file through
+    # diffusers' from_single_file, which converts the raw U-Net
+    # (convert_ldm_unet_checkpoint, extract_ema=False)
+    'v1-5-pruned.ckpt': ('sd-v1-5', 'non-ema'),
+    'v1-5-pruned.safetensors': ('sd-v1-5', 'non-ema'),
+    # diffusers folders of SD v1.5: unet/diffusion_pytorch_model.* is the
+    # EMA U-Net, the raw one is the 'non_ema' variant
+    # (huggingface.co/runwayml/stable-diffusion-v1-5/discussions/170)
+    'stable-diffusion-v1-5/stable-diffusion-v1-5': ('sd-v1-5', 'ema'),
+    'runwayml/stable-diffusion-v1-5': ('sd-v1-5', 'ema'),
+    # mmseg's download: SD v1.5, which U-Net copy is not stated
+    'stable_diffusion_v1-5_pretrain_third_party.pth': ('sd-v1-5', None),
+}
+# backbone_recipe keys compared as model.backbone.<key>
+BACKBONE_RECIPE_ARGS = ('class_embed_select', 'text_adapter', 'gamma_init',
+                        'timestep', 'noise', 'latent_mode', 'scale_latents',
+                        'use_attn', 'attn_grad')
+# class-embedding spec keys compared as model.backbone.class_embeddings.<key>
+EMBEDDING_SPEC = ('output', 'text_encoder', 'max_length', 'normalize',
+                  'underscore_to_space', 'templates')
+
+
+def _sd_weights(spec: str) -> tuple:
+    name = spec if spec in SD_WEIGHTS else osp.basename(str(spec))
+    return SD_WEIGHTS.get(name, (f'unknown: {spec}', None))
+
+
+def expected_backbone(r: dict) -> dict:
+    """The source's backbone (``backbone_recipe``) as mmdiff.VPD paths."""
+    rec = r['recipe'].get('backbone_recipe')
+    if not rec:
+        return {}
+    exp = {}
+    model, stored = _sd_weights(rec['sd_weights'])
+    exp['model.backbone.pretrained'] = model
+    weights = rec.get('unet_weights', stored)
+    if weights is not None:  # unknown: only the model is compared
+        exp['model.backbone.unet_weights'] = weights
+    emb = rec['class_embeddings']
+    if 'from_recipe' in emb:
+        other = recipe(emb['from_recipe'])['recipe']
+        emb = other['backbone_recipe']['class_embeddings']
+        if 'class_list' in other:
+            emb = dict(emb, class_list=other['class_list'])
+    if 'class_list' not in emb and 'class_list' in r['recipe']:
+        emb = dict(emb, class_list=r['recipe']['class_list'])
+    prefix = 'model.backbone.class_embeddings.'
+    for key in EMBEDDING_SPEC:
+        if key in emb:
+            exp[prefix + key] = emb[key]
+    exp[prefix + 'num_classes'] = emb['rows']
+    if 'class_list' in emb:  # the class names as written into the prompts
+        exp[prefix + 'prompt_names'] = [
+            n.replace('_', ' ') if emb.get('underscore_to_space') else n
+            for n in emb['class_list']]
+    for key in BACKBONE_RECIPE_ARGS:
+        if key in rec:
+            exp[f'model.backbone.{key}'] = rec[key]
+    return exp
 # source backbone argument -> mmdiff backbone argument (Meta Prompts)
 BACKBONE_ARGS = {'refine_step': 'num_loops', 'num_prompt': 'num_prompts'}
 
@@ -201,11 +269,11 @@ def resolve(cfg: Config, path: str, config_path: str):
                  for s in ('train', 'val', 'test')}
         assert len(rules) == 1, f'{config_path}: scene rules {rules}'
         return rules.pop()
-    if path == 'model.backbone.use_attn':
-        return cfg.model.backbone.get('use_attn', MISSING)
-    if path == 'model.backbone.num_scenes':
-        emb = cfg.model.backbone.class_embeddings
-        return len(resolve_class_names(emb['class_names']))
+    if path.startswith('model.backbone.'):
+        found = _backbone_value(cfg.model.backbone, path[len('model.'
+                                                             'backbone.'):])
+        if found is not None:
+            return found
     head, _, rest = path.partition('.')
     if head in ('train_pipeline', 'test_pipeline'):
         split = head.split('_')[0]
@@ -224,6 +292,50 @@ def resolve(cfg: Config, path: str, config_path: str):
             return MISSING
         node = node[part]
     return _plain(node)
+
+
+def _default(fn, name: str):
+    """The default of ``fn``'s argument ``name`` (what a config that leaves
+    the argument out gets), else MISSING."""
+    param = inspect.signature(fn).parameters.get(name)
+    if param is None or param.default is param.empty:
+        return MISSING
+    return param.default
+
+
+def _backbone_value(backbone: dict, key: str):
+    """The effective value of a backbone setting of the config: the value
+    the config gives, else the backbone class's default; None for a key
+    read as a plain path."""
+    from mmdiff.registry import MODELS
+    cls = MODELS.get(backbone['type'])
+    if key in ('pretrained', 'unet_weights'):
+        model, weights = _sd_weights(backbone.get('pretrained'))
+        return model if key == 'pretrained' else (weights or MISSING)
+    if key in BACKBONE_RECIPE_ARGS:
+        return _plain(backbone[key]) if key in backbone else \
+            _default(cls.__init__, key)
+    if key == 'num_scenes':
+        return len(resolve_class_names(
+            backbone.class_embeddings['class_names']))
+    emb_prefix = 'class_embeddings.'
+    if not key.startswith(emb_prefix):
+        return None
+    key, emb = key[len(emb_prefix):], backbone.get('class_embeddings')
+    if not isinstance(emb, dict) or 'class_names' not in emb:
+        return f'not a generated spec: {emb!r}'
+    value = emb[key] if key in emb else \
+        _default(compute_class_embeddings, key)
+    if key == 'templates':
+        return resolve_templates(value)
+    names = resolve_class_names(emb['class_names'])
+    if key == 'num_classes':
+        return len(names)
+    if key == 'prompt_names':
+        spaces = emb.get('underscore_to_space', _default(
+            compute_class_embeddings, 'underscore_to_space'))
+        return [n.replace('_', ' ') if spaces else n for n in names]
+    return _plain(value)
 
 
 def _split_path(path: str):
@@ -247,7 +359,9 @@ def _normalise(value):
 def compare(config_path: str) -> tuple:
     entry = ZOO[config_path]
     cfg = Config.fromfile(osp.join(ROOT, config_path))
-    expected = EXPECTED[entry['recipe']](recipe(entry['recipe']))
+    source = recipe(entry['recipe'])
+    expected = EXPECTED[entry['recipe']](source)
+    expected.update(expected_backbone(source))
     found = {}
     for path, value in expected.items():
         ours = resolve(cfg, path, config_path)
@@ -284,12 +398,17 @@ def test_every_reference_config_is_covered():
         assert entry.get('recipe') or entry.get('no_source_recipe'), path
 
 
+def _short(value, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
 @pytest.mark.parametrize('config_path', RECIPE_CONFIGS)
 def test_config_matches_source_recipe(config_path):
     found, listed = compare(config_path)
     unlisted = {k: v for k, v in found.items() if k not in listed}
     stale = [k for k in listed if k not in found]
-    lines = [f'  {k}: source {v[0]!r}, mmdiff {v[1]!r}'
+    lines = [f'  {k}: source {_short(v[0])}, mmdiff {_short(v[1])}'
              for k, v in unlisted.items()]
     assert not unlisted, (f'{config_path} differs from its source recipe '
                           'in fields not listed in tests/data/recipes/'

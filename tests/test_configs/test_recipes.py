@@ -264,6 +264,8 @@ def resolve(cfg: Config, path: str, config_path: str):
     """The value at a translated path in a resolved config."""
     if path == 'gpus':
         return int(re.search(r'(\d+)xb\d+', config_path).group(1))
+    if path == 'precision':
+        return precision(cfg)
     if path == 'scene_rule':
         rules = {_scene_rule(_dataset(cfg, s))
                  for s in ('train', 'val', 'test')}
@@ -292,6 +294,32 @@ def resolve(cfg: Config, path: str, config_path: str):
             return MISSING
         node = node[part]
     return _plain(node)
+
+
+DTYPES = {'bfloat16': 'bf16', 'bf16': 'bf16', 'float16': 'fp16',
+          'fp16': 'fp16', 'half': 'fp16', 'float32': 'fp32', 'fp32': 'fp32'}
+
+
+def precision(cfg) -> str:
+    """What a config trains in: 'fp32', 'bf16' or 'fp16', read from a
+    FlexibleRunner strategy (DeepSpeed bf16/fp16/amp, FSDP mixed_precision),
+    an AmpOptimWrapper, or the mmdiff backbone's autocast (amp_dtype)."""
+    strategy = cfg.get('strategy') or {}
+    if strategy.get('type') == 'DeepSpeedStrategy':
+        for key in ('bf16', 'fp16', 'amp'):
+            if (strategy.get(key) or {}).get('enabled'):
+                return 'fp16' if key == 'amp' else key
+    if strategy.get('type') == 'FSDPStrategy':
+        mixed = (strategy.get('model_wrapper') or {}).get('mixed_precision')
+        if isinstance(mixed, dict):
+            mixed = mixed.get('param_dtype')
+        if mixed:
+            return DTYPES[str(mixed).replace('torch.', '')]
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') == 'AmpOptimWrapper':
+        return DTYPES[str(wrapper.get('dtype') or 'float16')]
+    amp = (cfg.model.get('backbone') or {}).get('amp_dtype')
+    return DTYPES[str(amp)] if amp else 'fp32'
 
 
 def _default(fn, name: str):
@@ -362,6 +390,8 @@ def compare(config_path: str) -> tuple:
     source = recipe(entry['recipe'])
     expected = EXPECTED[entry['recipe']](source)
     expected.update(expected_backbone(source))
+    if 'precision' in source['recipe']:
+        expected['precision'] = source['recipe']['precision']
     found = {}
     for path, value in expected.items():
         ours = resolve(cfg, path, config_path)
@@ -488,3 +518,34 @@ def test_metafile_lists_the_same_differences():
         entry = ZOO[model['Config']]
         assert listed == set(entry.get('differences') or {}), model['Name']
         assert entry['recipe'] in fidelity['Recipe']
+
+
+STRATEGIES = osp.join(ROOT, 'configs', '_base_', 'strategies')
+
+
+@pytest.mark.parametrize('overlay', sorted(
+    osp.basename(p) for p in glob.glob(osp.join(STRATEGIES, '*.py'))))
+def test_strategy_overlay_trains_in_the_precision_it_names(overlay):
+    """The strategy overlays train in fp32 (VPD's precision) unless their
+    name says otherwise (``*_bf16.py``), and a named option changes the
+    precision only: its strategy is its fp32 base's plus the dtype keys."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(STRATEGIES, overlay))
+    cfg.model = {}
+    named = overlay[:-3].rsplit('_', 1)[-1]
+    declared = named if named in ('bf16', 'fp16') else 'fp32'
+    assert precision(cfg) == declared, overlay
+    if declared == 'fp32':
+        return
+    base = Config.fromfile(osp.join(STRATEGIES, overlay.replace(
+        f'_{declared}', '')))
+    dtype_keys = {'bf16', 'fp16', 'amp', 'inputs_to_half',
+                  'mixed_precision'}
+
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items()
+                    if k not in dtype_keys}
+        return node
+
+    assert strip(_plain(cfg.strategy)) == strip(_plain(base.strategy))

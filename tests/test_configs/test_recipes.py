@@ -549,3 +549,71 @@ def test_strategy_overlay_trains_in_the_precision_it_names(overlay):
         return node
 
     assert strip(_plain(cfg.strategy)) == strip(_plain(base.strategy))
+
+
+ADE_CONFIG = 'configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py'
+
+
+def _mmseg0x_aug_scales(img_scale, img_ratios) -> list:
+    """mmseg 0.x ``MultiScaleFlipAug`` given a scale tuple and ratios
+    (its mode 2): ``(int(w * r), int(h * r))`` for each ratio."""
+    return [(int(img_scale[0] * r), int(img_scale[1] * r))
+            for r in img_ratios]
+
+
+def test_ade20k_tta_is_vpds_aug_test(tmp_path):
+    """``tools/test.py --tta`` on the ADE20K zoo config runs VPD's
+    ``--aug-test`` (the protocol of its ms+flip figure): on an image file,
+    the same resized and flipped images, branch by branch, averaged by
+    SegTTAModel (softmax mean, as mmseg 0.x's aug_test); the metafile's
+    ms+flip figure names that protocol."""
+    import mmcv
+    import numpy as np
+    from mmcv.transforms import Compose
+    from mmengine.registry import DefaultScope
+
+    from mmdiff.apis import apply_tta
+    rec = recipe('vpd_ade20k.yml')['recipe']
+    aug = rec['aug_test']
+    msfa = {s['type']: s for s in rec['test_pipeline']}['MultiScaleFlipAug']
+    scales = _mmseg0x_aug_scales(msfa['img_scale'], aug['img_ratios'])
+    flips = [False, True] if aug['flip'] else [False]
+    img_path, seg_path = str(tmp_path / 'img.png'), str(tmp_path / 'seg.png')
+    rng = np.random.default_rng(0)
+    mmcv.imwrite(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8),
+                 img_path)
+    mmcv.imwrite(np.zeros((300, 400), np.uint8), seg_path)
+    img = mmcv.imread(img_path)
+    expected = []
+    for scale in scales:  # mmseg 0.x Resize(keep_ratio) + RandomFlip
+        resized = mmcv.imrescale(img, scale)
+        for flip in flips:
+            expected.append((resized.shape[:2], flip, mmcv.imflip(
+                resized, aug['flip_direction']) if flip else resized))
+
+    cfg = apply_tta(Config.fromfile(osp.join(ROOT, ADE_CONFIG)))
+    assert cfg.model.type == 'SegTTAModel'  # softmax average of branches
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+        data = pipeline(dict(img_path=img_path, seg_map_path=seg_path,
+                             reduce_zero_label=True, seg_fields=[]))
+    ours = [(tuple(s.img_shape), bool(s.flip), x.permute(1, 2, 0).numpy())
+            for s, x in zip(data['data_samples'], data['inputs'])]
+    branches = sorted(o[:2] for o in ours)
+    assert branches == sorted(e[:2] for e in expected), branches
+    for shape, flip, pixels in expected:
+        match = next(o for o in ours if o[:2] == (shape, flip))
+        assert np.array_equal(match[2], pixels), (shape, flip)
+    assert all(s.flip_direction == aug['flip_direction']
+               for s in data['data_samples'] if s.flip)
+
+    with open(osp.join(ROOT, 'configs', 'vpd', 'metafile.yml')) as f:
+        models = yaml.safe_load(f)['Models']
+    entry = next(m for m in models if m['Config'] == ADE_CONFIG)
+    ms = [r for r in entry['Results']
+          if any('ms+flip' in k for k in r['Metrics'])]
+    assert len(ms) == 1 and 'Test Protocol' in ms[0], entry['Results']
+    protocol = ms[0]['Test Protocol']
+    assert '--tta' in protocol and 'test.py:142-150' in protocol
+    assert str(aug['img_ratios']) in protocol, protocol
+    assert str(tuple(msfa['img_scale'])) in protocol, protocol

@@ -1,4 +1,9 @@
-"""The ldm (CompVis) reference: Stable Diffusion on ldm's own code.
+"""The ldm reference: Stable Diffusion on ldm's own code.
+
+ldm is Stability-AI's ``ldm`` package (PyPI ``stable-diffusion-sdkit``
+2.1.5: it has ``_ATTN_PRECISION`` and ``MemoryEfficientCrossAttention``), not
+the CompVis commit VPD pins as a submodule; for the SD1 config the modules,
+state-dict keys and fp32 numbers are the same.
 
 ldm's ``UNetModel``, ``Encoder``/``Decoder`` and
 ``DiagonalGaussianDistribution`` (PyPI ``stable-diffusion-sdkit``, imported

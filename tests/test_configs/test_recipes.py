@@ -324,11 +324,16 @@ def precision(cfg) -> str:
 
 def _default(fn, name: str):
     """The default of ``fn``'s argument ``name`` (what a config that leaves
-    the argument out gets), else MISSING."""
-    param = inspect.signature(fn).parameters.get(name)
-    if param is None or param.default is param.empty:
-        return MISSING
-    return param.default
+    the argument out gets), else MISSING. For a class, the first
+    ``__init__`` in its MRO that names the argument (a subclass passes the
+    rest on with ``**kwargs``)."""
+    for f in ([c.__init__ for c in fn.__mro__] if inspect.isclass(fn)
+              else [fn]):
+        param = inspect.signature(f).parameters.get(name)
+        if param is not None:
+            return MISSING if param.default is param.empty else \
+                param.default
+    return MISSING
 
 
 def _backbone_value(backbone: dict, key: str):
@@ -342,7 +347,7 @@ def _backbone_value(backbone: dict, key: str):
         return model if key == 'pretrained' else (weights or MISSING)
     if key in BACKBONE_RECIPE_ARGS:
         return _plain(backbone[key]) if key in backbone else \
-            _default(cls.__init__, key)
+            _default(cls, key)
     if key == 'num_scenes':
         return len(resolve_class_names(
             backbone.class_embeddings['class_names']))

@@ -102,39 +102,22 @@ def _is_mean_row(emb: Tensor) -> bool:
     return bool((rows[-1] - mean).abs().max() <= tol)
 
 
-SD_UNET = 'model.diffusion_model.'
-EMA = 'model_ema.'
-
-
-def ema_key(key: str) -> str:
-    """ldm ``LitEma``'s buffer name for an SD U-Net key:
-    ``model.diffusion_model.input_blocks.0.0.weight`` ->
-    ``model_ema.diffusion_modelinput_blocks00weight`` (LitEma registers
-    the parameters of ``LatentDiffusion.model`` without their dots)."""
-    return EMA + key[len('model.'):].replace('.', '')
-
-
 def select_unet_weights(state: dict, ema: bool) -> tuple:
-    """Which U-Net weights of an SD single file to convert.
-
-    A full SD training file (``v1-5-pruned.ckpt``) holds the raw U-Net
-    (``model.diffusion_model.*``) and ldm's ``LitEma`` copy (``model_ema.*``);
-    ``v1-5-pruned-emaonly``, VPD's start, holds only the EMA weights, stored
-    under ``model.diffusion_model.*``. With ``ema`` the EMA copy replaces the
-    raw weights (every U-Net weight must have one).
+    """Which U-Net weights of an SD single file to convert: with ``ema``
+    its EMA copy (``model_ema.*``, see :mod:`mmdiff.models.diffusion.ema`)
+    replaces the raw weights, as in the EMA-only file VPD starts from.
 
     Returns:
         tuple[dict, dict, str, str]: the state dict to route, dropped keys
         by reason, a note saying what was taken, and ``unet_weights``.
 
     Raises:
-        ConversionError: ``ema`` and an EMA copy that does not cover the
-            U-Net, or EMA entries that are no U-Net weight.
+        ConversionError: ``ema`` and an EMA copy that does not match the
+            U-Net.
     """
-    shadow = {k for k in state
-              if k.startswith(EMA) and k not in SCHEDULE_BUFFERS}
-    unet = [k for k in state if k.startswith(SD_UNET)]
-    if not shadow:
+    from mmdiff.models.diffusion.ema import (EMA_COUNTERS, SD_UNET,
+                                             ema_entries, take_unet_ema)
+    if not ema_entries(state):
         return state, {}, ('U-Net: the file has no EMA copy (model_ema.*): '
                            'its model.diffusion_model.* weights were '
                            'converted as stored'), 'as stored'
@@ -142,23 +125,23 @@ def select_unet_weights(state: dict, ema: bool) -> tuple:
         return state, {}, ('U-Net: the raw (non-EMA) model.diffusion_model.* '
                            'weights (--no-ema); the EMA copy was dropped'), \
             'non-ema'
-    missing = [k for k in unet if ema_key(k) not in shadow]
-    extra = sorted(shadow - {ema_key(k) for k in unet})
+    out, missing, extra = take_unet_ema(state)
     if missing or extra:
         raise ConversionError(
-            f'The EMA copy (model_ema.*, {len(shadow)} tensors) does not '
-            f'match the U-Net: {len(missing)} U-Net weights without an EMA '
-            f'entry, {len(extra)} EMA entries of no U-Net weight:\n' +
+            f'The EMA copy (model_ema.*, {len(ema_entries(state))} tensors) '
+            f'does not match the U-Net: {len(missing)} U-Net weights without '
+            f'an EMA entry, {len(extra)} EMA entries of no U-Net weight:\n' +
             '\n'.join(f'  {k}' for k in (missing + extra)[:20]) +
             '\nConvert the raw weights with --no-ema, or pass the matching '
             '--original-config.', missing + extra)
-    out = {k: (state[ema_key(k)] if k.startswith(SD_UNET) else v)
-           for k, v in state.items() if k not in shadow}
     reason = ('raw U-Net weights model.diffusion_model.* (their EMA copy '
               'model_ema.* was converted in their place; --no-ema for them)')
-    return out, {reason: unet}, ('U-Net: the EMA weights (model_ema.*), as '
-                                 'VPD starts from v1-5-pruned-emaonly; '
-                                 '--no-ema converts the raw ones'), 'ema'
+    dropped = {reason: [k for k in state if k.startswith(SD_UNET)],
+               'DDPM schedule buffers (not weights)':
+               [k for k in state if k in EMA_COUNTERS]}
+    return out, dropped, ('U-Net: the EMA weights (model_ema.*), as VPD '
+                          'starts from v1-5-pruned-emaonly; --no-ema '
+                          'converts the raw ones'), 'ema'
 
 
 def _group(dst: str) -> str:

@@ -51,11 +51,11 @@ SD_WEIGHTS = {
     # model.diffusion_model.*
     'v1-5-pruned-emaonly.ckpt': ('sd-v1-5', 'ema'),
     'v1-5-pruned-emaonly.safetensors': ('sd-v1-5', 'ema'),
-    # the full training file: mmdiff.VPD reads a single file through
-    # diffusers' from_single_file, which converts the raw U-Net
-    # (convert_ldm_unet_checkpoint, extract_ema=False)
-    'v1-5-pruned.ckpt': ('sd-v1-5', 'non-ema'),
-    'v1-5-pruned.safetensors': ('sd-v1-5', 'non-ema'),
+    # the full training file (raw U-Net + LitEma copy): mmdiff reads its
+    # EMA copy (mmdiff.models.diffusion.ema; diffusers' from_single_file
+    # alone would take the raw weights)
+    'v1-5-pruned.ckpt': ('sd-v1-5', 'ema'),
+    'v1-5-pruned.safetensors': ('sd-v1-5', 'ema'),
     # diffusers folders of SD v1.5: unet/diffusion_pytorch_model.* is the
     # EMA U-Net, the raw one is the 'non_ema' variant
     # (huggingface.co/runwayml/stable-diffusion-v1-5/discussions/170)

@@ -223,3 +223,25 @@ def test_sd_converter_refuses_a_partial_ema_copy(tool, sd_files, tmp_path,
     assert not os.path.exists(dst)
     assert tool.main([src, dst, '--original-config', original_config_yaml,
                       '--no-ema']) == 0
+
+
+def test_backbone_reads_the_ema_weights_of_a_full_sd_file(
+        sd_files, tmp_path, tool, original_config_yaml):
+    """pretrained=<full SD file> gives the same U-Net as the EMA-only file
+    (VPD's start) and as the converter's default, not diffusers' raw one."""
+    from mmdiff.models.backbones import DiffusionBackbone
+
+    def unet(path):
+        backbone = DiffusionBackbone(pretrained=path,
+                                     original_config=original_config_yaml)
+        backbone.init_weights()
+        return backbone.unet.state_dict()
+
+    full, emaonly = unet(sd_files['full']), unet(sd_files['emaonly'])
+    assert _same(full, emaonly)
+    assert not _same(full, unet(sd_files['raw_only']))
+    converted, _ = _converted_unet(tool, sd_files['full'],
+                                   str(tmp_path / 'c.pth'),
+                                   original_config_yaml)
+    converted = {k[len('backbone.unet.'):]: v for k, v in converted.items()}
+    assert _same(full, converted)

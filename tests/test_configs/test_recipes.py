@@ -464,6 +464,26 @@ def test_differences_are_documented():
     assert not missing, f'docs/model_zoo.md does not list: {missing}'
 
 
+@pytest.mark.parametrize('name', sorted(
+    osp.basename(p) for p in glob.glob(osp.join(RECIPES, '*.yml'))
+    if 'backbone_recipe' in recipe(osp.basename(p)).get('recipe', {})))
+def test_backbone_recipes_cite_their_source(name):
+    """Every backbone value names the source file and line it was read
+    from, at the recipe's commit (or says it is the paper's)."""
+    rec = recipe(name)
+    backbone = rec['recipe']['backbone_recipe']
+    cites = backbone['provenance']
+    assert set(cites) == set(backbone) - {'provenance'}, name
+    commit = str(rec['source']['commit']).split()[0]
+    for key, cite in cites.items():
+        assert re.search(r'#L\d+', cite), (name, key, cite)
+        urls = re.findall(r'https://github\.com/\S+', cite)
+        assert urls, (name, key, cite)
+        for url in urls:  # the source's commit, or the SD code it pins
+            assert commit in url or 'CompVis/stable-diffusion/blob/' \
+                '21f890f9da3cfbeaba8e2ac3c425ee9e998d5229' in url, url
+
+
 def test_vpd_scene_list_is_mmseg_class_order():
     """The scene ids index the same embedding rows under both rules."""
     from mmseg.datasets import NYUDataset

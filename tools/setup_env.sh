@@ -2,7 +2,8 @@
 # Install mmdiff and everything it needs into a virtual environment, idempotently.
 #
 #   bash tools/setup_env.sh            # the package and its runtime stack
-#   bash tools/setup_env.sh --tests    # plus the test extras (pytest, CompVis ldm)
+#   bash tools/setup_env.sh --tests    # plus the test extras (pytest, Stability-AI's ldm:
+#                                      # stable-diffusion-sdkit 2.1.5)
 #                                      # and the data-set extra
 #   bash tools/setup_env.sh --datasets # plus the reference data pipelines'
 #                                      # packages (albumentations for Albu)

@@ -42,6 +42,11 @@ class ConversionResult:
         dropped (dict): Reason -> dropped source keys.
         placeholders (list): Output keys filled without a source value.
         notes (list): Other decisions (mean row, class embeddings source).
+        unet_weights (str): Which U-Net weights of an SD single file were
+            converted: ``'ema'`` (its ``model_ema.*`` copy), ``'non-ema'``
+            (``--no-ema``) or ``'as stored'`` (no EMA copy in the file, e.g.
+            ``v1-5-pruned-emaonly``, whose U-Net weights are the EMA ones);
+            ``''`` for the other layouts.
     """
     state_dict: 'OrderedDict[str, Tensor]'
     layout: Layout
@@ -51,6 +56,7 @@ class ConversionResult:
     dropped: Dict[str, List[str]] = field(default_factory=dict)
     placeholders: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    unet_weights: str = ''
 
     @property
     def num_classes(self) -> Optional[int]:
@@ -69,6 +75,7 @@ class ConversionResult:
             placed=dict(self.placed),
             dropped={k: len(v) for k, v in self.dropped.items()},
             placeholders=list(self.placeholders),
+            unet_weights=self.unet_weights,
             notes=list(self.notes))
 
     def summary(self) -> str:
@@ -96,6 +103,48 @@ def _is_mean_row(emb: Tensor) -> bool:
     return bool((rows[-1] - mean).abs().max() <= tol)
 
 
+def select_unet_weights(state: dict, ema: bool) -> tuple:
+    """Which U-Net weights of an SD single file to convert: with ``ema``
+    its EMA copy (``model_ema.*``, see :mod:`mmdiff.models.diffusion.ema`)
+    replaces the raw weights, as in the EMA-only file VPD starts from.
+
+    Returns:
+        tuple[dict, dict, str, str]: the state dict to route, dropped keys
+        by reason, a note saying what was taken, and ``unet_weights``.
+
+    Raises:
+        ConversionError: ``ema`` and an EMA copy that does not match the
+            U-Net.
+    """
+    from mmdiff.models.diffusion.ema import (EMA_COUNTERS, SD_UNET,
+                                             ema_entries, take_unet_ema)
+    if not ema_entries(state):
+        return state, {}, ('U-Net: the file has no EMA copy (model_ema.*): '
+                           'its model.diffusion_model.* weights were '
+                           'converted as stored'), 'as stored'
+    if not ema:
+        return state, {}, ('U-Net: the raw (non-EMA) model.diffusion_model.* '
+                           'weights (--no-ema); the EMA copy was dropped'), \
+            'non-ema'
+    out, missing, extra = take_unet_ema(state)
+    if missing or extra:
+        raise ConversionError(
+            f'The EMA copy (model_ema.*, {len(ema_entries(state))} tensors) '
+            f'does not match the U-Net: {len(missing)} U-Net weights without '
+            f'an EMA entry, {len(extra)} EMA entries of no U-Net weight:\n' +
+            '\n'.join(f'  {k}' for k in (missing + extra)[:20]) +
+            '\nConvert the raw weights with --no-ema, or pass the matching '
+            '--original-config.', missing + extra)
+    reason = ('raw U-Net weights model.diffusion_model.* (their EMA copy '
+              'model_ema.* was converted in their place; --no-ema for them)')
+    dropped = {reason: [k for k in state if k.startswith(SD_UNET)],
+               'DDPM schedule buffers (not weights)':
+               [k for k in state if k in EMA_COUNTERS]}
+    return out, dropped, ('U-Net: the EMA weights (model_ema.*), as VPD '
+                          'starts from v1-5-pruned-emaonly; --no-ema '
+                          'converts the raw ones'), 'ema'
+
+
 def _group(dst: str) -> str:
     parts = dst.split('.')
     if dst.startswith(CONDITIONER):
@@ -106,6 +155,7 @@ def _group(dst: str) -> str:
 def convert_state_dict(checkpoint: dict,
                        original_config: Union[None, str, dict] = None,
                        class_embeddings: Optional[Tensor] = None,
+                       ema: bool = True,
                        layout: Optional[Layout] = None
                        ) -> ConversionResult:
     """Convert a VPD / mmseg VPD / SD checkpoint to the mmdiff layout.
@@ -119,6 +169,10 @@ def convert_state_dict(checkpoint: dict,
         class_embeddings (Tensor, optional): ``(K, D)`` embeddings to use
             instead of (or, when the source has none, in place of) the
             source's. Defaults to None.
+        ema (bool): For an SD single file with an EMA copy of the U-Net
+            (``model_ema.*``), convert the EMA weights (VPD's start,
+            ``v1-5-pruned-emaonly``, holds only those); False converts the
+            raw ones. Defaults to True.
         layout (Layout, optional): The source layout; None detects one of
             :data:`~mmdiff.converters.layouts.LAYOUTS` from the keys (a
             project converter passes its own). Defaults to None.
@@ -143,6 +197,11 @@ def convert_state_dict(checkpoint: dict,
     unplaced: List[str] = []
     source_emb = None
     notes = [f'state dict read from the {where}']
+    unet_weights = ''
+    if layout.name == 'sd':
+        state, taken, note, unet_weights = select_unet_weights(state, ema)
+        dropped.update(taken)
+        notes.append(note)
 
     def drop(reason: str, key: str) -> None:
         dropped.setdefault(reason, []).append(key)
@@ -236,4 +295,4 @@ def convert_state_dict(checkpoint: dict,
     return ConversionResult(
         state_dict=state_dict, layout=layout, unet_cfg=unet_cfg,
         vae_cfg=vae_cfg, placed=dict(placed), dropped=dict(dropped),
-        placeholders=placeholders, notes=notes)
+        placeholders=placeholders, notes=notes, unet_weights=unet_weights)

@@ -143,9 +143,11 @@ LAYOUTS: Dict[str, Layout] = {
                  'embeddings)'),
             Rule('model_ema.decay', 'schedule'),
             Rule('model_ema.num_updates', 'schedule'),
+            # the EMA copy is taken or dropped before routing
+            # (convert.select_unet_weights); what is left here is dropped
             Rule('model_ema.', 'drop',
-                 'EMA copy of the U-Net (the non-EMA weights are converted, '
-                 "as diffusers' from_single_file does)"),
+                 'EMA copy of the U-Net (model_ema.*; --no-ema: the raw '
+                 'model.diffusion_model.* weights were converted)'),
             Rule('', 'schedule'),  # top-level DDPM buffers
         ),
         task='backbone',

@@ -1,4 +1,4 @@
-"""ldm (CompVis) U-Net / VAE weights to diffusers names, through diffusers.
+"""ldm-layout (CompVis / Stability-AI) U-Net / VAE weights to diffusers names.
 
 The renaming itself is diffusers' own (``convert_ldm_unet_checkpoint``,
 ``convert_ldm_vae_checkpoint``, configs from

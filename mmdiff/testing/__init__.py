@@ -1,5 +1,6 @@
 """Test and benchmark helpers (as ``mmdet.testing``): tiny models, seeded
-images, the ldm (CompVis) reference models and a tiny offline CLIP.
+images, the ldm reference models (Stability-AI's ldm, PyPI
+stable-diffusion-sdkit 2.1.5) and a tiny offline CLIP.
 
 Nothing here downloads anything; the ldm helpers need the optional
 ``stable-diffusion-sdkit`` package (``ldm``), imported on use.

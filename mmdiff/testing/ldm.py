@@ -1,4 +1,9 @@
-"""The ldm (CompVis) reference: Stable Diffusion on ldm's own code.
+"""The ldm reference: Stable Diffusion on ldm's own code.
+
+ldm is Stability-AI's ``ldm`` package (PyPI ``stable-diffusion-sdkit``
+2.1.5: it has ``_ATTN_PRECISION`` and ``MemoryEfficientCrossAttention``), not
+the CompVis commit VPD pins as a submodule; for the SD1 config the modules,
+state-dict keys and fp32 numbers are the same.
 
 ldm's ``UNetModel``, ``Encoder``/``Decoder`` and
 ``DiagonalGaussianDistribution`` (PyPI ``stable-diffusion-sdkit``, imported
@@ -205,6 +210,30 @@ def save_single_file(model: LdmStableDiffusion, ckpt: str,
         with open(yaml_path, 'w') as f:
             yaml.safe_dump(config or original_config(), f)
     return state
+
+
+def lit_ema_copy(unet: nn.Module, generator: torch.Generator,
+                 scale: float = 0.01) -> dict:
+    """ldm ``LitEma``'s copy of ``unet`` as a full SD training file stores
+    it (``model_ema.*`` beside ``model.diffusion_model.*``; ldm builds it
+    from ``LatentDiffusion.model``, the wrapper holding ``diffusion_model``),
+    made by ldm's own ``LitEma``; each value moved by ``scale`` x N(0, 1) so
+    that the EMA and the raw weights differ.
+
+    Returns:
+        dict: ``model_ema.<name without dots>`` tensors, ``decay`` and
+        ``num_updates`` included.
+    """
+    from ldm.modules.ema import LitEma
+    wrapper = nn.Module()  # ldm DiffusionWrapper layout
+    wrapper.diffusion_model = unet
+    shadow = LitEma(wrapper).state_dict()
+    with torch.no_grad():
+        for name, value in shadow.items():
+            if value.is_floating_point() and value.ndim:
+                value.add_(scale * torch.randn(value.shape,
+                                               generator=generator))
+    return {f'model_ema.{k}': v for k, v in shadow.items()}
 
 
 def cross_attention_probs(module: nn.Module, x: Tensor,

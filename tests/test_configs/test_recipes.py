@@ -10,6 +10,7 @@ one that is no longer a difference. Nothing is read from mmdiff's configs
 to build the expected values.
 """
 import glob
+import inspect
 import os.path as osp
 import re
 
@@ -17,7 +18,8 @@ import pytest
 import yaml
 from mmengine.config import Config
 
-from mmdiff.models.text import resolve_class_names
+from mmdiff.models.text import (compute_class_embeddings,
+                                resolve_class_names, resolve_templates)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 RECIPES = osp.join(ROOT, 'tests', 'data', 'recipes')
@@ -42,6 +44,72 @@ def _plain(value):
 # --------------------------------------------------------------------------
 # Source terms -> mmseg 1.x / mmengine paths
 # --------------------------------------------------------------------------
+# What an SD file or a config's ``pretrained`` holds: (model, U-Net weights:
+# 'ema' / 'non-ema' / None when its publisher does not say).
+SD_WEIGHTS = {
+    # the EMA-only single file (VPD's start): ldm stores the EMA U-Net as
+    # model.diffusion_model.*
+    'v1-5-pruned-emaonly.ckpt': ('sd-v1-5', 'ema'),
+    'v1-5-pruned-emaonly.safetensors': ('sd-v1-5', 'ema'),
+    # the full training file (raw U-Net + LitEma copy): mmdiff reads its
+    # EMA copy (mmdiff.models.diffusion.ema; diffusers' from_single_file
+    # alone would take the raw weights)
+    'v1-5-pruned.ckpt': ('sd-v1-5', 'ema'),
+    'v1-5-pruned.safetensors': ('sd-v1-5', 'ema'),
+    # diffusers folders of SD v1.5: unet/diffusion_pytorch_model.* is the
+    # EMA U-Net, the raw one is the 'non_ema' variant
+    # (huggingface.co/runwayml/stable-diffusion-v1-5/discussions/170)
+    'stable-diffusion-v1-5/stable-diffusion-v1-5': ('sd-v1-5', 'ema'),
+    'runwayml/stable-diffusion-v1-5': ('sd-v1-5', 'ema'),
+    # mmseg's download: SD v1.5, which U-Net copy is not stated
+    'stable_diffusion_v1-5_pretrain_third_party.pth': ('sd-v1-5', None),
+}
+# backbone_recipe keys compared as model.backbone.<key>
+BACKBONE_RECIPE_ARGS = ('class_embed_select', 'text_adapter', 'gamma_init',
+                        'timestep', 'noise', 'latent_mode', 'scale_latents',
+                        'use_attn', 'attn_grad')
+# class-embedding spec keys compared as model.backbone.class_embeddings.<key>
+EMBEDDING_SPEC = ('output', 'text_encoder', 'max_length', 'normalize',
+                  'underscore_to_space', 'templates')
+
+
+def _sd_weights(spec: str) -> tuple:
+    name = spec if spec in SD_WEIGHTS else osp.basename(str(spec))
+    return SD_WEIGHTS.get(name, (f'unknown: {spec}', None))
+
+
+def expected_backbone(r: dict) -> dict:
+    """The source's backbone (``backbone_recipe``) as mmdiff.VPD paths."""
+    rec = r['recipe'].get('backbone_recipe')
+    if not rec:
+        return {}
+    exp = {}
+    model, stored = _sd_weights(rec['sd_weights'])
+    exp['model.backbone.pretrained'] = model
+    weights = rec.get('unet_weights', stored)
+    if weights is not None:  # unknown: only the model is compared
+        exp['model.backbone.unet_weights'] = weights
+    emb = rec['class_embeddings']
+    if 'from_recipe' in emb:
+        other = recipe(emb['from_recipe'])['recipe']
+        emb = other['backbone_recipe']['class_embeddings']
+        if 'class_list' in other:
+            emb = dict(emb, class_list=other['class_list'])
+    if 'class_list' not in emb and 'class_list' in r['recipe']:
+        emb = dict(emb, class_list=r['recipe']['class_list'])
+    prefix = 'model.backbone.class_embeddings.'
+    for key in EMBEDDING_SPEC:
+        if key in emb:
+            exp[prefix + key] = emb[key]
+    exp[prefix + 'num_classes'] = emb['rows']
+    if 'class_list' in emb:  # the class names as written into the prompts
+        exp[prefix + 'prompt_names'] = [
+            n.replace('_', ' ') if emb.get('underscore_to_space') else n
+            for n in emb['class_list']]
+    for key in BACKBONE_RECIPE_ARGS:
+        if key in rec:
+            exp[f'model.backbone.{key}'] = rec[key]
+    return exp
 # source backbone argument -> mmdiff backbone argument (Meta Prompts:
 # projects/MetaPrompts MetaPromptsBackbone)
 BACKBONE_ARGS = {'refine_step': 'refine_steps', 'num_prompt': 'num_prompts',
@@ -217,16 +285,18 @@ def resolve(cfg: Config, path: str, config_path: str):
     """The value at a translated path in a resolved config."""
     if path == 'gpus':
         return int(re.search(r'(\d+)xb\d+', config_path).group(1))
+    if path == 'precision':
+        return precision(cfg)
     if path == 'scene_rule':
         rules = {_scene_rule(_dataset(cfg, s))
                  for s in ('train', 'val', 'test')}
         assert len(rules) == 1, f'{config_path}: scene rules {rules}'
         return rules.pop()
-    if path == 'model.backbone.use_attn':
-        return cfg.model.backbone.get('use_attn', MISSING)
-    if path == 'model.backbone.num_scenes':
-        emb = cfg.model.backbone.class_embeddings
-        return len(resolve_class_names(emb['class_names']))
+    if path.startswith('model.backbone.'):
+        found = _backbone_value(cfg.model.backbone, path[len('model.'
+                                                             'backbone.'):])
+        if found is not None:
+            return found
     head, _, rest = path.partition('.')
     if head in ('train_pipeline', 'test_pipeline'):
         split = head.split('_')[0]
@@ -245,6 +315,81 @@ def resolve(cfg: Config, path: str, config_path: str):
             return MISSING
         node = node[part]
     return _plain(node)
+
+
+DTYPES = {'bfloat16': 'bf16', 'bf16': 'bf16', 'float16': 'fp16',
+          'fp16': 'fp16', 'half': 'fp16', 'float32': 'fp32', 'fp32': 'fp32'}
+
+
+def precision(cfg) -> str:
+    """What a config trains in: 'fp32', 'bf16' or 'fp16', read from a
+    FlexibleRunner strategy (DeepSpeed bf16/fp16/amp, FSDP mixed_precision),
+    an AmpOptimWrapper, or the mmdiff backbone's autocast (amp_dtype)."""
+    strategy = cfg.get('strategy') or {}
+    if strategy.get('type') == 'DeepSpeedStrategy':
+        for key in ('bf16', 'fp16', 'amp'):
+            if (strategy.get(key) or {}).get('enabled'):
+                return 'fp16' if key == 'amp' else key
+    if strategy.get('type') == 'FSDPStrategy':
+        mixed = (strategy.get('model_wrapper') or {}).get('mixed_precision')
+        if isinstance(mixed, dict):
+            mixed = mixed.get('param_dtype')
+        if mixed:
+            return DTYPES[str(mixed).replace('torch.', '')]
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') == 'AmpOptimWrapper':
+        return DTYPES[str(wrapper.get('dtype') or 'float16')]
+    amp = (cfg.model.get('backbone') or {}).get('amp_dtype')
+    return DTYPES[str(amp)] if amp else 'fp32'
+
+
+def _default(fn, name: str):
+    """The default of ``fn``'s argument ``name`` (what a config that leaves
+    the argument out gets), else MISSING. For a class, the first
+    ``__init__`` in its MRO that names the argument (a subclass passes the
+    rest on with ``**kwargs``)."""
+    for f in ([c.__init__ for c in fn.__mro__] if inspect.isclass(fn)
+              else [fn]):
+        param = inspect.signature(f).parameters.get(name)
+        if param is not None:
+            return MISSING if param.default is param.empty else \
+                param.default
+    return MISSING
+
+
+def _backbone_value(backbone: dict, key: str):
+    """The effective value of a backbone setting of the config: the value
+    the config gives, else the backbone class's default; None for a key
+    read as a plain path."""
+    from mmdiff.registry import MODELS
+    cls = MODELS.get(backbone['type'])
+    if key in ('pretrained', 'unet_weights'):
+        model, weights = _sd_weights(backbone.get('pretrained'))
+        return model if key == 'pretrained' else (weights or MISSING)
+    if key in BACKBONE_RECIPE_ARGS:
+        return _plain(backbone[key]) if key in backbone else \
+            _default(cls, key)
+    if key == 'num_scenes':
+        return len(resolve_class_names(
+            backbone.class_embeddings['class_names']))
+    emb_prefix = 'class_embeddings.'
+    if not key.startswith(emb_prefix):
+        return None
+    key, emb = key[len(emb_prefix):], backbone.get('class_embeddings')
+    if not isinstance(emb, dict) or 'class_names' not in emb:
+        return f'not a generated spec: {emb!r}'
+    value = emb[key] if key in emb else \
+        _default(compute_class_embeddings, key)
+    if key == 'templates':
+        return resolve_templates(value)
+    names = resolve_class_names(emb['class_names'])
+    if key == 'num_classes':
+        return len(names)
+    if key == 'prompt_names':
+        spaces = emb.get('underscore_to_space', _default(
+            compute_class_embeddings, 'underscore_to_space'))
+        return [n.replace('_', ' ') if spaces else n for n in names]
+    return _plain(value)
 
 
 def _split_path(path: str):
@@ -268,7 +413,15 @@ def _normalise(value):
 def compare(config_path: str) -> tuple:
     entry = ZOO[config_path]
     cfg = Config.fromfile(osp.join(ROOT, config_path))
-    expected = EXPECTED[entry['recipe']](recipe(entry['recipe']))
+    source = recipe(entry['recipe'])
+    expected = EXPECTED[entry['recipe']](source)
+    # the backbone of another recipe where zoo.yml says so (a config for
+    # one source's checkpoint on another source's training recipe)
+    expected.update(expected_backbone(
+        recipe(entry['backbone_recipe']) if 'backbone_recipe' in entry
+        else source))
+    if 'precision' in source['recipe']:
+        expected['precision'] = source['recipe']['precision']
     found = {}
     for path, value in expected.items():
         ours = resolve(cfg, path, config_path)
@@ -305,12 +458,17 @@ def test_every_reference_config_is_covered():
         assert entry.get('recipe') or entry.get('no_source_recipe'), path
 
 
+def _short(value, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
 @pytest.mark.parametrize('config_path', RECIPE_CONFIGS)
 def test_config_matches_source_recipe(config_path):
     found, listed = compare(config_path)
     unlisted = {k: v for k, v in found.items() if k not in listed}
     stale = [k for k in listed if k not in found]
-    lines = [f'  {k}: source {v[0]!r}, mmdiff {v[1]!r}'
+    lines = [f'  {k}: source {_short(v[0])}, mmdiff {_short(v[1])}'
              for k, v in unlisted.items()]
     assert not unlisted, (f'{config_path} differs from its source recipe '
                           'in fields not listed in tests/data/recipes/'
@@ -325,6 +483,26 @@ def test_differences_are_documented():
     fields = {k for e in ZOO.values() for k in (e.get('differences') or {})}
     missing = sorted(f for f in fields if f'`{f}`' not in doc)
     assert not missing, f'docs/model_zoo.md does not list: {missing}'
+
+
+@pytest.mark.parametrize('name', sorted(
+    osp.basename(p) for p in glob.glob(osp.join(RECIPES, '*.yml'))
+    if 'backbone_recipe' in recipe(osp.basename(p)).get('recipe', {})))
+def test_backbone_recipes_cite_their_source(name):
+    """Every backbone value names the source file and line it was read
+    from, at the recipe's commit (or says it is the paper's)."""
+    rec = recipe(name)
+    backbone = rec['recipe']['backbone_recipe']
+    cites = backbone['provenance']
+    assert set(cites) == set(backbone) - {'provenance'}, name
+    commit = str(rec['source']['commit']).split()[0]
+    for key, cite in cites.items():
+        assert re.search(r'#L\d+', cite), (name, key, cite)
+        urls = re.findall(r'https://github\.com/\S+', cite)
+        assert urls, (name, key, cite)
+        for url in urls:  # the source's commit, or the SD code it pins
+            assert commit in url or 'CompVis/stable-diffusion/blob/' \
+                '21f890f9da3cfbeaba8e2ac3c425ee9e998d5229' in url, url
 
 
 def test_vpd_scene_list_is_mmseg_class_order():
@@ -390,3 +568,102 @@ def test_metafile_lists_the_same_differences():
         entry = ZOO[model['Config']]
         assert listed == set(entry.get('differences') or {}), model['Name']
         assert entry['recipe'] in fidelity['Recipe']
+
+
+STRATEGIES = osp.join(ROOT, 'configs', '_base_', 'strategies')
+
+
+@pytest.mark.parametrize('overlay', sorted(
+    osp.basename(p) for p in glob.glob(osp.join(STRATEGIES, '*.py'))))
+def test_strategy_overlay_trains_in_the_precision_it_names(overlay):
+    """The strategy overlays train in fp32 (VPD's precision) unless their
+    name says otherwise (``*_bf16.py``), and a named option changes the
+    precision only: its strategy is its fp32 base's plus the dtype keys."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(STRATEGIES, overlay))
+    cfg.model = {}
+    named = overlay[:-3].rsplit('_', 1)[-1]
+    declared = named if named in ('bf16', 'fp16') else 'fp32'
+    assert precision(cfg) == declared, overlay
+    if declared == 'fp32':
+        return
+    base = Config.fromfile(osp.join(STRATEGIES, overlay.replace(
+        f'_{declared}', '')))
+    dtype_keys = {'bf16', 'fp16', 'amp', 'inputs_to_half',
+                  'mixed_precision'}
+
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items()
+                    if k not in dtype_keys}
+        return node
+
+    assert strip(_plain(cfg.strategy)) == strip(_plain(base.strategy))
+
+
+ADE_CONFIG = 'configs/vpd/vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py'
+
+
+def _mmseg0x_aug_scales(img_scale, img_ratios) -> list:
+    """mmseg 0.x ``MultiScaleFlipAug`` given a scale tuple and ratios
+    (its mode 2): ``(int(w * r), int(h * r))`` for each ratio."""
+    return [(int(img_scale[0] * r), int(img_scale[1] * r))
+            for r in img_ratios]
+
+
+def test_ade20k_tta_is_vpds_aug_test(tmp_path):
+    """``tools/test.py --tta`` on the ADE20K zoo config runs VPD's
+    ``--aug-test`` (the protocol of its ms+flip figure): on an image file,
+    the same resized and flipped images, branch by branch, averaged by
+    SegTTAModel (softmax mean, as mmseg 0.x's aug_test); the metafile's
+    ms+flip figure names that protocol."""
+    import mmcv
+    import numpy as np
+    from mmcv.transforms import Compose
+    from mmengine.registry import DefaultScope
+
+    from mmdiff.apis import apply_tta
+    rec = recipe('vpd_ade20k.yml')['recipe']
+    aug = rec['aug_test']
+    msfa = {s['type']: s for s in rec['test_pipeline']}['MultiScaleFlipAug']
+    scales = _mmseg0x_aug_scales(msfa['img_scale'], aug['img_ratios'])
+    flips = [False, True] if aug['flip'] else [False]
+    img_path, seg_path = str(tmp_path / 'img.png'), str(tmp_path / 'seg.png')
+    rng = np.random.default_rng(0)
+    mmcv.imwrite(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8),
+                 img_path)
+    mmcv.imwrite(np.zeros((300, 400), np.uint8), seg_path)
+    img = mmcv.imread(img_path)
+    expected = []
+    for scale in scales:  # mmseg 0.x Resize(keep_ratio) + RandomFlip
+        resized = mmcv.imrescale(img, scale)
+        for flip in flips:
+            expected.append((resized.shape[:2], flip, mmcv.imflip(
+                resized, aug['flip_direction']) if flip else resized))
+
+    cfg = apply_tta(Config.fromfile(osp.join(ROOT, ADE_CONFIG)))
+    assert cfg.model.type == 'SegTTAModel'  # softmax average of branches
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+        data = pipeline(dict(img_path=img_path, seg_map_path=seg_path,
+                             reduce_zero_label=True, seg_fields=[]))
+    ours = [(tuple(s.img_shape), bool(s.flip), x.permute(1, 2, 0).numpy())
+            for s, x in zip(data['data_samples'], data['inputs'])]
+    branches = sorted(o[:2] for o in ours)
+    assert branches == sorted(e[:2] for e in expected), branches
+    for shape, flip, pixels in expected:
+        match = next(o for o in ours if o[:2] == (shape, flip))
+        assert np.array_equal(match[2], pixels), (shape, flip)
+    assert all(s.flip_direction == aug['flip_direction']
+               for s in data['data_samples'] if s.flip)
+
+    with open(osp.join(ROOT, 'configs', 'vpd', 'metafile.yml')) as f:
+        models = yaml.safe_load(f)['Models']
+    entry = next(m for m in models if m['Config'] == ADE_CONFIG)
+    ms = [r for r in entry['Results']
+          if any('ms+flip' in k for k in r['Metrics'])]
+    assert len(ms) == 1 and 'Test Protocol' in ms[0], entry['Results']
+    protocol = ms[0]['Test Protocol']
+    assert '--tta' in protocol and 'test.py:142-150' in protocol
+    assert str(aug['img_ratios']) in protocol, protocol
+    assert str(tuple(msfa['img_scale'])) in protocol, protocol

@@ -129,3 +129,119 @@ def test_mean_row_detection():
     with_mean = torch.cat([emb, emb.mean(0, keepdim=True)])
     assert _is_mean_row(with_mean)
     assert not _is_mean_row(torch.cat([emb, emb[:1]]))
+
+
+@pytest.fixture(scope='module')
+def sd_files(helpers, tmp_path_factory):
+    """Tiny SD single files: a full training file (raw U-Net + ldm's
+    LitEma copy, as v1-5-pruned.ckpt) and the EMA-only file made from it
+    (the EMA weights under model.diffusion_model.*, as
+    v1-5-pruned-emaonly.ckpt), both with the VAE."""
+    from ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+    from mmdiff.testing.ldm import lit_ema_copy
+    torch.manual_seed(0)
+    unet = UNetModel(**helpers.ORIGINAL_CONFIG['model']['params']
+                     ['unet_config']['params'])
+    vae = helpers.LdmVae()
+    raw = {f'model.diffusion_model.{k}': v
+           for k, v in unet.state_dict().items()}
+    vae_state = {f'first_stage_model.{k}': v
+                 for k, v in vae.state_dict().items()}
+    shadow = lit_ema_copy(unet, torch.Generator().manual_seed(1))
+    # the EMA-only file: each U-Net weight replaced by its LitEma buffer
+    # (LitEma: the parameter name without its dots, ldm/modules/ema.py)
+    emaonly = {k: shadow['model_ema.' + k[len('model.'):].replace('.', '')]
+               for k in raw}
+    tmp = tmp_path_factory.mktemp('sd_files')
+    files = dict(full={**raw, **shadow, **vae_state},
+                 emaonly={**emaonly, **vae_state},
+                 raw_only={**raw, **vae_state})
+    paths = {}
+    for name, state in files.items():
+        paths[name] = str(tmp / f'{name}.ckpt')
+        torch.save({'state_dict': state}, paths[name])
+    return paths
+
+
+def _converted_unet(tool, src, dst, yaml_path, *flags):
+    assert tool.main([src, dst, '--original-config', yaml_path,
+                      *flags]) == 0
+    ckpt = torch.load(dst, weights_only=True)
+    unet = {k: v for k, v in ckpt['state_dict'].items()
+            if k.startswith('backbone.unet.')}
+    return unet, ckpt['meta']['converted_from']
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sd_converter_takes_the_ema_weights(tool, sd_files, tmp_path,
+                                            original_config_yaml, capsys):
+    """A full SD file converts to the EMA weights by default (VPD starts
+    from v1-5-pruned-emaonly: the same weights), to the raw ones with
+    --no-ema; the summary and meta say which."""
+    yaml_path = original_config_yaml
+    emaonly, meta = _converted_unet(tool, sd_files['emaonly'],
+                                    str(tmp_path / 'e.pth'), yaml_path)
+    assert meta['unet_weights'] == 'as stored'
+    assert 'no EMA copy' in capsys.readouterr().out
+    raw, _ = _converted_unet(tool, sd_files['raw_only'],
+                             str(tmp_path / 'r.pth'), yaml_path)
+    assert not _same(raw, emaonly)
+    capsys.readouterr()
+
+    default, meta = _converted_unet(tool, sd_files['full'],
+                                    str(tmp_path / 'd.pth'), yaml_path)
+    out = capsys.readouterr().out
+    assert _same(default, emaonly)
+    assert meta['unet_weights'] == 'ema'
+    assert 'U-Net: the EMA weights (model_ema.*)' in out
+
+    no_ema, meta = _converted_unet(tool, sd_files['full'],
+                                   str(tmp_path / 'n.pth'), yaml_path,
+                                   '--no-ema')
+    out = capsys.readouterr().out
+    assert _same(no_ema, raw)
+    assert meta['unet_weights'] == 'non-ema'
+    assert 'U-Net: the raw (non-EMA)' in out
+
+
+def test_sd_converter_refuses_a_partial_ema_copy(tool, sd_files, tmp_path,
+                                                 original_config_yaml,
+                                                 capsys):
+    state = torch.load(sd_files['full'], weights_only=True)['state_dict']
+    gone = next(k for k in state if k.startswith('model_ema.diffusion_'))
+    del state[gone]
+    src, dst = str(tmp_path / 'partial.ckpt'), str(tmp_path / 'out.pth')
+    torch.save({'state_dict': state}, src)
+    assert tool.main([src, dst, '--original-config',
+                      original_config_yaml]) == 1
+    err = capsys.readouterr().err
+    assert '1 U-Net weights without an EMA entry' in err and '--no-ema' in err
+    assert not os.path.exists(dst)
+    assert tool.main([src, dst, '--original-config', original_config_yaml,
+                      '--no-ema']) == 0
+
+
+def test_backbone_reads_the_ema_weights_of_a_full_sd_file(
+        sd_files, tmp_path, tool, original_config_yaml):
+    """pretrained=<full SD file> gives the same U-Net as the EMA-only file
+    (VPD's start) and as the converter's default, not diffusers' raw one."""
+    from mmdiff.models.backbones import DiffusionBackbone
+
+    def unet(path):
+        backbone = DiffusionBackbone(pretrained=path,
+                                     original_config=original_config_yaml)
+        backbone.init_weights()
+        return backbone.unet.state_dict()
+
+    full, emaonly = unet(sd_files['full']), unet(sd_files['emaonly'])
+    assert _same(full, emaonly)
+    assert not _same(full, unet(sd_files['raw_only']))
+    converted, _ = _converted_unet(tool, sd_files['full'],
+                                   str(tmp_path / 'c.pth'),
+                                   original_config_yaml)
+    converted = {k[len('backbone.unet.'):]: v for k, v in converted.items()}
+    assert _same(full, converted)

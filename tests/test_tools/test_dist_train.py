@@ -378,7 +378,6 @@ def test_fsdp_wrap_policy_trains_tiny_vpd_on_cpu(gloo_world_of_one):
     seg = Config.fromfile(SEG_CFG)
     seg.model.backbone.vae_weights = None  # random VAE: no training hook
     wrapper = copy.deepcopy(Config.fromfile(FSDP_CFG).strategy.model_wrapper)
-    wrapper.pop('mixed_precision')  # bf16 compute is a GPU setting
     wrapper.auto_wrap_policy.min_num_params = 20000  # tiny model: host parts
     wrapper.pop('type', None)
     init_default_scope('mmseg')

@@ -20,7 +20,8 @@ stride-4 level of the VAE encoder), reported against ``mmdiff`` in a second
 table: the extra cost of the finer level. ``--neck`` times each backbone with
 mmdet's FPN on all its outputs (backbone + neck).
 
-Same weights: a seeded SD-shaped ldm (CompVis) U-Net + VAE is written as an
+Same weights: a seeded SD-shaped ldm U-Net + VAE (Stability-AI's ldm, PyPI
+stable-diffusion-sdkit 2.1.5; SD1 modules as CompVis') is written as an
 SD single-file checkpoint and converted to diffusers with diffusers' own
 helpers (``convert_ldm_unet_checkpoint``/``convert_ldm_vae_checkpoint``);
 mmdiff loads the diffusers folder through its normal ``pretrained`` path,

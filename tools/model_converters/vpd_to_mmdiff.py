@@ -2,7 +2,7 @@
 
     python tools/model_converters/vpd_to_mmdiff.py SRC DST \
         [--original-config v1-inference.yaml] [--class-embeddings FILE] \
-        [--save-class-embeddings FILE]
+        [--save-class-embeddings FILE] [--no-ema]
 
 The source layout is detected from its keys:
 
@@ -15,7 +15,11 @@ The source layout is detected from its keys:
   row mmseg appends to the 27 NYU scene embeddings is dropped, mmdiff adds it
   at run time),
 * a plain Stable Diffusion single file (``model.diffusion_model.*``;
-  ``mmdiff.VPD`` also reads these directly via ``pretrained=<file>``).
+  ``mmdiff.VPD`` also reads these directly via ``pretrained=<file>``). A
+  full training file (``v1-5-pruned.ckpt``) also holds ldm's EMA copy of the
+  U-Net (``model_ema.*``): it is converted by default (``--ema``), the
+  weights VPD starts from (``v1-5-pruned-emaonly.ckpt`` holds only those);
+  ``--no-ema`` converts the raw weights. The summary says which was taken.
 
 ldm U-Net and VAE weights are renamed to diffusers names by diffusers' own
 conversion helpers, for the ldm config in ``--original-config`` (default: SD
@@ -60,6 +64,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='also write the converted class embeddings to this .pth/'
         '.safetensors file (for the config\'s backbone.class_embeddings)')
     parser.add_argument(
+        '--ema', action=argparse.BooleanOptionalAction, default=True,
+        help='SD single file with an EMA copy of the U-Net (model_ema.*): '
+        'convert the EMA weights (default, as VPD\'s v1-5-pruned-emaonly '
+        'start); --no-ema converts the raw model.diffusion_model.* weights')
+    parser.add_argument(
         '--trust-pickle', action='store_true',
         help='allow a full unpickle when the source cannot be read '
         'weights-only (runs code from the file: trusted sources only)')
@@ -77,7 +86,8 @@ def main(argv=None) -> int:
         emb = load_class_embeddings(args.class_embeddings)[0]
     try:
         source = load_source(args.src, trust_pickle=args.trust_pickle)
-        result = convert_state_dict(source, args.original_config, emb)
+        result = convert_state_dict(source, args.original_config, emb,
+                                    ema=args.ema)
     except (ConversionError, ValueError, FileNotFoundError,
             CheckpointError) as e:
         print(f'error: {e}', file=sys.stderr)

@@ -1,6 +1,8 @@
 # NEEDS GPUs and deepspeed (bash tools/setup_env.sh --deepspeed). mmengine
 # FlexibleRunner + DeepSpeed ZeRO stage 2: AdamW states and gradients are
-# partitioned over the GPUs, parameters replicated in bf16.
+# partitioned over the GPUs, parameters replicated; fp32, as VPD trains.
+# bf16 (less memory, not VPD's recipe) is the named option
+# ./deepspeed_zero2_bf16.py, used in this file's place.
 # Use as an overlay after a VPD config, e.g.
 #   _base_ = ['./vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py',
 #             '../_base_/strategies/deepspeed_zero2.py']
@@ -13,9 +15,6 @@
 runner_type = 'FlexibleRunner'
 strategy = dict(
     type='DeepSpeedStrategy',
-    bf16=dict(enabled=True),
-    # images enter the bf16 model in bf16 (the VAE casts them anyway)
-    inputs_to_half=['inputs'],
     zero_optimization=dict(
         stage=2,
         allgather_partitions=True,

@@ -1,6 +1,8 @@
 # NEEDS GPUs (NCCL). mmengine FlexibleRunner + FSDP (FSDPStrategy) for the
 # SD1.5 VPD configs: parameters, gradients and AdamW states are sharded over
-# the GPUs (FULL_SHARD), compute in bf16, reductions in fp32.
+# the GPUs (FULL_SHARD); fp32, as VPD trains. bf16 compute (less memory,
+# not VPD's recipe) is the named option ./fsdp_bf16.py, used in this file's
+# place.
 # Use as an overlay after a VPD config, e.g.
 #   _base_ = ['./vpd_sd15-fpn_8xb2-80k_ade20k-512x512.py',
 #             '../_base_/strategies/fsdp.py']
@@ -20,10 +22,6 @@ strategy = dict(
             min_num_params=int(1e7)),
         # one flat parameter may mix the frozen VAE / U-Net lr_mult groups
         use_orig_params=True,
-        sharding_strategy='FULL_SHARD',
-        mixed_precision=dict(
-            param_dtype='bfloat16',
-            reduce_dtype='float32',
-            buffer_dtype='float32')),
+        sharding_strategy='FULL_SHARD'),
     # one consolidated checkpoint (rank 0), loadable without FSDP
     state_dict_cfg='full')

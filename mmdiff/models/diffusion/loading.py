@@ -211,6 +211,31 @@ def copy_weights(dst: nn.Module, state: dict, what: str,
             'vae_cfg/original_config describe the same model as pretrained.')
 
 
+def _ema_unet(checkpoint: dict, pretrained: str) -> dict:
+    """A single file's U-Net as its EMA copy, when it has one (a full SD
+    training file: ``v1-5-pruned.ckpt``), as in the EMA-only file VPD starts
+    from; diffusers' ``from_single_file`` would take the raw weights."""
+    from mmengine.logging import print_log
+
+    from .ema import ema_entries, take_unet_ema
+    if not ema_entries(checkpoint):
+        return checkpoint
+    out, missing, extra = take_unet_ema(checkpoint)
+    if missing or extra:
+        raise ValueError(
+            f'pretrained={pretrained}: its EMA copy of the U-Net (model_ema.*)'
+            f' does not match the U-Net ({len(missing)} weights without an '
+            f'EMA entry, {len(extra)} EMA entries of no weight, e.g. '
+            f'{(missing + extra)[:3]}). Fix: use the EMA-only file, or '
+            'convert this one with tools/model_converters/vpd_to_mmdiff.py '
+            '(--no-ema for the raw weights) and load that.')
+    print_log(f'pretrained={pretrained}: the U-Net weights are its EMA copy '
+              '(model_ema.*), as in v1-5-pruned-emaonly, the start of VPD; '
+              'for the raw weights convert the file with vpd_to_mmdiff.py '
+              '--no-ema and load that', logger='current')
+    return out
+
+
 def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
                            pretrained: str,
                            original_config: ConfigLike = None,
@@ -237,6 +262,7 @@ def load_diffusion_weights(unet: nn.Module, vae: nn.Module,
             from diffusers.loaders.single_file_utils import \
                 load_single_file_checkpoint
             checkpoint = load_single_file_checkpoint(pretrained, **kwargs)
+            checkpoint = _ema_unet(checkpoint, pretrained)
             if original_config is not None:
                 kwargs['original_config'] = original_config
             src_unet = UNet2DConditionModel.from_single_file(

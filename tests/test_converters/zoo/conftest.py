@@ -4,7 +4,9 @@ Shared helpers of test_zoo_ade20k.py, test_zoo_nyu.py and
 test_zoo_meta_prompts.py.
 
 For each zoo entry the source's model is built with the source's code where
-it installs (CompVis ldm modules; mmseg 1.x ``VPD`` + ``VPDDepthHead`` inside
+it installs (ldm modules: Stability-AI's ldm from PyPI
+stable-diffusion-sdkit 2.1.5, for SD1 the same modules as the CompVis commit
+VPD pins; mmseg 1.x ``VPD`` + ``VPDDepthHead`` inside
 mmseg's ``DepthEstimator``), otherwise with the stand-ins of
 tests/test_converters/conftest.py (VPD's ``VPDSeg``/``VPDDepth`` glue on real
 ldm modules) and of the test modules here (VPD's slide / shift-window test

@@ -62,13 +62,28 @@ def ade(tool, helpers, zoo, zoo_ldm, tmp_path_factory):
                 tmp=tmp)
 
 
-def test_vpd_ade20k_release_whole_model(ade, zoo):
+def _window_starts(length, crop, stride):
+    """Where VPDSeg's slide loop puts its windows along one axis."""
+    grids = max(length - crop + stride - 1, 0) // stride + 1
+    return [max(min(i * stride + crop, length) - crop, 0)
+            for i in range(grids)]
+
+
+# Images whose long side the test pipeline makes 1024 (short side 512, one
+# window): three windows along it at 0, stride, 512, so that any other
+# stride moves or drops the middle one; one wide, one tall, for both axes.
+SLIDE_IMAGES = ((300, 600), (600, 300))
+
+
+@pytest.mark.parametrize('hw', SLIDE_IMAGES, ids=['wide', 'tall'])
+def test_vpd_ade20k_release_whole_model(ade, zoo, hw):
     """ADE20K: logits after the full test protocol on one image file."""
     rec, source, model, cfg = ade['rec'], ade['source'], ade['model'], \
         ade['cfg']
-    img_path, seg_path = ade['tmp'] / 'img.png', ade['tmp'] / 'seg.png'
-    zoo.write_image(img_path, 300, 400, seed=3)  # resized to 512 x 683
-    mmcv.imwrite(np.zeros((300, 400), np.uint8), str(seg_path))
+    img_path = ade['tmp'] / f'img_{hw[0]}x{hw[1]}.png'
+    seg_path = ade['tmp'] / f'seg_{hw[0]}x{hw[1]}.png'
+    zoo.write_image(img_path, *hw, seed=3)
+    mmcv.imwrite(np.zeros(hw, np.uint8), str(seg_path))
     # mmdiff: the zoo config's test pipeline and test_cfg (slide)
     from mmcv.transforms import Compose
     pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
@@ -81,14 +96,20 @@ def test_vpd_ade20k_release_whole_model(ade, zoo):
     img = zoo.mmseg0x_test_image(img_path, rec)
     test_cfg = rec['model']['test_cfg']
     assert test_cfg['mode'] == 'slide'
+    crop, stride = test_cfg['crop_size'], test_cfg['stride']
+    # three windows along the long axis, placed by the stride
+    axis = 0 if hw[0] > hw[1] else 1
+    starts = _window_starts(img.shape[2 + axis], crop[axis], stride[axis])
+    assert len(starts) == 3, starts
+    assert starts != _window_starts(img.shape[2 + axis], crop[axis], 400)
     with torch.no_grad():
         ref = vpd_slide_inference(source, img, rec['model']['decode_head'][
-            'num_classes'], test_cfg['crop_size'], test_cfg['stride'])
-        ref = F.interpolate(ref, size=(300, 400), mode='bilinear',
+            'num_classes'], crop, stride)
+        ref = F.interpolate(ref, size=hw, mode='bilinear',
                             align_corners=False)[0]  # rescale=True
-    assert img.shape[-2:] == (512, 683)  # two slide windows
     diff = zoo.rel_diff(ours, ref)
     print(f'ADE20K zoo entry (VPD release layout): logits after slide test '
+          f'({tuple(img.shape[2:])}, windows at {starts}) '
           f'max |diff| / max |logit| = {diff:.1e} '
           f'(max |logit| {ref.abs().max():.2f})')
     assert diff <= zoo.RTOL

@@ -1,4 +1,8 @@
-"""mmdiff.VPD on diffusers vs ldm (CompVis) code, from one SD-layout file.
+"""mmdiff.VPD on diffusers vs ldm code, from one SD-layout file.
+
+ldm here is Stability-AI's ``ldm`` package (PyPI stable-diffusion-sdkit
+2.1.5), not the CompVis commit VPD pins as a submodule; for the SD1 config
+its modules and fp32 numbers are the same.
 
 The tiny ldm model is SD1-shaped; diffusers' single-file machinery converts
 it. Taps must equal ldm's ``output_blocks`` 1, 4, 7 and final, latents the

@@ -78,18 +78,9 @@ def _sd_weights(spec: str) -> tuple:
     return SD_WEIGHTS.get(name, (f'unknown: {spec}', None))
 
 
-def expected_backbone(r: dict) -> dict:
-    """The source's backbone (``backbone_recipe``) as mmdiff.VPD paths."""
-    rec = r['recipe'].get('backbone_recipe')
-    if not rec:
-        return {}
+def _expected_embeddings(r: dict, emb: dict) -> dict:
+    """The class-embedding spec of a backbone recipe as mmdiff paths."""
     exp = {}
-    model, stored = _sd_weights(rec['sd_weights'])
-    exp['model.backbone.pretrained'] = model
-    weights = rec.get('unet_weights', stored)
-    if weights is not None:  # unknown: only the model is compared
-        exp['model.backbone.unet_weights'] = weights
-    emb = rec['class_embeddings']
     if 'from_recipe' in emb:
         other = recipe(emb['from_recipe'])['recipe']
         emb = other['backbone_recipe']['class_embeddings']
@@ -106,6 +97,22 @@ def expected_backbone(r: dict) -> dict:
         exp[prefix + 'prompt_names'] = [
             n.replace('_', ' ') if emb.get('underscore_to_space') else n
             for n in emb['class_list']]
+    return exp
+
+
+def expected_backbone(r: dict) -> dict:
+    """The source's backbone (``backbone_recipe``) as mmdiff.VPD paths."""
+    rec = r['recipe'].get('backbone_recipe')
+    if not rec:
+        return {}
+    exp = {}
+    model, stored = _sd_weights(rec['sd_weights'])
+    exp['model.backbone.pretrained'] = model
+    weights = rec.get('unet_weights', stored)
+    if weights is not None:  # unknown: only the model is compared
+        exp['model.backbone.unet_weights'] = weights
+    if 'class_embeddings' in rec:  # none for learned prompts
+        exp.update(_expected_embeddings(r, rec['class_embeddings']))
     for key in BACKBONE_RECIPE_ARGS:
         if key in rec:
             exp[f'model.backbone.{key}'] = rec[key]

@@ -285,6 +285,7 @@ def run_half(args, half: str) -> None:
 
 
 def label(args) -> str:
+    """The U-Net measured, for the report: tiny, sd15, a hub id or 'config'."""
     if args.unet:
         return args.unet
     model = Config.fromfile(args.config).model
@@ -296,6 +297,7 @@ def label(args) -> str:
 
 
 def report(result: dict) -> str:
+    """The printed summary of :func:`benchmark`'s result."""
     r, p = result['halves']['runner'], result['halves']['plain']
     dtype = r['model']['amp_dtype'] or 'fp32'
     lines = [

@@ -191,7 +191,7 @@ def plain_loop(model, inputs, optim_cfg: dict, max_norm: float,
         start = time.perf_counter()
         x = batch.to(device)[:, [2, 1, 0]].float()  # BGR->RGB
         x = (x - mean) / mean
-        with model._autocast(device.type):
+        with model.autocast(device.type):
             with torch.no_grad():
                 post = vae.encode(x).latent_dist
                 lat = post.sample() if model.latent_mode == 'sample' \

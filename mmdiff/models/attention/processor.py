@@ -161,7 +161,7 @@ def check_replaceable(replaced: Dict[str, object]) -> None:
                       or isinstance(proc, MapCollectingAttnProcessor))}
     if custom:
         raise ValueError(
-            f'Attention maps are collected on layers with their own '
+            'Attention maps are collected on layers with their own '
             f'processors {custom}; collecting would replace them. Collect '
             'maps elsewhere (attn_places / attn_min_downsample), set '
             'use_attn=False, or install those processors on layers whose '

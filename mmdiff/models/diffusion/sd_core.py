@@ -71,6 +71,25 @@ def sd_scheduler(pretrained: Optional[str] = None,
     return DDPMScheduler.from_config(config, **overrides)
 
 
+def vae_encode(vae, images: Tensor, latent_mode: str = 'mode',
+               scale: bool = False) -> Tensor:
+    """Latents of images in [-1, 1]: the posterior's mode or a sample,
+    times the VAE's ``scaling_factor`` with ``scale`` (gradients as the
+    caller's grad mode)."""
+    param = next(vae.parameters())
+    dist = vae.encode(images.to(param.dtype)).latent_dist
+    latents = dist.mode() if latent_mode == 'mode' else dist.sample()
+    return latents * vae.config.scaling_factor if scale else latents
+
+
+def vae_decode(vae, latents: Tensor, scale: bool = False) -> Tensor:
+    """Images of latents (divided by ``scaling_factor`` first with
+    ``scale``)."""
+    if scale:
+        latents = latents / vae.config.scaling_factor
+    return vae.decode(latents).sample
+
+
 class SDCore:
     """The Stable Diffusion parts of an ``nn.Module`` (a mixin).
 
@@ -230,15 +249,10 @@ class SDCore:
         Returns:
             Tensor: ``(B, latent_channels, H / vae_factor, W / vae_factor)``.
         """
-        param = next(self.vae.parameters())
         with torch.set_grad_enabled(torch.is_grad_enabled()
                                     and not self.freeze_vae):
-            dist = self.vae.encode(images.to(param.dtype)).latent_dist
-            latents = dist.mode() if self.latent_mode == 'mode' \
-                else dist.sample()
-        if self.scale_latents:
-            latents = latents * self.scaling_factor
-        return latents
+            return vae_encode(self.vae, images, self.latent_mode,
+                              self.scale_latents)
 
     def decode(self, latents: Tensor) -> Tensor:
         """Images of latents (the inverse scale of :meth:`encode` first);
@@ -247,6 +261,4 @@ class SDCore:
             raise RuntimeError(
                 f'{type(self).__name__} built its VAE without the decoder '
                 '(features need only the encoder): nothing to decode with.')
-        if self.scale_latents:
-            latents = latents / self.scaling_factor
-        return self.vae.decode(latents).sample
+        return vae_decode(self.vae, latents, self.scale_latents)

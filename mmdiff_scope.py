@@ -13,6 +13,19 @@ with no scope tag, exactly as if the file had been given by path: every
 object then builds in the config's ``default_scope`` (mmseg or mmdet), and
 mmdiff's parts keep their ``mmdiff.`` prefix.
 
+Why a patch of a private method: mmengine 0.10.7 has no public route.
+``mmdet::``/``mmseg::`` bases resolve through ``Config._get_cfg_path``: the
+prefix must be a key of the hard-coded ``mmengine.config.utils.
+MODULE2PACKAGE`` (no registration API), its package is found with
+``get_installed_path`` and the file under ``<package>/.mim/configs`` (or
+through its metafiles), and the prefix is returned as the scope that
+``Config._file2dict`` writes into every object of the base as ``_scope_``.
+Nothing public lets a package add itself or load its bases unscoped, so
+mmdiff adds its key to the table and wraps the method.
+``tests/test_configs/test_mmdiff_scope.py`` pins what the wrapper relies on
+(signature, return values, the call in ``_file2dict``, the scope tagging):
+it fails on an mmengine whose private method changed, before users meet it.
+
 It is applied by ``import mmdiff`` and, for processes that never import
 mmdiff before reading a config, by ``mmdiff_scope.pth`` (installed next to
 the package) when ``mmengine.config`` is first imported. It imports nothing
@@ -48,6 +61,7 @@ def patch_mmengine_config(module=None) -> None:
         return path, (None if scope == _SCOPE else scope)
 
     _get_cfg_path._mmdiff_unscoped = True
+    _get_cfg_path._mmdiff_original = original  # for the version guard test
     _get_cfg_path.__doc__ = original.__doc__
     config_cls._get_cfg_path = staticmethod(_get_cfg_path)
 

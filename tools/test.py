@@ -13,13 +13,8 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
     sys.path.insert(0, _ROOT)
 
-from mmengine.runner import Runner
-
-from mmdiff.apis import apply_tta, check_before_run, precheck_checkpoint
-from mmdiff.utils import (add_common_args, apply_common_args,
-                          register_checkpoint_safe_globals,
-                          setup_cpu_distributed)
-from mmdiff.utils.preflight import check_environment
+from mmdiff.apis import apply_tta, prepared_runner
+from mmdiff.utils import add_common_args, apply_common_args
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,7 +42,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    register_checkpoint_safe_globals()
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'Checkpoint {args.checkpoint!r} does not exist. Train one with '
@@ -76,17 +70,12 @@ def main() -> None:
         cfg.test_evaluator['output_dir'] = args.out
         cfg.test_evaluator['keep_results'] = True
 
-    check_environment(cfg, 'test')  # pipeline packages: fail before the build
-    precheck_checkpoint(cfg)  # intact and weights-only, before any build
-    setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
-    runner = Runner.from_cfg(cfg)
-    # neck/head vs backbone channels, checkpoint intact and same shapes
-    check_before_run(runner, mode='test')
-    if args.out and scope == 'mmdet':
-        from mmdet.evaluation import DumpDetResults
-        runner.test_evaluator.metrics.append(
-            DumpDetResults(out_file_path=args.out))
-    runner.test()
+    with prepared_runner(cfg, 'test') as runner:
+        if args.out and scope == 'mmdet':
+            from mmdet.evaluation import DumpDetResults
+            runner.test_evaluator.metrics.append(
+                DumpDetResults(out_file_path=args.out))
+        runner.test()
 
 
 if __name__ == '__main__':

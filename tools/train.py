@@ -4,7 +4,6 @@
                           [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import logging
 import os.path as osp
 import sys
 
@@ -13,18 +12,9 @@ _ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
     sys.path.insert(0, _ROOT)
 
-from mmengine.logging import print_log
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-from mmdiff.apis import (apply_amp, check_before_run, fit_schedule,
-                         precheck_checkpoint)
-from mmdiff.utils import (add_common_args, apply_common_args,
-                          register_checkpoint_safe_globals,
-                          setup_cpu_distributed)
-from mmdiff.utils.preflight import check_environment
-from mmdiff.utils.quiet_logs import quiet_optimizer_logs
-from mmdiff.utils.work_dir import latest_checkpoint, work_dir_lock
+from mmdiff.apis import apply_amp, prepared_runner
+from mmdiff.utils import add_common_args, apply_common_args
+from mmdiff.utils.work_dir import latest_checkpoint
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,9 +39,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    register_checkpoint_safe_globals()
     cfg = apply_common_args(args)
-
     if args.amp:  # GPU: AmpOptimWrapper; CPU: the backbone's bf16 autocast
         print(f'--amp: {apply_amp(cfg)}')
     if args.auto_scale_lr:
@@ -60,35 +48,13 @@ def main() -> None:
                 '--auto-scale-lr needs auto_scale_lr=dict(enable=False, '
                 'base_batch_size=N) in the config.')
         cfg.auto_scale_lr.enable = True
-
     # resume priority: an explicit checkpoint > the latest in work_dir (read
     # in this work dir, also when it was copied or moved)
-    if args.resume == 'auto':
+    if args.resume is not None:
         cfg.resume = True
-        cfg.load_from = latest_checkpoint(cfg.work_dir)
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
-
-    # a schedule ending before max_iters: stretched (or refused), logged
-    schedule_notes = fit_schedule(cfg)
-    # pipeline packages (Albu), FSDP/DeepSpeed needs: fail before the build
-    check_environment(cfg, 'train')
-    precheck_checkpoint(cfg)  # intact and weights-only, before any build
-    with work_dir_lock(cfg.work_dir):  # one live run per work dir
-        setup_cpu_distributed(cfg)  # torchrun without GPUs: gloo, CPU DDP
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
-            else RUNNERS.build(cfg)
-        for note in schedule_notes:
-            print_log(note, logger='current', level=logging.WARNING)
-        quiet_optimizer_logs(runner)  # one line instead of one per parameter
-        # neck/head vs backbone channels, checkpoint present/intact/same
-        check_before_run(runner, mode='train')
-        if cfg.get('resume', False):
-            # the config's optimizer settings (lr, ...) win over the
-            # checkpoint's
-            from mmdiff.engine import ResumeOptimSettingsHook
-            runner.register_hook(ResumeOptimSettingsHook())
+        cfg.load_from = latest_checkpoint(cfg.work_dir) \
+            if args.resume == 'auto' else args.resume
+    with prepared_runner(cfg, 'train') as runner:
         runner.train()
 
 

@@ -1,6 +1,6 @@
-"""What the entry points call around a host Runner: checks of the built
-model and of the checkpoint it loads, and the host tools' ``--tta`` /
-``--amp`` options.
+"""What the entry points call around a host Runner: one start-up sequence
+(:func:`prepared_runner`), checks of the built model and of the checkpoint
+it loads, and the host tools' ``--tta`` / ``--amp`` options.
 
 Above :mod:`mmdiff.models` in the import order (tools -> apis -> converters
 / engine -> models -> utils): :mod:`mmdiff.utils` imports nothing from here
@@ -12,6 +12,7 @@ from .host_checks import (CLASS_HEAD_PATHS, READER_PATHS,
                           check_model, check_normalization, check_strides,
                           host_part, level_strides)
 from .host_options import apply_amp, apply_tta
+from .run import prepared_runner
 from .run_checks import check_before_run
 from .schedule_checks import fit_schedule
 
@@ -20,5 +21,5 @@ __all__ = [
     'check_model', 'check_in_channels', 'check_class_embeddings',
     'check_normalization', 'check_strides', 'level_strides', 'host_part',
     'READER_PATHS', 'CLASS_HEAD_PATHS', 'apply_amp', 'apply_tta',
-    'fit_schedule'
+    'fit_schedule', 'prepared_runner'
 ]

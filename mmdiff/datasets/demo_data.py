@@ -32,14 +32,16 @@ import json
 import os
 import os.path as osp
 from functools import partial
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, Optional
 
-import cv2
 import numpy as np
 
 from mmdiff.utils.fileio import (atomic_write_json, folder_lock,
                                  publish_folder, sha256_tree)
-from .demo_scene import SCENE_NAMES, SHAPE_CLASSES, as_hw, render_scene
+from .demo_files import (DEMO_SPLITS, SizeType, scenes, write_coco_jsons,
+                         write_image, write_jpg)
+from .demo_panoptic import make_demo_panoptic
+from .demo_scene import SCENE_NAMES, SHAPE_CLASSES, as_hw
 
 DEMO_TASKS = ('seg', 'depth', 'coco', 'coco_small', 'panoptic')
 DEMO_SEG_CLASSES = ('background', ) + SHAPE_CLASSES
@@ -50,51 +52,11 @@ DEMO_DET_CLASSES = SHAPE_CLASSES
 DEMO_DET_PALETTE = DEMO_SEG_PALETTE[1:]
 #: Depth pngs store millimetres: ``metres = png / DEMO_DEPTH_SCALE``.
 DEMO_DEPTH_SCALE = 1000
-#: Split folder names per task, (train, val).
-DEMO_SPLITS = dict(
-    seg=('training', 'validation'), depth=('train', 'test'),
-    coco=('train', 'val'), coco_small=('train', 'val'),
-    panoptic=('train', 'val'))
 #: ``render_scene`` arguments of the tasks whose scenes differ from the
 #: default ones (same random draws, other object sizes / counts).
 SCENE_STYLES = dict(coco_small=dict(object_scale=0.4, max_objects=12))
 FORMAT_VERSION = 1
 META_FILE = 'demo_meta.json'
-
-SizeType = Union[int, Sequence[int]]
-
-
-def _scene_rng(seed: int, split: int, index: int) -> np.random.Generator:
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f'seed must be a non-negative int, got {seed!r}')
-    return np.random.default_rng([int(seed), split, index])
-
-
-def _scenes(num_train: int, num_val: int, size: SizeType, seed: int,
-            **style):
-    """Yield ``(split_index, image_index, scene)`` for both splits
-    (``style``: further :func:`render_scene` arguments)."""
-    for split, num in enumerate((num_train, num_val)):
-        if num < 0:
-            raise ValueError(f'image counts must be >= 0, got {num}')
-        for i in range(num):
-            yield split, i, render_scene(_scene_rng(seed, split, i), size,
-                                         **style)
-
-
-def _write(path: str, array: np.ndarray, ext: str, params=()) -> None:
-    ok, buf = cv2.imencode(ext, array, list(params))
-    if not ok:
-        raise OSError(f'OpenCV could not encode {path}')
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
-        f.write(buf.tobytes())
-
-
-def _write_jpg(path: str, rgb: np.ndarray) -> None:
-    _write(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), '.jpg',
-           (cv2.IMWRITE_JPEG_QUALITY, 90))
-
 
 def make_demo_seg(root: str, num_train: int = 64, num_val: int = 16,
                   size: SizeType = 96, seed: int = 0) -> str:
@@ -110,12 +72,13 @@ def make_demo_seg(root: str, num_train: int = 64, num_val: int = 16,
     Returns:
         str: ``root``.
     """
-    for split, i, scene in _scenes(num_train, num_val, size, seed):
+    for split, i, scene in scenes(num_train, num_val, size, seed):
         name = DEMO_SPLITS['seg'][split]
-        _write_jpg(osp.join(root, 'images', name, f'demo_{i:05d}.jpg'),
-                   scene['img'])
-        _write(osp.join(root, 'annotations', name, f'demo_{i:05d}.png'),
-               scene['sem_seg'], '.png')
+        write_jpg(osp.join(root, 'images', name, f'demo_{i:05d}.jpg'),
+                  scene['img'])
+        write_image(
+            osp.join(root, 'annotations', name, f'demo_{i:05d}.png'),
+            scene['sem_seg'], '.png')
     return root
 
 
@@ -138,14 +101,14 @@ def make_demo_depth(root: str, num_train: int = 64, num_val: int = 16,
     Returns:
         str: ``root``.
     """
-    for split, i, scene in _scenes(num_train, num_val, size, seed):
+    for split, i, scene in scenes(num_train, num_val, size, seed):
         name = DEMO_SPLITS['depth'][split]
         stem = f'{SCENE_NAMES[scene["scene"]]}_{i:05d}'
-        _write_jpg(osp.join(root, 'images', name, stem + '.jpg'),
-                   scene['img'])
+        write_jpg(osp.join(root, 'images', name, stem + '.jpg'),
+                  scene['img'])
         depth_mm = np.round(scene['depth'] * DEMO_DEPTH_SCALE)
-        _write(osp.join(root, 'annotations', name, stem + '.png'),
-               depth_mm.astype(np.uint16), '.png')
+        write_image(osp.join(root, 'annotations', name, stem + '.png'),
+                    depth_mm.astype(np.uint16), '.png')
     return root
 
 
@@ -189,11 +152,11 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
     categories = [dict(id=i + 1, name=n, supercategory='shape')
                   for i, n in enumerate(DEMO_DET_CLASSES)]
     splits = [dict(images=[], annotations=[]) for _ in range(2)]
-    for split, i, scene in _scenes(num_train, num_val, size, seed,
-                                   **SCENE_STYLES.get(task, {})):
+    for split, i, scene in scenes(num_train, num_val, size, seed,
+                                  **SCENE_STYLES.get(task, {})):
         name = DEMO_SPLITS[task][split]
         file_name = f'demo_{i:05d}.jpg'
-        _write_jpg(osp.join(root, name, file_name), scene['img'])
+        write_jpg(osp.join(root, name, file_name), scene['img'])
         coco = splits[split]
         image_id = i + 1
         coco['images'].append(
@@ -205,30 +168,10 @@ def make_demo_coco(root: str, num_train: int = 64, num_val: int = 16,
     return root
 
 
-def write_coco_jsons(root: str, task: str, splits: Sequence[dict],
-                     categories: List[dict], description: str) -> None:
-    """Complete the two COCO dicts of ``splits`` (train, val) and write them
-    as ``annotations/<instances|panoptic>_<split>.json``."""
-    prefix = 'panoptic' if task == 'panoptic' else 'instances'
-    for split, coco in enumerate(splits):
-        name = DEMO_SPLITS[task][split]
-        coco.update(
-            info=dict(description=description, version='1.0', year=2026),
-            licenses=[], categories=categories)
-        atomic_write_json(
-            osp.join(root, 'annotations', f'{prefix}_{name}.json'), coco,
-            separators=(',', ':'))
-
-
-def _make_demo_panoptic(*args, **kwargs) -> str:
-    from .demo_panoptic import make_demo_panoptic
-    return make_demo_panoptic(*args, **kwargs)
-
-
 DEMO_MAKERS: Dict[str, Callable[..., str]] = dict(
     seg=make_demo_seg, depth=make_demo_depth, coco=make_demo_coco,
     coco_small=partial(make_demo_coco, task='coco_small'),
-    panoptic=_make_demo_panoptic)
+    panoptic=make_demo_panoptic)
 
 
 def _read_meta(folder: str):

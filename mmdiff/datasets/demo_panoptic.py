@@ -19,6 +19,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from .demo_files import (DEMO_SPLITS, scenes, write_coco_jsons, write_image,
+                         write_jpg)
 from .demo_scene import SHAPE_CLASSES, as_hw
 
 #: Thing classes (category ids 1-3) then stuff classes (id 4): mmdet's
@@ -94,17 +96,15 @@ def make_demo_panoptic(root: str, num_train: int = 64, num_val: int = 16,
     Returns:
         str: ``root``.
     """
-    from .demo_data import (DEMO_SPLITS, _scenes, _write, _write_jpg,
-                            write_coco_jsons)
     h, w = as_hw(size)
     splits = [dict(images=[], annotations=[]) for _ in range(2)]
-    for split, i, scene in _scenes(num_train, num_val, size, seed):
+    for split, i, scene in scenes(num_train, num_val, size, seed):
         name = DEMO_SPLITS['panoptic'][split]
         stem = f'demo_{i:05d}'
-        _write_jpg(osp.join(root, name, stem + '.jpg'), scene['img'])
+        write_jpg(osp.join(root, name, stem + '.jpg'), scene['img'])
         ids, segments = panoptic_of_scene(scene)
         # OpenCV writes BGR: reverse the RGB encoding's channels.
-        _write(osp.join(root, 'annotations', f'panoptic_{name}',
+        write_image(osp.join(root, 'annotations', f'panoptic_{name}',
                         stem + '.png'), id2rgb(ids)[..., ::-1], '.png')
         splits[split]['images'].append(
             dict(id=i + 1, file_name=stem + '.jpg', height=h, width=w))

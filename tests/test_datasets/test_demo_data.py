@@ -7,7 +7,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from mmdiff.datasets import demo_data
+from mmdiff.datasets import demo_data, demo_files
 from mmdiff.datasets.demo_data import (DEMO_DEPTH_SCALE, DEMO_DET_CLASSES,
                                        DEMO_DET_PALETTE, DEMO_SEG_CLASSES,
                                        DEMO_SEG_PALETTE, DEMO_TASKS,
@@ -22,7 +22,7 @@ NUM_TRAIN, NUM_VAL = 6, 4
 
 def scene_of(split, index, size=SIZE, seed=SEED):
     """The scene a data set file was rendered from."""
-    return render_scene(demo_data._scene_rng(seed, split, index), size)
+    return render_scene(demo_files.scene_rng(seed, split, index), size)
 
 
 def all_files(folder):

@@ -13,7 +13,7 @@ import pytest
 
 from mmdiff.datasets import ensure_demo_data, panoptic_chance
 from mmdiff.datasets.demo_chance import panoptic_scores
-from mmdiff.datasets.demo_data import _scene_rng
+from mmdiff.datasets.demo_files import scene_rng
 from mmdiff.datasets.demo_panoptic import DEMO_PANOPTIC_CLASSES
 from mmdiff.datasets.demo_scene import render_scene
 
@@ -49,7 +49,7 @@ def test_segments_are_the_scene(folder):
         DEMO_PANOPTIC_CLASSES)
     assert [cats[i]['isthing'] for i in sorted(cats)] == [1, 1, 1, 0]
     for i, (ann, ids) in enumerate(zip(coco['annotations'], maps)):
-        scene = render_scene(_scene_rng(0, 1, i), SIZE)
+        scene = render_scene(scene_rng(0, 1, i), SIZE)
         assert osp.isfile(osp.join(folder, 'val', f'demo_{i:05d}.jpg'))
         seen = np.zeros(ids.shape, dtype=int)
         for seg in ann['segments_info']:

@@ -1,6 +1,6 @@
-"""tools/analysis_tools/benchmark_pretrainer.py: the SD1.5 domain-adaptation
-configs (full and LoRA) measured with the tiny U-Net swapped in (``--unet
-tiny``), each half in its own process; the memory split is checked against
+"""tools/analysis_tools/benchmark_pretrainer.py (mmdiff.benchmark.pretrainer):
+the SD1.5 domain-adaptation configs (full and LoRA) measured with the tiny
+U-Net swapped in (``--unet tiny``), each half in its own process; the memory split is checked against
 what AdamW, LoRA and EMA must hold. The real-size path (``--random-weights``)
 is checked on the config only (building SD1.5 is too big for a test)."""
 import json
@@ -98,12 +98,13 @@ def test_full_trains_everything_with_ema(bench):
 def test_real_size_config(tool):
     """--random-weights: SD1.5's shapes without the download, every other
     lever of the config kept, the demo scenes as data."""
+    from mmdiff.benchmark.pretrainer import bench_cfg
     from mmdiff.models.diffusion.presets import SD_VAE, real_unet_cfg
 
     def cfg(name, *extra):
         args = tool.parse_args(['--config', osp.join(REPO, CONFIGS[name]),
                                    *extra, '--work-dir', '/nonexistent'])
-        return tool.bench_cfg(args)
+        return bench_cfg(args)
 
     for name in ('full', 'lora'):
         full = cfg(name, '--random-weights')
@@ -120,5 +121,5 @@ def test_real_size_config(tool):
     assert cfg('full', '--no-ema').custom_hooks == []
     with pytest.raises(ValueError, match='conditioning'):
         cfg('caption', '--random-weights')
-    demo = tool.bench_cfg(tool.parse_args(['--work-dir', '/nonexistent']))
+    demo = bench_cfg(tool.parse_args(['--work-dir', '/nonexistent']))
     assert demo.model.unet_cfg['block_out_channels'] == (32, 64, 64, 64)

@@ -197,34 +197,32 @@ def test_probe_features_depth(pretrained, run_tool):
     assert 'chance (no features)' in proc.stdout
 
 
-def test_probe_depth_head_learns_metres(load_tool):
+def test_probe_depth_head_learns_metres():
     """Features that carry the depth linearly: the probe's head must get
     far below chance in its default 100 steps (a head regressing raw metres
     from 0 at lr 1e-2 cannot even reach the mean depth in that many)."""
-    import argparse
-    probe = load_tool('tools/analysis_tools/probe_features.py')
+    from mmdiff.analysis import chance, fit_and_score
     gen = torch.Generator().manual_seed(0)
     depth = 2.0 + 3.0 * torch.rand(12, 16, 16, generator=gen)  # 2..5 m
     feats = torch.cat([depth[:, None], torch.randn(12, 3, 16, 16,
                                                    generator=gen)], 1)
-    args = argparse.Namespace(seed=0, lr=1e-2, steps=100)
-    rmse = probe._fit_and_score(feats[:8], depth[:8], feats[8:], depth[8:],
-                                'depth', 1, args)
-    floor = probe.chance(depth[:8], depth[8:], 'depth', 1)
+    rmse = fit_and_score(feats[:8], depth[:8], feats[8:], depth[8:],
+                         'depth', 1, seed=0, lr=1e-2, steps=100)
+    floor = chance(depth[:8], depth[8:], 'depth', 1)
     assert rmse < 0.25 * floor, (rmse, floor)
 
 
-def test_probe_chance_scores(load_tool):
+def test_probe_chance_scores():
     """Chance by hand: seg = the training set's majority class everywhere
     (mmseg's mIoU over classes present); depth = its mean depth."""
-    probe = load_tool('tools/analysis_tools/probe_features.py')
+    from mmdiff.analysis import chance
     train = torch.tensor([[[0, 0, 0, 1]]])  # class 0 is the majority
     val = torch.tensor([[[0, 1, 1, 255]]])
     # predicting 0: IoU(0) = 1/3 (1 hit, 1 + 2 - 1 = 3 union), IoU(1) = 0
-    assert probe.chance(train, val, 'seg', 2) == pytest.approx(100 / 6)
+    assert chance(train, val, 'seg', 2) == pytest.approx(100 / 6)
     train_d = torch.tensor([[[1.0, 3.0, 0.0]]])  # 0: invalid, mean 2
     val_d = torch.tensor([[[2.0, 4.0, 0.0]]])
-    assert probe.chance(train_d, val_d, 'depth', 1) == pytest.approx(
+    assert chance(train_d, val_d, 'depth', 1) == pytest.approx(
         (2.0)**0.5)  # errors 0 and 2 over the two valid pixels
 
 

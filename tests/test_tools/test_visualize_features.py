@@ -1,4 +1,5 @@
-"""tools/analysis_tools/visualize_features.py on a demo checkpoint.
+"""tools/analysis_tools/visualize_features.py (mmdiff.analysis.visualize) on
+a demo checkpoint.
 
 The demo seg config (tiny VPD, 4 classes, attention maps on) is trained for
 2 iterations in-process; the tool then writes its PNGs for one demo image.
@@ -81,8 +82,9 @@ def test_writes_taps_maps_and_summary(demo_run, vis_tool):
         assert np.abs(cv2.imread(str(path)).astype(float) - img).mean() > 1
     summary = cv2.imread(str(out / 'summary.png'))
     # image + 4 taps + 3 maps = 8 tiles in rows of 4, captions on top
-    tile = max(SIZE, vis_tool.MIN_TILE)
-    assert summary.shape[:2] == (2 * (tile + vis_tool.LABEL_H), 4 * tile)
+    from mmdiff.analysis.visualize import LABEL_H, MIN_TILE
+    tile = max(SIZE, MIN_TILE)
+    assert summary.shape[:2] == (2 * (tile + LABEL_H), 4 * tile)
     assert set(written.values()) == {str(p) for p in
                                      taps + maps + [out / 'summary.png']}
 

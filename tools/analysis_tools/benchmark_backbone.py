@@ -43,12 +43,9 @@ measurement, report) is ``mmdiff.benchmark``.
 """
 import argparse
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 import tempfile
-import time
 
 import torch
 
@@ -56,77 +53,12 @@ _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
     sys.path.insert(0, _ROOT)  # this checkout's mmdiff, as tools/train.py
 
-from mmdiff.benchmark import (EXTRA_IMPLS, IMPLS, OPTIMIZERS,  # noqa: E402
-                              P2_PAIR, machine, markdown, matmul_rate,
-                              run_case, summarise)
+from mmdiff.benchmark import (OPTIMIZERS, markdown, run_case,  # noqa: E402
+                              summarise)
+from mmdiff.benchmark.cases import RESULT_TAG, run_cases  # noqa: E402
 from mmdiff.testing.ldm import LDM_CONFIGS  # noqa: E402
 
 __all__ = ['main', 'markdown', 'summarise']
-
-RESULT_TAG = 'BENCH_RESULT '
-MODES = ('infer', 'train')
-
-
-def _child_cmd(argv: list, extra: list) -> list:
-    return [sys.executable, osp.abspath(__file__)] + argv + extra
-
-
-def _run_child(cmd: list, timeout: float) -> dict:
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    raise RuntimeError(f'exit {proc.returncode}: ' + ' | '.join(tail))
-
-
-def main_parent(args, argv: list) -> dict:
-    cases = [c.strip() for c in args.cases.split(',') if c.strip()]
-    for case in cases:
-        impl, _, mode = case.partition(':')
-        if impl not in IMPLS + EXTRA_IMPLS or mode not in MODES:
-            raise SystemExit(f'Unknown case {case!r}: use <impl>:<mode> with '
-                             f'impl in {IMPLS + EXTRA_IMPLS} and mode in '
-                             f'{MODES}.')
-    os.makedirs(args.work_dir, exist_ok=True)
-    # The first case's process writes the shared weights (once per work dir).
-    rate = matmul_rate(args.device)
-    results, errors, features = {}, {}, {}
-    for case in cases:
-        impl, _, mode = case.partition(':')
-        if impl == 'mmseg' and args.attn_maps:
-            errors[case] = ("mmseg 1.2's attention path is broken "
-                            '(`context or x` on a tensor); maps are off on '
-                            'both in the comparison')
-            continue
-        extra = ['--child', case]
-        if mode == 'infer' and args.check and impl in IMPLS:
-            features[impl] = osp.join(args.work_dir, f'features_{impl}.pt')
-            extra += ['--save-features', features[impl]]
-        print(f'[bench] {case} ...', file=sys.stderr)
-        start = time.perf_counter()
-        try:
-            results[case] = _run_child(_child_cmd(argv, extra), args.timeout)
-            results[case]['process_wall_s'] = time.perf_counter() - start
-        except (RuntimeError, subprocess.TimeoutExpired) as e:
-            errors[case] = str(e)
-    rate = max(rate, matmul_rate(args.device))
-    report = dict(
-        meta=dict(machine=machine(), args=vars(args), matmul_flops=rate,
-                  threads=torch.get_num_threads()),
-        cases=results, errors=errors)
-    if len(features) == 2 and all(osp.isfile(p) for p in features.values()):
-        a, b = (torch.load(features[i], weights_only=True) for i in IMPLS)
-        report['max_abs_diff'] = [
-            float((x - y).abs().max()) if x.shape == y.shape else None
-            for x, y in zip(a, b)
-        ]
-    report['summary'] = summarise(results, rate)
-    if any(case.startswith(P2_PAIR[0] + ':') for case in results):
-        report['p2_summary'] = summarise(results, rate, pair=P2_PAIR)
-    report['markdown'] = markdown(report)
-    return report
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -208,7 +140,8 @@ def main(argv=None) -> None:
         print(RESULT_TAG + json.dumps(run_case(args, impl, mode)),
               flush=True)
         return
-    report = main_parent(args, argv)
+    report = run_cases(args, lambda extra: [
+        sys.executable, osp.abspath(__file__), *argv, *extra])
     if args.json_out:
         with open(args.json_out, 'w') as f:
             json.dump(report, f, indent=1)

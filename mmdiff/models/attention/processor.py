@@ -1,7 +1,8 @@
 """A diffusers attention processor that also records cross-attention maps."""
 from typing import Dict, Iterable, List, Optional
 
-from diffusers.models.attention_processor import AttnProcessor2_0
+from diffusers.models.attention_processor import (AttnProcessor,
+                                                  AttnProcessor2_0)
 from torch import Tensor, nn
 
 from .store import AttentionStore
@@ -107,7 +108,11 @@ def cross_attention_layers(
 
 def install_map_processors(unet: nn.Module, store: AttentionStore,
                            layers: Iterable[str]) -> Dict[str, object]:
-    """Collect maps on ``layers``; SDPA (``AttnProcessor2_0``) elsewhere.
+    """Collect maps on ``layers``; every other layer keeps its processor.
+
+    Processors a user or a library (IP-Adapter, custom attention) installed
+    on other layers stay as they are; put back the ones replaced here with
+    :func:`set_processors` (the probe does, for the layers it drops).
 
     Args:
         unet (nn.Module): A diffusers ``UNet2DConditionModel``.
@@ -115,13 +120,49 @@ def install_map_processors(unet: nn.Module, store: AttentionStore,
         layers (Iterable[str]): Processor names that collect maps.
 
     Returns:
-        dict: The installed processors, by name.
+        dict: The processors replaced, by name.
     """
     layers = set(layers)
-    processors = {
-        name: MapCollectingAttnProcessor(store, name)
-        if name in layers else AttnProcessor2_0()
-        for name in unet.attn_processors
-    }
-    unet.set_attn_processor(processors)
-    return processors
+    replaced = {name: proc for name, proc in unet.attn_processors.items()
+                if name in layers}
+    unknown = layers - set(replaced)
+    if unknown:
+        raise ValueError(f'No attention layers {sorted(unknown)} in the '
+                         'U-Net; choose from its attn_processors.')
+    set_processors(unet, {name: MapCollectingAttnProcessor(store, name)
+                          for name in layers})
+    return replaced
+
+
+def set_processors(unet: nn.Module, processors: Dict[str, object]) -> None:
+    """Install ``processors`` by name; every other layer keeps its own.
+
+    ``unet.set_attn_processor`` with a dict needs one entry per layer: the
+    others get their current processor back (the same object).
+    """
+    if not processors:
+        return
+    current = unet.attn_processors
+    current.update(processors)
+    unet.set_attn_processor(current)
+
+
+def check_replaceable(replaced: Dict[str, object]) -> None:
+    """Refuse to collect maps where another processor was installed.
+
+    A map-collecting layer computes its output with SDPA: a custom
+    processor there (IP-Adapter, a user's) would silently stop running.
+
+    Args:
+        replaced (dict): Processors replaced by the map processors, by name.
+    """
+    custom = {name: type(proc).__name__ for name, proc in replaced.items()
+              if not (type(proc) in (AttnProcessor, AttnProcessor2_0)
+                      or isinstance(proc, MapCollectingAttnProcessor))}
+    if custom:
+        raise ValueError(
+            'Attention maps are collected on layers with their own '
+            f'processors {custom}; collecting would replace them. Collect '
+            'maps elsewhere (attn_places / attn_min_downsample), set '
+            'use_attn=False, or install those processors on layers whose '
+            'maps are not used.')

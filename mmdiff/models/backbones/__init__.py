@@ -5,11 +5,3 @@ from .diffusion_backbone import DiffusionBackbone
 from .vpd import VPD
 
 __all__ = ['CachedBackbone', 'DiffusionBackbone', 'VPD']
-
-
-def __getattr__(name: str):
-    # compatibility: the host-model checks moved above the models
-    if name == 'check_in_channels':
-        from mmdiff.apis import check_in_channels
-        return check_in_channels
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -3,9 +3,9 @@
 One tiny forward (latents of one U-Net multiple, two zero tokens) tells the
 backbone, for any block layout: each tap's channels and stride, which
 cross-attention layers run at which resolution (the map processors are then
-installed on the kept ones only), and which U-Net parameters no tap depends
-on (frozen by the backbone, so that DDP needs no
-``find_unused_parameters``).
+installed on the kept ones only; every other layer keeps the processor it
+had), and which U-Net parameters no tap depends on (frozen by the backbone,
+so that DDP needs no ``find_unused_parameters``).
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -13,8 +13,9 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from mmdiff.models.attention import (AttentionStore, cross_attention_layers,
-                                     install_map_processors)
+from mmdiff.models.attention import (AttentionStore, check_replaceable,
+                                     cross_attention_layers,
+                                     install_map_processors, set_processors)
 from .taps import FeatureTaps
 
 RunUNet = Callable[[Tensor, Tensor], Tuple[Dict[str, Tensor], dict]]
@@ -54,6 +55,9 @@ def probe_unet(unet: nn.Module,
                attn_min_downsample: int = 2) -> UNetProbe:
     """Run one tiny forward and install the map processors.
 
+    Only the kept map layers get a map-collecting processor; the others keep
+    theirs (with ``use_attn=False`` no processor is touched at all).
+
     Args:
         unet (nn.Module): A diffusers ``UNet2DConditionModel``.
         taps (FeatureTaps): The backbone's taps; they decide from this
@@ -75,7 +79,7 @@ def probe_unet(unet: nn.Module,
     """
     candidates = cross_attention_layers(unet, attn_places) \
         if use_attn else []
-    install_map_processors(unet, attn_store, candidates)
+    replaced = install_map_processors(unet, attn_store, candidates)
     size = unet_factor
     latents = torch.zeros(1, unet.config.in_channels, size, size)
     cond = torch.zeros(1, 2, cross_attention_dim)
@@ -93,7 +97,9 @@ def probe_unet(unet: nn.Module,
         for name, down in attn_store.layer_downsamples((size, size)).items()
         if down >= attn_min_downsample
     }
-    install_map_processors(unet, attn_store, layers)
+    set_processors(unet, {name: proc for name, proc in replaced.items()
+                          if name not in layers})
+    check_replaceable({name: replaced[name] for name in layers})
     return UNetProbe(channels, strides, layers, unused)
 
 

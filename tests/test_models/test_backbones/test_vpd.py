@@ -72,6 +72,48 @@ def test_map_processors_only_on_selected_layers(vpd):
             assert type(proc) is AttnProcessor2_0
 
 
+def test_processors_installed_before_the_probe_survive_and_run(vpd):
+    """A subclass installs its own attention processors right after the
+    U-Net is built (an IP-Adapter-style extension): on a self-attention
+    layer and on a cross-attention layer whose maps are dropped (latent/1).
+    The build keeps them, the forward runs them, and the features and maps
+    equal a plain VPD's."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+
+    class Counting(AttnProcessor2_0):
+        calls = 0
+
+        def __call__(self, *args, **kwargs):
+            self.calls += 1
+            return super().__call__(*args, **kwargs)
+
+    block = 'down_blocks.0.attentions.0.transformer_blocks.0.'
+    custom = {block + 'attn1.processor': Counting(),
+              block + 'attn2.processor': Counting()}
+
+    class WithProcessors(VPD):
+        def build_sd(self, *args, **kwargs):
+            super().build_sd(*args, **kwargs)
+            self.unet.set_attn_processor(
+                dict(self.unet.attn_processors, **custom))
+
+    torch.manual_seed(0)  # the weights of the vpd fixture (tiny_vpd)
+    model = WithProcessors(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
+                           class_embeddings=dict(num_classes=K, dim=32))
+    assert model.attn_layers == vpd.attn_layers
+    assert not set(custom) & set(model.attn_layers)
+    procs = model.unet.attn_processors
+    assert all(procs[name] is proc for name, proc in custom.items())
+    for proc in custom.values():
+        proc.calls = 0
+    with torch.no_grad():
+        outs, ref = model.eval()(images()), vpd.eval()(images())
+    assert [proc.calls for proc in custom.values()] == [1, 1]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(outs, ref))
+
+
 def test_maps_are_probabilities_and_padding_is_cropped(vpd):
     with torch.no_grad():
         outs = vpd.eval()(images((70, 90)))

@@ -1,5 +1,5 @@
-"""What a diffusion backbone checks and does to its arguments and images
-before the VAE: argument checks, image checks, padding and cropping."""
+"""What a diffusion backbone checks and does to its images before the VAE:
+image checks, padding and cropping (argument checks: the SD core's)."""
 import math
 from typing import Optional, Sequence, Tuple, Union
 
@@ -8,20 +8,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdiff.utils.image_size import check_image_size
-
-LATENT_MODES = ('mode', 'sample')
-AMP_DTYPES = (None, 'bfloat16', 'float16')
-
-
-def check_backbone_args(latent_mode: str, amp_dtype: Optional[str]) -> None:
-    """Refuse unknown ``latent_mode``/``amp_dtype`` values."""
-    if latent_mode not in LATENT_MODES:
-        raise ValueError(f"latent_mode must be 'mode' or 'sample', got "
-                         f'{latent_mode!r}.')
-    if amp_dtype not in AMP_DTYPES:
-        raise ValueError(f"amp_dtype must be None, 'bfloat16' or "
-                         f"'float16', got {amp_dtype!r}.")
-
 
 def as_pad_shape(pad_shape: Optional[Union[int, Sequence[int]]]
                  ) -> Optional[Tuple[int, int]]:

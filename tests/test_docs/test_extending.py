@@ -36,7 +36,7 @@ def test_extending_examples_run(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         module = importlib.import_module('my_project.backbones')  # checks
-        assert module.backbone.out_channels == (32, 65, 65, 64)
+        assert module.backbone.out_channels == (32, 67, 67, 64)
 
         cfg_file = tmp_path / 'my_config.py'
         cfg_file.write_text(configs[0])

@@ -5,8 +5,10 @@ folders, a COCO json); this writes the seg and COCO demo scenes in exactly
 those layouts, so the own-data flow runs offline in minutes before any real
 data or SD weights are fetched:
 
-    ROOT/my_seg/images/{train,val}/NAME.jpg   ROOT/my_seg/masks/{train,val}/NAME.png
-    ROOT/my_coco/images/{train,val}/NAME.jpg  ROOT/my_coco/annotations/{train,val}.json
+    ROOT/my_seg/images/{train,val}/NAME.jpg
+    ROOT/my_seg/masks/{train,val}/NAME.png
+    ROOT/my_coco/images/{train,val}/NAME.jpg
+    ROOT/my_coco/annotations/{train,val}.json
 """
 import os
 import os.path as osp

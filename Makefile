@@ -24,5 +24,7 @@ test: install-tests
 test-datasets: install-tests
 	$(PY) -m pytest tests -m datasets -v -ra --durations=40
 
+# On cores other jobs share, run `OMP_NUM_THREADS=1 make demo`: on a shared
+# 2-core machine the demo ran about 10x slower at 2 threads than at 1.
 demo: install
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir work_dirs/demo

@@ -3,9 +3,9 @@
 # Mask R-CNN with FPN on the VPD taps + class cross-attention maps.
 # Runs on 2 CPU cores in minutes:  python tools/train.py <this file>
 _base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    '../_base_/datasets/demo_coco.py',
-    '../_base_/schedules/demo_det_400it.py', '../_base_/demo_det_runtime.py'
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py', '../_base_/models/vpd_tiny.py',
+    '../_base_/datasets/demo_coco.py', '../_base_/schedules/demo_det_400it.py',
+    '../_base_/runtime/demo_det_runtime.py'
 ]
 num_classes = 3
 # VPD taps finest-first [32, 64, 64, 64] at strides 8-64; with use_attn the
@@ -38,3 +38,5 @@ model = dict(
         rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100)))
 default_hooks = dict(checkpoint=dict(interval=_base_.max_iters // 2))
+# the runtime's hooks and the demo VAE's (made before the weights are read)
+custom_hooks = [_base_.demo_vae_hook, *_base_.custom_hooks]

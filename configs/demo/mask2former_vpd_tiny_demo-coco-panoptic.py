@@ -8,7 +8,8 @@
 #   --size 128 --num-train 256 --num-val 64 --chance
 _base_ = [
     '../_base_/schedules/demo_m2f_300it.py',  # on the demo data base
-    '../_base_/models/mask2former_tiny.py', '../_base_/demo_hooks.py'
+    '../_base_/models/mask2former_tiny.py', '../_base_/models/vpd_tiny.py',
+    '../_base_/runtime/demo_hooks.py'
 ]
 num_things_classes, num_stuff_classes = 3, 1
 num_classes = num_things_classes + num_stuff_classes
@@ -39,3 +40,5 @@ model = dict(
         num_stuff_classes=num_stuff_classes),
     train_cfg=dict(num_points=1024),
     test_cfg=dict(instance_on=False, max_per_image=16))
+# the runtime's hooks and the demo VAE's (made before the weights are read)
+custom_hooks = [_base_.demo_vae_hook, *_base_.custom_hooks]

@@ -3,8 +3,8 @@
 # name), mmseg's DepthEstimator + VPDDepthHead, as in mmseg's VPD NYU config.
 # Runs on 2 CPU cores in minutes:  python tools/train.py <this file>
 _base_ = [
-    '../_base_/datasets/demo_depth.py', '../_base_/schedules/demo_600it.py',
-    '../_base_/demo_runtime.py'
+    '../_base_/models/vpd_tiny.py', '../_base_/datasets/demo_depth.py',
+    '../_base_/schedules/demo_600it.py', '../_base_/runtime/demo_runtime.py'
 ]
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -39,3 +39,5 @@ model = dict(
 # tools/test.py --tta: the depth maps of the image and its horizontal flip
 # averaged (mmseg has no depth TTA model; VPD's NYU test flips too)
 tta_model = dict(type='mmdiff.DepthTTAModel')
+# the runtime's hooks and the demo VAE's (made before the weights are read)
+custom_hooks = [_base_.demo_vae_hook, *_base_.custom_hooks]

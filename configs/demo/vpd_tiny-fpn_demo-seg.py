@@ -4,7 +4,7 @@
 # The data is written to data/demo/seg on first use.
 _base_ = [
     '../_base_/models/tiny-fpn_seg.py', '../_base_/datasets/demo_seg.py',
-    '../_base_/schedules/demo_600it.py', '../_base_/demo_runtime.py'
+    '../_base_/schedules/demo_600it.py', '../_base_/runtime/demo_runtime.py'
 ]
 num_classes = 4
 model = dict(
@@ -16,3 +16,5 @@ model = dict(
     # taps [32, 64, 64, 64] + K attention channels at strides 16 and 32
     neck=dict(in_channels=[32, 64 + num_classes, 64 + num_classes, 64]),
     decode_head=dict(num_classes=num_classes))
+# the runtime's hooks and the demo VAE's (made before the weights are read)
+custom_hooks = [_base_.demo_vae_hook, *_base_.custom_hooks]

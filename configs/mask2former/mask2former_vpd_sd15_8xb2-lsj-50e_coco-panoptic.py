@@ -2,10 +2,8 @@
 # stuff) on VPD features: the SD1.5 U-Net taps + cross-attention maps of the
 # 133 class prompts replace the ResNet-50. Everything else is mmdet's own
 # recipe (LSJ 1024, 50 epochs as 368750 iterations, AdamW 1e-4 with the
-# backbone at 0.1x, 8 GPUs x 2 images). A diffusion U-Net under a
-# Mask2Former-style decoder is ODISE's design (Xu et al., CVPR 2023); ODISE's
-# figures use its own decoder, text/caption conditioning and data, so none
-# are quoted for this config, which is untrained here.
+# backbone at 0.1x, 8 GPUs x 2 images). Untrained here: no figure is claimed
+# (configs/vpd/README.md, "Mask2Former").
 _base_ = [
     'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
     '../_base_/models/vpd_sd15.py'

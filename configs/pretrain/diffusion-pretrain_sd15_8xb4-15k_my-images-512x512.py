@@ -9,10 +9,9 @@
 #                 model.backbone.scale_latents=True
 # Put the images (any sizes, any subfolders) under data/my_images; train
 # with `bash tools/dist_train.sh <this file> 8` (8 GPUs x batch 4); add
-# --amp for fp16 (AmpOptimWrapper) on GPUs. Memory: docs in the README's
-# pretraining section.
+# --amp for fp16 (AmpOptimWrapper) on GPUs. Memory: docs/results.md.
 _base_ = [
-    '../_base_/pretrain_runtime.py', '../_base_/datasets/my_images_512.py',
+    '../_base_/runtime/pretrain_runtime.py', '../_base_/datasets/my_images_512.py',
     '../_base_/schedules/pretrain_sd15_15k.py'
 ]
 custom_imports = dict(

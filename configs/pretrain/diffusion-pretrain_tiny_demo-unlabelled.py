@@ -11,7 +11,7 @@
 #     model.backbone.pretrained=work_dirs/<name>/diffusers \
 #     model.backbone.scale_latents=True
 _base_ = [
-    '../_base_/models/vpd_tiny.py', '../_base_/pretrain_runtime.py',
+    '../_base_/models/vpd_tiny.py', '../_base_/runtime/pretrain_runtime.py',
     '../_base_/datasets/demo_unlabelled.py',
     '../_base_/schedules/pretrain_demo_400it.py'
 ]

@@ -4,7 +4,7 @@
 _base_ = [
     'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
     '../_base_/models/vpd_sd15.py', '../_base_/schedules/vpd_det_adamw.py',
-    '../_base_/mmdiff_hooks.py'
+    '../_base_/runtime/mmdiff_hooks.py'
 ]
 
 model = dict(

@@ -3,7 +3,7 @@
 # (VPD published no VOC figure).
 _base_ = [
     '../_base_/models/vpd_sd15-fpn.py', '../_base_/datasets/voc12aug.py',
-    '../_base_/schedules/vpd_40k.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/vpd_40k.py', '../_base_/runtime/default_runtime.py'
 ]
 num_classes = _base_.num_classes
 model = dict(

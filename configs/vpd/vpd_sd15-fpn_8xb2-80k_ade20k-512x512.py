@@ -2,7 +2,7 @@
 # VPD reports 53.7 mIoU (54.6 multi-scale + flip) with this recipe.
 _base_ = [
     '../_base_/models/vpd_sd15-fpn.py', '../_base_/datasets/ade20k.py',
-    '../_base_/schedules/vpd_80k.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/vpd_80k.py', '../_base_/runtime/default_runtime.py'
 ]
 num_classes = _base_.num_classes
 model = dict(

@@ -2,7 +2,7 @@
 # at 512x1024 crops (VPD published no Cityscapes figure).
 _base_ = [
     '../_base_/models/vpd_sd15-fpn.py', '../_base_/datasets/cityscapes.py',
-    '../_base_/schedules/vpd_80k.py', '../_base_/default_runtime.py'
+    '../_base_/schedules/vpd_80k.py', '../_base_/runtime/default_runtime.py'
 ]
 num_classes = _base_.num_classes
 model = dict(

@@ -1,19 +1,11 @@
-# VPD monocular depth on NYUv2, mmseg's VPD recipe with mmdiff's backbone:
-# mmseg's DepthEstimator + VPDDepthHead, 480x480 crops padded to 512,
-# slide_flip test, U-Net lr x0.01, SiLog loss, 25k iters, 4 GPUs x 8 images.
-# mmseg reports RMSE 0.253 / d1 0.964 / AbsRel 0.069 for this recipe.
-# One prompt per image, chosen by the NYU scene in the file name (27 scenes;
-# the mean prompt for an unknown scene) with mmseg's rule (the name before
-# the first digit), the rule mmseg's checkpoint was trained with; VPD's own
-# NYU checkpoint needs VPD's rule: vpd_sd15_4xb8-25k_nyu-480x480_vpd-scenes.py
-# (mmdiff.datasets.nyu_scenes explains both). The prompts are CLIP ViT-L/14
-# pooled features averaged over the 80 CLIP ImageNet templates, length 20.
-# The training pipeline is mmseg's and uses Albu (albumentations): install
-# it with `make install-datasets` (pinned, no second OpenCV; see
-# docs/dataset_prepare.md).
+# VPD monocular depth on NYUv2: mmseg's VPD recipe (DepthEstimator +
+# VPDDepthHead) with mmdiff's backbone; one CLIP prompt per image, picked by
+# the NYU scene in the file name with mmseg's rule (its checkpoint's; VPD's
+# checkpoint: ..._vpd-scenes.py). Needs `make install-datasets` (Albu).
+# Source, scene rules, reported figures: configs/vpd/README.md.
 _base_ = [
     'mmseg::vpd/vpd_sd_4xb8-25k_nyu-480x480.py', '../_base_/models/vpd_sd15.py',
-    '../_base_/mmdiff_hooks.py'
+    '../_base_/runtime/mmdiff_hooks.py'
 ]
 custom_imports = dict(
     imports=['mmdiff.models', 'mmdiff.datasets.nyu_scenes'],

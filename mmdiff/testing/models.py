@@ -1,10 +1,30 @@
 """A tiny, seeded VPD and seeded test images."""
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from mmdiff.models.diffusion import tiny_unet_cfg, tiny_vae_cfg
+from mmdiff.models.diffusion import tiny_sd_configs
+
+
+def tiny_sd_model(cls: type, seed: int = 0,
+                  cross_attention_dim: Optional[int] = None, **kwargs):
+    """``cls(unet_cfg=..., vae_cfg=..., **kwargs)`` on the tiny
+    SD-shaped U-Net and VAE (:func:`~mmdiff.models.diffusion.tiny_sd_configs`),
+    with seeded random weights (built in ``__init__``; ``init_weights`` not
+    called): any model that takes ``unet_cfg``/``vae_cfg`` (the backbones,
+    the projects' models).
+
+    Args:
+        cls (type): The model class.
+        seed (int): Seed of the weights. Defaults to 0.
+        cross_attention_dim (int, optional): Token width. Defaults to None
+            (the tiny U-Net's, 32).
+        **kwargs: Further ``cls`` arguments.
+    """
+    unet_cfg, vae_cfg = tiny_sd_configs(cross_attention_dim)
+    torch.manual_seed(seed)
+    return cls(unet_cfg=unet_cfg, vae_cfg=vae_cfg, **kwargs)
 
 
 def tiny_vpd(num_classes: int = 4, seed: int = 0, **kwargs):
@@ -22,11 +42,9 @@ def tiny_vpd(num_classes: int = 4, seed: int = 0, **kwargs):
         VPD
     """
     from mmdiff.models.backbones import VPD
-    args = dict(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
-                class_embeddings=dict(num_classes=num_classes, dim=32))
+    args = dict(class_embeddings=dict(num_classes=num_classes, dim=32))
     args.update(kwargs)
-    torch.manual_seed(seed)
-    return VPD(**args)
+    return tiny_sd_model(VPD, seed, **args)
 
 
 def demo_images(batch: int = 2, size: Union[int, Tuple[int, int]] = 64,

@@ -12,6 +12,7 @@ Each config is built twice without touching the network:
 """
 import copy
 import glob
+import inspect
 import os.path as osp
 
 import pytest
@@ -128,12 +129,38 @@ def test_config_builds(path):
     assert n_params > 0
 
 
-def test_tiny_base_matches_library():
-    """configs/_base_/models/vpd_tiny.py is the library's tiny SD shape."""
+def _keys(obj) -> set:
+    """Every dict key in a nested config value."""
+    if isinstance(obj, dict):
+        return set(obj).union(*(_keys(v) for v in obj.values()))
+    if isinstance(obj, (list, tuple)):
+        return set().union(*(_keys(v) for v in obj))
+    return set()
+
+
+def test_runtime_bases_carry_no_model():
+    """Runtime bases live in configs/_base_/runtime/ (none at the _base_
+    root) and bring no model: no ``model``, no U-Net/VAE/backbone config."""
+    base = osp.join(ROOT, 'configs', '_base_')
+    assert not glob.glob(osp.join(base, '*.py')), 'a runtime at _base_/'
+    paths = sorted(glob.glob(osp.join(base, 'runtime', '*.py')))
+    assert paths
+    for path in paths:
+        keys = _keys(Config.fromfile(path).to_dict())
+        found = sorted(k for k in keys if k == 'model' or any(
+            w in k.lower() for w in ('unet', 'vae', 'backbone')))
+        assert not found, f'{osp.basename(path)} carries model keys {found}'
+
+
+def test_tiny_library_configs_are_the_base():
+    """tiny_unet_cfg()/tiny_vae_cfg() are configs/_base_/models/vpd_tiny.py's
+    and read it: no second copy of the shapes in the library."""
     base = Config.fromfile(
         osp.join(ROOT, 'configs/_base_/models/vpd_tiny.py'))
-    assert dict(base.tiny_unet_cfg) == tiny_unet_cfg()
-    assert dict(base.tiny_vae_cfg) == tiny_vae_cfg()
+    assert tiny_unet_cfg() == base.tiny_unet_cfg.to_dict()
+    assert tiny_vae_cfg() == base.tiny_vae_cfg.to_dict()
+    for func in (tiny_unet_cfg, tiny_vae_cfg):
+        assert 'sample_size' not in inspect.getsource(func)
 
 
 def test_mmdiff_scope_base_from_install(tmp_path):

@@ -12,6 +12,8 @@ import pytest
 import torch
 from mmengine.config import ConfigDict
 
+from mmdiff.testing import demo_images
+
 TOL = 1e-4
 K = 5  # segmentation classes
 SIZE = 128  # multiple of 64: no padding on either side
@@ -24,11 +26,6 @@ def _scope():
     init_default_scope('mmseg')
     yield
     DefaultScope._instance_dict.clear()
-
-
-def _images(n=2, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, SIZE, SIZE, generator=gen) * 2 - 1
 
 
 def _convert(tool, tmp_path, src_obj, yaml_path, name, capsys=None):
@@ -85,7 +82,7 @@ def test_vpd_seg(tool, tmp_path, helpers, original_config_yaml, capsys):
         test_cfg=ConfigDict(mode='whole')))
     _load_strict(model, ckpt['state_dict'])
     model.eval()
-    images = _images()
+    images = demo_images(2, SIZE, seed=1)
     with torch.no_grad():  # each U-Net runs once
         ref_feats = source.extract_feat(images)
         ref_logits = source.decode_head(source.neck(ref_feats))
@@ -132,7 +129,7 @@ def test_vpd_depth(tool, tmp_path, helpers, original_config_yaml, capsys):
     model = _depth_estimator(meta, emb, **helpers.DEPTH_HEAD)
     _load_strict(model, ckpt['state_dict'])
     model.eval()
-    images, ids = _images(), torch.tensor([3, 20])
+    images, ids = demo_images(2, SIZE, seed=1), torch.tensor([3, 20])
     with torch.no_grad():
         ref_feats = source.features(images, ids)
         ref = source.head(ref_feats)
@@ -233,7 +230,7 @@ def test_mmseg_vpd_depth(tool, tmp_path, helpers, original_config_yaml,
             assert diff <= TOL
             _assert_varied(r.pred_depth_map.data)
     # with scene ids: mmseg's backbone takes (x, ids), ours class_ids=ids
-    images, ids = _images(n=1), torch.tensor([17])
+    images, ids = demo_images(1, SIZE, seed=1), torch.tensor([17])
     with torch.no_grad():
         ref_feats = source.backbone((images, ids))
         feats = model.backbone(images, class_ids=ids)

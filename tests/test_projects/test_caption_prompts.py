@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from mmdiff.models.diffusion import tiny_sd_configs
+from mmdiff.testing import build_tiny_clip, demo_images, tiny_sd_model
+from projects.CaptionPrompts.caption_prompts import CaptionVPD
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PROJECT = osp.join(ROOT, 'projects', 'CaptionPrompts')
@@ -17,27 +18,15 @@ TOOLS = osp.join(PROJECT, 'tools')
 
 @pytest.fixture(scope='module')
 def tiny_clip(tmp_path_factory):
-    from mmdiff.testing import build_tiny_clip
     return build_tiny_clip(str(tmp_path_factory.mktemp('clip') / 'clip'))
-
-
-def _build(tiny_clip, captions, **kwargs):
-    from projects.CaptionPrompts.caption_prompts import CaptionVPD
-    unet, vae = tiny_sd_configs()
-    torch.manual_seed(0)
-    return CaptionVPD(unet_cfg=unet, vae_cfg=vae, captions=captions,
-                      text_encoder=tiny_clip, max_length=8, **kwargs)
-
-
-def _images(batch=2):
-    gen = torch.Generator().manual_seed(0)
-    return torch.rand(batch, 3, 64, 64, generator=gen) * 2 - 1
 
 
 def test_captions_condition_tokens_and_maps(tiny_clip):
     import transformers
     caps = {'training/a.jpg': 'a photo of a cat.', 'b.jpg': 'a dog.'}
-    model = _build(tiny_clip, caps, caption_template='a dark night photo of {}')
+    model = tiny_sd_model(CaptionVPD, text_encoder=tiny_clip, captions=caps,
+                          max_length=8,
+                          caption_template='a dark night photo of {}')
     assert model.num_tokens == 8
     assert model.out_channels == (32, 64 + 8, 64 + 8, 64)
     metas = [dict(img_path='/data/training/a.jpg'),
@@ -53,30 +42,37 @@ def test_captions_condition_tokens_and_maps(tiny_clip):
         want = enc(input_ids=ids).last_hidden_state
     want = model.conditioner.text_adapter(want)
     assert torch.allclose(cond, want, atol=1e-5)
-    outs = model(_images(), metainfo=metas)
+    outs = model(demo_images(), metainfo=metas)
     assert [o.shape[1] for o in outs] == list(model.out_channels)
     # the text encoder is frozen and not part of the state dict
     assert not any('text_model' in k for k in model.state_dict())
 
 
 def test_missing_captions(tiny_clip, tmp_path):
-    model = _build(tiny_clip, {'a.jpg': 'a cat.'})
+    model = tiny_sd_model(CaptionVPD, text_encoder=tiny_clip,
+                          captions={'a.jpg': 'a cat.'}, max_length=8)
     with pytest.raises(KeyError, match='missing_caption'):
         model.condition(1, metainfo=[dict(img_path='b.jpg')])
-    lenient = _build(tiny_clip, {}, missing_caption='a photo.')
+    lenient = tiny_sd_model(CaptionVPD, text_encoder=tiny_clip, captions={},
+                            max_length=8, missing_caption='a photo.')
     assert lenient.condition(2).shape == (2, 8, 32)  # no keys: the default
     with pytest.raises(FileNotFoundError, match='make_class_captions'):
-        _build(tiny_clip, str(tmp_path / 'none.json')).conditioner.caption_of(
+        tiny_sd_model(CaptionVPD, text_encoder=tiny_clip, max_length=8,
+                      captions=str(tmp_path / 'none.json')
+                      ).conditioner.caption_of(
             'a.jpg')
     with pytest.raises(TypeError, match='class_embeddings'):
-        _build(tiny_clip, {}, class_embeddings=dict(num_classes=2))
+        tiny_sd_model(CaptionVPD, text_encoder=tiny_clip, captions={},
+                      max_length=8, class_embeddings=dict(num_classes=2))
 
 
 def test_text_encoder_is_checked(tmp_path):
     """CaptionVPD loads its encoder through mmdiff's checked loader: a folder
     without a CLIP model is one error naming what was looked for."""
     (tmp_path / 'empty').mkdir()
-    model = _build(str(tmp_path / 'empty'), {}, missing_caption='a photo.',
+    model = tiny_sd_model(CaptionVPD, text_encoder=str(tmp_path / 'empty'),
+                          captions={}, max_length=8,
+                          missing_caption='a photo.',
                    local_files_only=True)
     for src in (tmp_path / 'empty', tmp_path / 'none', './no-such-clip'):
         model.conditioner.text_encoder_src = str(src)

@@ -8,17 +8,12 @@ from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
 from mmdiff.models.diffusion import tiny_sd_configs
+from mmdiff.testing import demo_images, tiny_sd_model
+from projects.GenerativeDepth.generative_depth import GenerativeDepth
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'projects', 'GenerativeDepth', 'configs',
                 'generative-depth_tiny_demo-nyu.py')
-
-
-def _build(**kwargs):
-    from projects.GenerativeDepth.generative_depth import GenerativeDepth
-    unet, vae = tiny_sd_configs()
-    torch.manual_seed(0)
-    return GenerativeDepth(unet_cfg=unet, vae_cfg=vae, **kwargs)
 
 
 def _samples(batch=2, size=64, normals=False):
@@ -36,11 +31,6 @@ def _samples(batch=2, size=64, normals=False):
         s.set_metainfo(dict(ori_shape=(size, size), img_shape=(size, size)))
         out.append(s)
     return out
-
-
-def _images(batch=2, size=64):
-    gen = torch.Generator().manual_seed(1)
-    return torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
 
 
 def test_targets_normalise_align_and_normals():
@@ -78,8 +68,9 @@ def test_conv_in_widened_as_the_sources(init):
     """Marigold/Lotus-G: weights repeated and halved, so the image latent
     fed twice gives the pretrained conv's output; 'zero': the noisy half is
     ignored at init."""
-    direct = _build(input_mode='direct')
-    model = _build(input_mode='concat_noise', conv_in_init=init)
+    direct = tiny_sd_model(GenerativeDepth, input_mode='direct')
+    model = tiny_sd_model(GenerativeDepth, input_mode='concat_noise',
+                          conv_in_init=init)
     assert model.unet.conv_in.in_channels == 8
     assert model.unet.config.in_channels == 8
     old = direct.unet.conv_in  # same seed: the same pretrained-shape conv
@@ -93,37 +84,37 @@ def test_conv_in_widened_as_the_sources(init):
 @pytest.mark.parametrize('mode,loss', [('direct', 'latent_mse'),
                                        ('concat_noise', 'pixel_mse')])
 def test_train_step_and_predict(mode, loss):
-    model = _build(input_mode=mode, loss=loss, timestep=999,
-                   depth_mode='affine')
-    losses = model.loss(_images(), _samples())
+    model = tiny_sd_model(GenerativeDepth, input_mode=mode, loss=loss,
+                          timestep=999, depth_mode='affine')
+    losses = model.loss(demo_images(seed=1), _samples())
     assert list(losses) == [f'loss_{loss}']
     losses[f'loss_{loss}'].backward()
     assert model.unet.conv_in.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.vae.parameters())  # frozen
     model.eval()
     with torch.no_grad():
-        out = model.predict(_images(1, 70), _samples(1, 70))
+        out = model.predict(demo_images(1, 70, seed=1), _samples(1, 70))
     pred = out[0].pred_depth_map.data
     assert pred.shape == (1, 70, 70)  # padded to 64s inside, cropped back
     assert pred.min() >= 1e-3 and pred.max() <= 10.
 
 
 def test_normal_target():
-    model = _build(target='normal', loss='latent_mse')
+    model = tiny_sd_model(GenerativeDepth, target='normal', loss='latent_mse')
     # fabricated normals, and normals derived from depth when absent
     for samples in (_samples(normals=True), _samples()):
-        loss = model.loss(_images(), samples)['loss_latent_mse']
+        loss = model.loss(demo_images(seed=1), samples)['loss_latent_mse']
         assert torch.isfinite(loss) and loss > 0
     model.eval()
     with torch.no_grad():
-        out = model.predict(_images(1), _samples(1, normals=True))
+        out = model.predict(demo_images(1, seed=1), _samples(1, normals=True))
     n = out[0].pred_normal_map.data
     assert n.shape == (3, 64, 64) and 'pred_depth_map' not in out[0]
     assert torch.allclose(n.norm(dim=0), torch.ones(64, 64), atol=1e-4)
     # mmseg's evaluator scores them against the ground-truth depth's normals
     from mmengine.evaluator import Evaluator
     with torch.no_grad():
-        out = model.predict(_images(1), _samples(1))
+        out = model.predict(demo_images(1, seed=1), _samples(1))
     evaluator = Evaluator(dict(type='mmseg.NormalAngleMetric',
                                gt_from_depth=True))
     evaluator.process(out)
@@ -141,7 +132,6 @@ def test_pretrained_folder_loads_then_widens(tmp_path):
     vae = AutoencoderKL(**vae_cfg)
     unet.save_pretrained(tmp_path / 'unet')
     vae.save_pretrained(tmp_path / 'vae')
-    from projects.GenerativeDepth.generative_depth import GenerativeDepth
     model = GenerativeDepth(pretrained=str(tmp_path),
                             input_mode='concat_noise', local_files_only=True)
     model.init_weights()
@@ -155,12 +145,11 @@ def test_pretrained_folder_loads_then_widens(tmp_path):
 
 def test_bad_options():
     with pytest.raises(ValueError, match='input_mode'):
-        _build(input_mode='noise')
+        tiny_sd_model(GenerativeDepth, input_mode='noise')
     with pytest.raises(ValueError, match='timestep'):
-        _build(timestep=1000)
+        tiny_sd_model(GenerativeDepth, timestep=1000)
     unet, vae = tiny_sd_configs()
     unet['in_channels'] = 8
-    from projects.GenerativeDepth.generative_depth import GenerativeDepth
     with pytest.raises(ValueError, match='in_channels'):
         GenerativeDepth(unet_cfg=unet, vae_cfg=vae)
 

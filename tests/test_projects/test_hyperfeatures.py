@@ -4,24 +4,20 @@ import os.path as osp
 import pytest
 import torch
 
-from mmdiff.models.diffusion import tiny_sd_configs
+from mmdiff.testing import tiny_sd_model
+from projects.Hyperfeatures.hyperfeatures import HyperfeatureVPD
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(ROOT, 'projects', 'Hyperfeatures', 'configs')
 DEMO = osp.join(CONFIGS, 'hyperfeatures_vpd_tiny-fpn_demo-seg.py')
 
 
-def _build(**kwargs):
-    from projects.Hyperfeatures.hyperfeatures import HyperfeatureVPD
-    unet, vae = tiny_sd_configs()
-    torch.manual_seed(0)
-    return HyperfeatureVPD(unet_cfg=unet, vae_cfg=vae,
-                           class_embeddings=dict(num_classes=3, dim=32),
-                           **kwargs)
+CLASSES = dict(num_classes=3, dim=32)
 
 
 def test_passes_mixing_and_cost(capsys):
-    model = _build(timesteps=(1, 200), seeds=(0, 7))
+    model = tiny_sd_model(HyperfeatureVPD, class_embeddings=CLASSES,
+                          timesteps=(1, 200), seeds=(0, 7))
     assert model.passes == [(1, 0), (1, 7), (200, 0), (200, 7)]
     assert model.num_passes == 4
     assert '4 passes' in model.cost_summary()
@@ -37,9 +33,8 @@ def test_passes_mixing_and_cost(capsys):
     from mmdiff.models.backbones import VPD
     single = []
     for t, s in model.passes:
-        vpd = VPD(unet_cfg=tiny_sd_configs()[0], vae_cfg=tiny_sd_configs()[1],
-                  class_embeddings=dict(num_classes=3, dim=32), noise='seeded',
-                  timestep=t, noise_seed=s)
+        vpd = tiny_sd_model(VPD, class_embeddings=CLASSES, noise='seeded',
+                            timestep=t, noise_seed=s)
         vpd.load_state_dict(model.state_dict(), strict=False)
         with torch.no_grad():
             single.append(vpd(x))
@@ -56,13 +51,14 @@ def test_passes_mixing_and_cost(capsys):
 
 
 def test_bottleneck_channels():
-    model = _build(timesteps=(1, 100), bottleneck=16)
+    model = tiny_sd_model(HyperfeatureVPD, class_embeddings=CLASSES,
+                          timesteps=(1, 100), bottleneck=16)
     assert model.out_channels == (16, ) * 4
     assert [i['num_chs'] for i in model.feature_info] == [16] * 4
     outs = model(torch.rand(1, 3, 64, 64) * 2 - 1)
     assert [o.shape[1] for o in outs] == [16] * 4
     with pytest.raises(ValueError, match='at least one'):
-        _build(timesteps=())
+        tiny_sd_model(HyperfeatureVPD, class_embeddings=CLASSES, timesteps=())
 
 
 def test_demo_builds_and_forwards(build_from_config):

@@ -7,27 +7,16 @@ import os.path as osp
 import pytest
 import torch
 
-from mmdiff.models.diffusion import tiny_sd_configs
+from mmdiff.testing import demo_images, tiny_sd_model
+from projects.MetaPrompts.meta_prompts import MetaPromptsVPD
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(ROOT, 'projects', 'MetaPrompts', 'configs')
 DEMO = osp.join(CONFIGS, 'meta-prompts_vpd_tiny-fpn_demo-seg.py')
 
 
-def _build(**kwargs):
-    from projects.MetaPrompts.meta_prompts import MetaPromptsVPD
-    unet, vae = tiny_sd_configs()
-    torch.manual_seed(0)
-    return MetaPromptsVPD(unet_cfg=unet, vae_cfg=vae, **kwargs)
-
-
-def _images(batch=2, size=70):
-    gen = torch.Generator().manual_seed(0)
-    return torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
-
-
 def test_loops_prompts_and_gradients():
-    model = _build(num_prompts=8, num_loops=3)
+    model = tiny_sd_model(MetaPromptsVPD, num_prompts=8, num_loops=3)
     assert model.conditioner.meta_prompts.shape == (8, 32)
     from projects.MetaPrompts.meta_prompts import MetaPrompts
     assert type(model.conditioner) is MetaPrompts  # prompts, not classes
@@ -35,7 +24,7 @@ def test_loops_prompts_and_gradients():
     model.unet.register_forward_pre_hook(
         lambda m, a, kw: inputs.append((a[0], kw['encoder_hidden_states'])),
         with_kwargs=True)
-    outs = model(_images())
+    outs = model(demo_images(2, 70))
     assert len(inputs) == 3  # one U-Net pass per loop
     assert all(c.shape == (2, 8, 32) for _, c in inputs)
     assert [o.shape[1] for o in outs] == list(model.out_channels)
@@ -51,34 +40,34 @@ def test_zero_init_starts_as_single_pass_vpd():
     """At init the loops, time deltas and re-weighting are identities, so
     the features equal one VPD pass conditioned on the same prompts."""
     from mmdiff.models.backbones import VPD
-    model = _build(num_prompts=4, num_loops=2).eval()
-    unet, vae = tiny_sd_configs()
-    vpd = VPD(unet_cfg=unet, vae_cfg=vae, text_adapter=False,
-              class_embeddings=model.conditioner.meta_prompts.detach().clone(),
-              use_attn=False).eval()
+    model = tiny_sd_model(MetaPromptsVPD, num_prompts=4, num_loops=2).eval()
+    vpd = tiny_sd_model(
+        VPD, text_adapter=False, use_attn=False,
+        class_embeddings=model.conditioner.meta_prompts.detach().clone()
+    ).eval()
     vpd.load_state_dict(model.state_dict(), strict=False)
     with torch.no_grad():
-        for a, b in zip(model(_images()), vpd(_images())):
+        for a, b in zip(model(demo_images(2, 70)), vpd(demo_images(2, 70))):
             assert torch.allclose(a, b, atol=1e-5)
         # once trained, the learned timestep and the loop change features
         model.time_delta.add_(1.0)
         model.refine_proj.bias.add_(0.5)
         model.reweight[0].gamma.add_(1.0)
-        changed = model(_images())
-    assert not torch.allclose(changed[0], vpd(_images())[0])
+        changed = model(demo_images(2, 70))
+    assert not torch.allclose(changed[0], vpd(demo_images(2, 70))[0])
 
 
 def test_options_and_errors():
-    single = _build(num_prompts=4, num_loops=1, learned_timestep=False,
-                    reweight=False)
+    single = tiny_sd_model(MetaPromptsVPD, num_prompts=4, num_loops=1,
+                           learned_timestep=False, reweight=False)
     assert not hasattr(single, 'refine_proj')
     assert single.time_delta is None and single.reweight is None
     with pytest.raises(TypeError, match='class_embeddings'):
-        _build(class_embeddings=dict(num_classes=3))
+        tiny_sd_model(MetaPromptsVPD, class_embeddings=dict(num_classes=3))
     with pytest.raises(TypeError, match='drop conditioner'):
-        _build(conditioner=dict(type='NullPrompt'))
+        tiny_sd_model(MetaPromptsVPD, conditioner=dict(type='NullPrompt'))
     with pytest.raises(ValueError, match='num_loops'):
-        _build(num_loops=0)
+        tiny_sd_model(MetaPromptsVPD, num_loops=0)
 
 
 def test_demo_builds_and_forwards(build_from_config):
@@ -87,7 +76,7 @@ def test_demo_builds_and_forwards(build_from_config):
     assert list(cfg.model.neck.in_channels) == list(
         model.backbone.out_channels)
     with torch.no_grad():
-        feats = model.extract_feat(_images(1, 96))
+        feats = model.extract_feat(demo_images(1, 96))
     assert len(feats) == 4
 
 

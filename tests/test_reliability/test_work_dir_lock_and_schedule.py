@@ -27,7 +27,7 @@ import pytest
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_tools'))
 from test_resume import TRAIN, _env, make_demo_data  # noqa: E402
 
-# the README's example, verbatim (README "Train on your own data")
+# the README's example, verbatim (README "Your own data")
 README_CHILD = ("_base_ = 'mmdiff::demo/vpd_tiny-fpn_demo-seg.py'\n"
                 'train_cfg = dict(max_iters={max_iters})\n')
 DS = 'train_dataloader.dataset'

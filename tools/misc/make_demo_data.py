@@ -3,6 +3,7 @@
 Example:
     python tools/misc/make_demo_data.py                  # all three tasks
     python tools/misc/make_demo_data.py --tasks seg --size 64 --force
+    python tools/misc/make_demo_data.py --own-data data  # data/my_seg, my_coco
 """
 import argparse
 import os
@@ -35,6 +36,10 @@ def parse_args(argv=None):
                         help='also print the chance levels of seg, depth and '
                         'panoptic '
                         '(image-blind baselines scored by the host metrics)')
+    parser.add_argument('--own-data', metavar='DIR',
+                        help='instead: the seg and coco scenes laid out as '
+                        'your own data (DIR/my_seg: image + mask folders, '
+                        'DIR/my_coco: COCO json), as configs/custom/ read it')
     args = parser.parse_args(argv)
     if len(args.size) not in (1, 2):
         parser.error('--size takes one value (S) or two (H W)')
@@ -54,6 +59,17 @@ def folder_stats(folder):
 def main(argv=None):
     args = parse_args(argv)
     size = args.size[0] if len(args.size) == 1 else tuple(args.size)
+    if args.own_data:
+        from mmdiff.datasets.own_data_example import write_own_data_example
+        folders = write_own_data_example(
+            args.own_data, demo_root=args.root, num_train=args.num_train,
+            num_val=args.num_val, size=size, seed=args.seed,
+            force=args.force)
+        for task, folder in folders.items():
+            count, total = folder_stats(folder)
+            print(f'{task:5s} {folder}: {count} files, '
+                  f'{total / 2**20:.2f} MiB')
+        return
     grand = 0
     for task in args.tasks:
         existed = osp.exists(osp.join(args.root, task))

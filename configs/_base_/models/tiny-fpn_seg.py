@@ -1,9 +1,9 @@
 # Semantic FPN (mmseg) for the taps of the demos' tiny VPD backbone, sized
-# for the 128x128 demo scenes. A config using it sets the backbone (the
-# demos': `demo_backbone` of vpd_tiny.py, which demo_hooks.py brings) with
-# its conditioning, num_classes and the neck's in_channels (taps
-# [32, 64, 64, 64] + K attention channels at strides 16 and 32 with
-# use_attn).
+# for the 128x128 demo scenes, on the demos' backbone (vpd_tiny.py). A config
+# using it sets the backbone (`demo_backbone`) with its conditioning,
+# num_classes and the neck's in_channels (taps [32, 64, 64, 64] + K attention
+# channels at strides 16 and 32 with use_attn).
+_base_ = ['./vpd_tiny.py']
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[127.5, 127.5, 127.5],  # images to [-1, 1], as the VAE expects

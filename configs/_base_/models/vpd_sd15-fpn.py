@@ -1,8 +1,7 @@
 # VPD semantic segmentation: SD1.5 U-Net taps + cross-attention maps of the K
 # class prompts -> FPN -> FPNHead (Semantic FPN), with VPD's ADE20K recipe
-# (wl-zhao/VPD segmentation/configs/fpn_vpd_sd1-5_512x512_gpu8x2.py on its
-# _base_/models/fpn_r50.py; recorded in tests/data/recipes/vpd_ade20k.yml):
-# FPNHead channels 256, slide test 512/341. Its optimiser and schedule:
+# (source: configs/vpd/README.md): FPNHead channels 256, slide test 512/341.
+# Its optimiser and schedule:
 # ../schedules/vpd_80k.py. A config using it adds a data set and sets
 # `num_classes`, the class names of the prompts and the neck's in_channels.
 _base_ = ['./vpd_sd15.py']

@@ -1,7 +1,7 @@
 # A tiny Stable-Diffusion-shaped U-Net + VAE (random init) for demos and tests:
 # SD1.5's layout (4 levels, cross-attention in the 3 finest, 2 layers per
-# block, VAE factor 8, 4 latent channels) with small widths. It equals
-# mmdiff.models.diffusion.tiny_unet_cfg() / tiny_vae_cfg() (a test checks).
+# block, VAE factor 8, 4 latent channels) with small widths. The one
+# definition: mmdiff.models.diffusion.tiny_unet_cfg() / tiny_vae_cfg() read it.
 # Feature channels finest-first: [32, 64, 64, 64] at strides [8, 16, 32, 64].
 tiny_unet_cfg = dict(
     sample_size=8,
@@ -31,7 +31,7 @@ tiny_vae_cfg = dict(
 # weights are read, once per folder; as VPD uses SD's pretrained VAE frozen.
 # A random frozen VAE keeps too little of the image (see
 # mmdiff/datasets/demo_vae.py). Demo configs set the backbone's
-# vae_weights=demo_vae_dir and add demo_vae_hook to custom_hooks.
+# vae_weights=demo_vae_dir and add demo_vae_hook to the runtime's custom_hooks.
 demo_vae_dir = 'data/demo/vae'
 demo_vae_hook = dict(
     type='mmdiff.DemoVAEHook', out_dir=demo_vae_dir, vae_cfg=tiny_vae_cfg,

@@ -2,62 +2,82 @@
 
 Same layout as SD1.5 (4 U-Net levels, cross-attention in the 3 finest, 2
 layers per block, SD1-style ``attention_head_dim`` = number of heads; a
-4-channel VAE with a downsampling factor 8), with small widths.
+4-channel VAE with a downsampling factor 8), with small widths. The SD1
+shapes are defined once, in ``configs/_base_/models/vpd_tiny.py`` (the
+demos' model base); the functions here read them from that file.
 """
-from typing import Tuple
+import copy
+import functools
+import os.path as osp
+from typing import Optional, Tuple
+
+_TINY_BASE = ('_base_', 'models', 'vpd_tiny.py')
 
 
-def tiny_unet_cfg(cross_attention_dim: int = 32,
-                  block_out_channels: Tuple[int, ...] = (32, 64, 64, 64),
-                  num_heads: int = 4) -> dict:
-    """A tiny SD1-shaped ``UNet2DConditionModel`` config.
+@functools.lru_cache(maxsize=None)
+def _tiny_base() -> Tuple[dict, dict]:
+    """``tiny_unet_cfg`` and ``tiny_vae_cfg`` of the demos' model base: in
+    the installed package (``mmdiff/.mim/configs``), else in the checkout's
+    ``configs/``."""
+    from mmengine.config import Config
+    package = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    for root in (osp.join(package, '.mim', 'configs'),
+                 osp.join(osp.dirname(package), 'configs')):
+        path = osp.join(root, *_TINY_BASE)
+        if osp.isfile(path):
+            cfg = Config.fromfile(path)
+            return cfg.tiny_unet_cfg.to_dict(), cfg.tiny_vae_cfg.to_dict()
+    raise FileNotFoundError(
+        f'{osp.join(*_TINY_BASE)} is neither in {package}/.mim/configs nor '
+        'in the checkout\'s configs/: reinstall mmdiff (pip install .).')
+
+
+def tiny_unet_cfg(cross_attention_dim: Optional[int] = None,
+                  block_out_channels: Optional[Tuple[int, ...]] = None,
+                  num_heads: Optional[int] = None) -> dict:
+    """A tiny SD1-shaped ``UNet2DConditionModel`` config: ``tiny_unet_cfg``
+    of ``configs/_base_/models/vpd_tiny.py``, with the given changes.
 
     Args:
-        cross_attention_dim (int): Text embedding width. Defaults to 32.
-        block_out_channels (tuple[int]): Widths of the 4 levels.
-            Defaults to (32, 64, 64, 64).
-        num_heads (int): Attention heads. Defaults to 4.
+        cross_attention_dim (int, optional): Text embedding width.
+            Defaults to None (the base's, 32).
+        block_out_channels (tuple[int], optional): Widths of the 4 levels.
+            Defaults to None (the base's, (32, 64, 64, 64)).
+        num_heads (int, optional): Attention heads. Defaults to None (the
+            base's, 4).
 
     Returns:
         dict: Keyword arguments of ``UNet2DConditionModel``.
     """
-    return dict(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
-                          'CrossAttnDownBlock2D', 'DownBlock2D'),
-        up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D',
-                        'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
-        block_out_channels=tuple(block_out_channels),
-        layers_per_block=2,
-        norm_num_groups=32,
-        cross_attention_dim=cross_attention_dim,
-        attention_head_dim=num_heads)
+    cfg = copy.deepcopy(_tiny_base()[0])
+    for key, value in (('cross_attention_dim', cross_attention_dim),
+                       ('block_out_channels', block_out_channels),
+                       ('attention_head_dim', num_heads)):
+        if value is not None:
+            cfg[key] = tuple(value) if isinstance(value, list) else value
+    return cfg
 
 
-def tiny_vae_cfg(block_out_channels: Tuple[int, ...] = (32, 32, 64, 64)
+def tiny_vae_cfg(block_out_channels: Optional[Tuple[int, ...]] = None
                  ) -> dict:
-    """A tiny SD-shaped ``AutoencoderKL`` config (factor 8, 4 latents).
+    """A tiny SD-shaped ``AutoencoderKL`` config (factor 8, 4 latents):
+    ``tiny_vae_cfg`` of ``configs/_base_/models/vpd_tiny.py``.
 
     Args:
-        block_out_channels (tuple[int]): Widths of the 4 levels.
-            Defaults to (32, 32, 64, 64).
+        block_out_channels (tuple[int], optional): Widths of the levels
+            (one encoder/decoder block each). Defaults to None (the base's,
+            (32, 32, 64, 64)).
 
     Returns:
         dict: Keyword arguments of ``AutoencoderKL``.
     """
-    n = len(block_out_channels)
-    return dict(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=('DownEncoderBlock2D', ) * n,
-        up_block_types=('UpDecoderBlock2D', ) * n,
-        block_out_channels=tuple(block_out_channels),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=64)
+    cfg = copy.deepcopy(_tiny_base()[1])
+    if block_out_channels is not None:
+        n = len(block_out_channels)
+        cfg.update(down_block_types=('DownEncoderBlock2D', ) * n,
+                   up_block_types=('UpDecoderBlock2D', ) * n,
+                   block_out_channels=tuple(block_out_channels))
+    return cfg
 
 
 def tiny_sd2_unet_cfg(cross_attention_dim: int = 1024,
@@ -132,11 +152,13 @@ def tiny_sdxl_unet_cfg(cross_attention_dim: int = 2048,
         6 * time_embed_dim)
 
 
-def tiny_sd_configs(cross_attention_dim: int = 32) -> Tuple[dict, dict]:
+def tiny_sd_configs(cross_attention_dim: Optional[int] = None
+                    ) -> Tuple[dict, dict]:
     """Both tiny configs, ``(unet_cfg, vae_cfg)``.
 
     Args:
-        cross_attention_dim (int): Text embedding width. Defaults to 32.
+        cross_attention_dim (int, optional): Text embedding width.
+            Defaults to None (the base's, 32).
 
     Returns:
         tuple[dict, dict]: ``unet_cfg`` and ``vae_cfg``.

@@ -6,6 +6,7 @@ from mmdiff.models.backbones.cached import (CachedBackbone, FeatureStore,
                                             module_digest)
 from mmdiff.models.diffusion import tiny_sd_configs
 from mmdiff.registry import MODELS
+from mmdiff.testing import demo_images
 
 
 def _cfg(**kwargs):
@@ -16,11 +17,6 @@ def _cfg(**kwargs):
     return cfg
 
 
-def _images(n=2, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, 64, 64, generator=gen) * 2 - 1
-
-
 @pytest.fixture
 def cached():
     torch.manual_seed(0)
@@ -29,7 +25,7 @@ def cached():
 
 
 def test_hit_returns_identical_features(cached):
-    images = _images()
+    images = demo_images()
     with torch.no_grad():
         direct = cached.backbone(images)
     first = cached(images)
@@ -44,7 +40,7 @@ def test_hit_returns_identical_features(cached):
 
 
 def test_mixed_batch_computes_only_missing(cached):
-    images = _images(3)
+    images = demo_images(3)
     cached(images[:1])
     out = cached(images)
     assert cached.store.stats()['hits'] == 1
@@ -56,7 +52,7 @@ def test_mixed_batch_computes_only_missing(cached):
 
 
 def test_key_changes_with_image_config_and_weights(cached):
-    images = _images(2)
+    images = demo_images(2)
     key_a, key_b = cached.keys(images)
     assert key_a != key_b
     assert cached.keys(images[:1].clone())[0] == key_a
@@ -106,7 +102,7 @@ def test_disk_cache_persists_and_caps(tmp_path):
 
 
 def test_disk_backed_backbone_hits_across_instances(tmp_path):
-    images = _images(1)
+    images = demo_images(1)
     torch.manual_seed(0)
     first = CachedBackbone(_cfg(), cache_dir=str(tmp_path))
     out = first(images)
@@ -128,6 +124,6 @@ def test_frozen_backbone_required():
     assert not cached.backbone.training
     next(cached.backbone.unet.parameters()).requires_grad_(True)
     with pytest.raises(ValueError, match='frozen backbone'):
-        cached(_images(1))
+        cached(demo_images(1))
     with pytest.raises(ValueError, match='deterministic'):
         CachedBackbone(_cfg(noise='random'))

@@ -18,6 +18,7 @@ pytest.importorskip('ldm.modules.diffusionmodules.openaimodel')
 
 from mmdiff.models.backbones import VPD  # noqa: E402
 from mmdiff.testing.ldm import cross_attention_probs  # noqa: E402
+from mmdiff.testing import demo_images  # noqa: E402
 
 TOL = 1e-4
 K = 5
@@ -33,11 +34,6 @@ def model(single_file_ckpt):
               class_embeddings=dict(num_classes=K))
     vpd.init_weights()
     return vpd.eval()
-
-
-def _images():
-    gen = torch.Generator().manual_seed(1)
-    return torch.rand(2, 3, 128, 128, generator=gen) * 2 - 1
 
 
 def _ldm_taps(unet, latents, context):
@@ -91,7 +87,7 @@ def _ldm_maps(unet, latents, context):
 
 def test_latents_match_ldm(model, ldm_models):
     _, ldm_vae = ldm_models
-    images = _images()
+    images = demo_images(2, 128, seed=1)
     with torch.no_grad():
         diff = (model.encode(images) - ldm_vae.encode_mode(images)).abs()
     print(f'VAE latents max abs diff: {diff.max().item():.3e}')
@@ -100,7 +96,7 @@ def test_latents_match_ldm(model, ldm_models):
 
 def test_taps_match_ldm_output_blocks(model, ldm_models):
     ldm_unet, ldm_vae = ldm_models
-    images = _images()
+    images = demo_images(2, 128, seed=1)
     with torch.no_grad():
         # attention maps are appended channels: drop them to compare
         outs = [out[:, :chans] for out, chans in
@@ -118,7 +114,7 @@ def test_taps_match_ldm_output_blocks(model, ldm_models):
 
 def test_attention_maps_match_explicit_softmax(model, ldm_models):
     ldm_unet, ldm_vae = ldm_models
-    images = _images()
+    images = demo_images(2, 128, seed=1)
     with torch.no_grad():
         outs = model(images)
         context = model.condition(images.shape[0])

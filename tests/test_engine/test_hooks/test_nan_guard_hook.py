@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_tools'))
+sys.path.insert(0, osp.join(osp.dirname(__file__), '..', '..', 'test_tools'))
 from test_resume import (SEG_CFG, TRAIN, _env,  # noqa: E402
                          make_demo_data, tiny_options)
 

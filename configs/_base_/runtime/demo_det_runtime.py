@@ -1,6 +1,6 @@
 # Runtime of the mmdet demos: mmdet's runtime, iteration-based logs (a line
 # every 10 iterations), atomic checkpoints (two kept; the config sets the
-# interval), gloo, and the demo hooks (demo_hooks.py).
+# interval), gloo, and the demo hooks (demo_hooks.py). No model.
 _base_ = ['mmdet::_base_/default_runtime.py', './demo_hooks.py']
 default_hooks = dict(
     logger=dict(interval=10),

@@ -10,7 +10,6 @@ The pieces live by concern: argument/image checks and padding in
 ``diffusion/probe.py``; noise in ``diffusion/noise.py``; SDXL added
 conditioning in ``diffusion/added_cond.py``.
 """
-import contextlib
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -31,8 +30,8 @@ from mmdiff.models.diffusion.probe import probe_unet
 from mmdiff.models.diffusion.vae_taps import (probe_vae_taps,
                                               vae_feature_taps, vae_tap_paths)
 from mmdiff.registry import MODELS
-from .inputs import (as_pad_shape, check_backbone_args, check_images, crop,
-                     pad_images)
+from .inputs import (as_pad_shape, autocast_context, check_backbone_args,
+                     check_images, crop, pad_images)
 
 
 class _FinishBuild(type(BaseModule)):
@@ -418,10 +417,7 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
 
     def autocast(self, device_type: str):
         """``torch.autocast`` to ``amp_dtype``, or a no-op context."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type,
-                              dtype=getattr(torch, self.amp_dtype))
+        return autocast_context(self.amp_dtype, device_type)
 
     def condition(self, batch_size: int,
                   class_ids: Optional[Tensor] = None) -> Tensor:

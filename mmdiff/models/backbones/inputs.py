@@ -1,5 +1,6 @@
 """What a diffusion backbone checks and does to its arguments and images
 before the VAE: argument checks, image checks, padding and cropping."""
+import contextlib
 import math
 from typing import Optional, Sequence, Tuple, Union
 
@@ -89,3 +90,11 @@ def crop(feat: Tensor, stride: int, out_hw: Tuple[int, int]) -> Tensor:
     """A stride-``stride`` map cropped to ``ceil(out_hw / stride)``."""
     return feat[..., :math.ceil(out_hw[0] / stride),
                 :math.ceil(out_hw[1] / stride)]
+
+
+def autocast_context(amp_dtype: Optional[str], device_type: str):
+    """``torch.autocast`` to ``amp_dtype`` on ``device_type``, or a no-op
+    context when ``amp_dtype`` is None."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=getattr(torch, amp_dtype))

@@ -197,6 +197,10 @@ class DiTBackbone(BaseModule):
         chans = self.transformer.inner_dim + (
             self.num_tokens if self.attn_blocks else 0)
         stride = self.size_divisor
+        # what the host-model checks (mmdiff.apis.host_checks) read
+        self.use_attn = bool(self.attn_blocks)
+        self.tap_channels = [self.transformer.inner_dim] * len(self.tap_paths)
+        self.attn_downsamples = [self.patch] if self.use_attn else []
         self.feature_info = [
             dict(num_chs=chans, reduction=stride, module=f'transformer.{p}')
             for p in self.tap_paths]

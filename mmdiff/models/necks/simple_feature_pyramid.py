@@ -89,6 +89,14 @@ class SimpleFeaturePyramid(BaseModule):
         raise ValueError(f'scale_factors: {scale} is not one of 4, 2, 1, '
                          '0.5 (ViTDet\'s).')
 
+    def out_strides(self, in_strides: Sequence[int]) -> List[int]:
+        """Strides of the outputs for inputs of ``in_strides``."""
+        outs = [int(in_strides[i if len(in_strides) > 1 else 0] / scale)
+                for i, scale in enumerate(self.scale_factors)]
+        while len(outs) < self.num_outs:
+            outs.append(outs[-1] * 2)
+        return outs
+
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Inputs: the backbone's tuple. Returns ``num_outs`` maps, finest
         first."""

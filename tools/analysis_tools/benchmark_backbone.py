@@ -15,7 +15,9 @@ and over several repeats:
   an mmengine optim wrapper) and its peak memory, split into parameters,
   gradients, optimizer state and activations.
 
-``mmdiff_p2`` is mmdiff's VPD with ``vae_taps`` (``--vae-taps``, default the
+``dit`` is mmdiff's ``DiTBackbone`` at SD3.5-medium's shapes (random
+weights), reported against ``mmdiff`` (the SD1.5-shaped U-Net) in its own
+table. ``mmdiff_p2`` is mmdiff's VPD with ``vae_taps`` (``--vae-taps``, default the
 stride-4 level of the VAE encoder), reported against ``mmdiff`` in a second
 table: the extra cost of the finer level. ``--neck`` times each backbone with
 mmdet's FPN on all its outputs (backbone + neck).
@@ -55,9 +57,9 @@ _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if osp.isfile(osp.join(_ROOT, 'mmdiff', '__init__.py')):
     sys.path.insert(0, _ROOT)  # this checkout's mmdiff, as tools/train.py
 
-from mmdiff.benchmark import (EXTRA_IMPLS, IMPLS, OPTIMIZERS,  # noqa: E402
-                              P2_PAIR, machine, markdown, matmul_rate,
-                              run_case, summarise)
+from mmdiff.benchmark import (DIT_PAIR, EXTRA_IMPLS,  # noqa: E402
+                              IMPLS, OPTIMIZERS, P2_PAIR, machine, markdown,
+                              matmul_rate, run_case, summarise)
 from mmdiff.testing.ldm import LDM_CONFIGS  # noqa: E402
 
 __all__ = ['main', 'markdown', 'summarise']
@@ -124,6 +126,8 @@ def main_parent(args, argv: list) -> dict:
     report['summary'] = summarise(results, rate)
     if any(case.startswith(P2_PAIR[0] + ':') for case in results):
         report['p2_summary'] = summarise(results, rate, pair=P2_PAIR)
+    if any(case.startswith(DIT_PAIR[0] + ':') for case in results):
+        report['dit_summary'] = summarise(results, rate, pair=DIT_PAIR)
     report['markdown'] = markdown(report)
     return report
 
@@ -163,6 +167,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='mmdiff_p2 cases: VAE encoder down blocks '
                         'added as levels (SD: 0 = stride 2, 1 = stride 4). '
                         'Default: 1')
+    parser.add_argument('--dit-config', choices=['sd35m', 'tiny'],
+                        default='sd35m', help='dit cases: SD3.5-medium '
+                        'shapes, or the tiny SD3.5 layout (tests). Default: '
+                        'sd35m')
+    parser.add_argument('--dit-taps', type=int, nargs='+',
+                        default=[5, 11, 17, 23],
+                        help='dit cases: DiTBackbone taps (SD3.5-medium '
+                        'blocks). Default: 5 11 17 23 (configs/dit)')
     parser.add_argument('--neck', action='store_true',
                         help="time backbone + mmdet's FPN on all outputs")
     parser.add_argument('--num-tokens', type=int, default=150,

@@ -31,8 +31,8 @@ from mmdiff.models.diffusion.noise import add_noise, dit_noise_scheduler
 from mmdiff.models.diffusion.probe import graph_leaves
 from mmdiff.registry import MODELS
 from .class_embeds import resolve_class_embeddings
-from .inputs import (autocast_context, check_backbone_args, check_images,
-                     crop, pad_images)
+from .inputs import (as_pad_shape, autocast_context, check_backbone_args,
+                     check_images, crop, pad_images)
 
 
 @MODELS.register_module()
@@ -102,6 +102,10 @@ class DiTBackbone(BaseModule):
         lora (dict, optional): LoRA on the attention projections (peft;
             keys of :func:`~mmdiff.models.diffusion.lora.add_unet_lora`).
             Defaults to None.
+        pad_shape (int | Sequence[int], optional): mmseg-VPD padding: pad
+            inputs to at least this ``(h, w)`` and return the padded
+            image's features, uncropped (VPD's NYU depth head trims them).
+            Defaults to None (pad to the token multiple, crop back).
         init_cfg (dict | list[dict], optional): Defaults to None.
     """
 
@@ -129,6 +133,7 @@ class DiTBackbone(BaseModule):
                  grad_checkpointing: bool = False,
                  amp_dtype: Optional[str] = None,
                  lora: Optional[dict] = None,
+                 pad_shape: Optional[Union[int, Sequence[int]]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
         from diffusers import AutoencoderKL
@@ -151,6 +156,7 @@ class DiTBackbone(BaseModule):
         self.freeze_transformer = freeze_transformer
         self.amp_dtype = amp_dtype
         self.lora = check_lora_cfg(lora, freeze_transformer)
+        self.pad_shape = as_pad_shape(pad_shape)
 
         self.transformer = self.family.model_class().from_config(tcfg)
         if self.lora is not None:
@@ -301,7 +307,8 @@ class DiTBackbone(BaseModule):
         if isinstance(inputs, (tuple, list)):
             inputs, class_ids = inputs
         check_images(self, inputs)
-        images, out_hw = pad_images(inputs, self.size_divisor)
+        images, out_hw = pad_images(inputs, self.size_divisor,
+                                    self.pad_shape)
         self.family.check_size(self.transformer,
                                tuple(s // self.vae_factor
                                      for s in images.shape[-2:]),

@@ -20,17 +20,27 @@ SUBFOLDERS = ('transformer', 'vae')
 VAE_IGNORE = ('decoder.', 'post_quant_conv.')
 
 
-def _missing(pretrained: str, kind: str, cause: Exception) -> str:
+def _missing(pretrained: str, kind: str,
+             cause: Optional[Exception] = None) -> str:
+    why = 'no such folder or file' if cause is None else \
+        f'{type(cause).__name__}: {str(cause).rstrip(".")}'
     return (
         f'mmdiff could not load diffusion-transformer weights from '
         f'pretrained={pretrained!r} ({kind}: a diffusers pipeline folder or '
         'hub id with transformer/ and vae/ subfolders, or a single file with '
-        f'original_config naming such a folder). Cause: '
-        f'{type(cause).__name__}: {str(cause).rstrip(".")}. To fix: '
+        f'original_config naming such a folder). Cause: {why}. To fix: '
         '`hf download <repo> --include "transformer/*" "vae/*" '
         '--local-dir DIR` on a machine with network and set '
         'pretrained=DIR; or set pretrained=None with family, '
         'transformer_cfg and vae_cfg for a randomly initialised model.')
+
+
+def _source_kind(pretrained: Optional[str]) -> str:
+    """:func:`source_kind`, its not-found error in DiT terms."""
+    try:
+        return source_kind(pretrained)
+    except FileNotFoundError:
+        raise FileNotFoundError(_missing(pretrained, 'not found')) from None
 
 
 def load_dit_configs(family: Optional[str], pretrained: Optional[str],
@@ -55,7 +65,7 @@ def load_dit_configs(family: Optional[str], pretrained: Optional[str],
     Returns:
         tuple[DiTFamily, dict, dict]
     """
-    kind = source_kind(pretrained)
+    kind = _source_kind(pretrained)
     if kind == 'none':
         if transformer_cfg is None or vae_cfg is None or family is None:
             raise ValueError(
@@ -100,7 +110,7 @@ def load_dit_weights(family: DiTFamily, transformer: nn.Module,
                      local_files_only: bool = False) -> None:
     """Load pretrained weights into the built transformer and VAE."""
     from diffusers import AutoencoderKL
-    kind = source_kind(pretrained)
+    kind = _source_kind(pretrained)
     kwargs = dict(local_files_only=local_files_only)
     cls = family.model_class()
     try:

@@ -17,10 +17,11 @@ class SimpleFeaturePyramid(BaseModule):
 
     Each scale factor ``s`` gets, from its input: ``s = 4``: two 2x2
     stride-2 transposed convolutions (norm + GELU between), ``s = 2``: one,
-    ``s = 1``: identity, ``s = 0.5``: 2x2 max-pool; then a 1x1 and a 3x3
-    convolution to ``out_channels`` (with ``norm_cfg``). With one input all
-    scales are made from it (ViTDet); with one input per scale (several
-    taps, finest scale first) input ``i`` makes scale ``i``. Levels past
+    ``s = 1``: identity, ``s = 0.5`` (``0.25``): 2x2 (4x4) max-pool; then
+    a 1x1 and a 3x3 convolution to ``out_channels`` (with ``norm_cfg``).
+    With one input all scales are made from it (ViTDet); with one input
+    per scale (several taps, finest scale first) input ``i`` makes scale
+    ``i``. Levels past
     the scales (``num_outs``) are max-pooled from the last one (as mmdet's
     FPN without extra convs), e.g. Mask R-CNN's fifth level.
 
@@ -84,10 +85,11 @@ class SimpleFeaturePyramid(BaseModule):
                 chans // 2
         if scale == 1:
             return [], chans
-        if scale == 0.5:
-            return [nn.MaxPool2d(2, stride=2)], chans
+        if scale in (0.5, 0.25):
+            size = int(1 / scale)
+            return [nn.MaxPool2d(size, stride=size)], chans
         raise ValueError(f'scale_factors: {scale} is not one of 4, 2, 1, '
-                         '0.5 (ViTDet\'s).')
+                         "0.5 (ViTDet's) or 0.25.")
 
     def out_strides(self, in_strides: Sequence[int]) -> List[int]:
         """Strides of the outputs for inputs of ``in_strides``."""

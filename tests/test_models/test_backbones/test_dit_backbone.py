@@ -262,7 +262,11 @@ def test_transformer_weights_lora_checkpointing_amp(saved, tmp_path):
         got, = drop.eval()(images)
     torch.testing.assert_close(got, want)
     lora.train()
+    dtypes = set()
+    lora.transformer.transformer_blocks[0].ff.register_forward_hook(
+        lambda m, a, o: dtypes.add(o.dtype))
     out, = lora(images)
+    assert dtypes == {torch.bfloat16}  # the transformer ran autocast
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, want, rtol=0.05, atol=0.05)  # bf16
     out.square().mean().backward()
@@ -285,3 +289,19 @@ def test_simple_feature_pyramid():
     assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
     with pytest.raises(ValueError, match='one per scale'):
         SimpleFeaturePyramid([24, 24], 8)
+
+
+def test_loading_errors(saved, tmp_path):
+    family, folder, transformer, vae = saved
+    other = 'pixart' if family != 'pixart' else 'sd3'
+    with pytest.raises(ValueError, match=f"family='{family}'"):
+        DiTBackbone(family=other, pretrained=folder)
+    single = tmp_path / 'model.safetensors'
+    single.write_bytes(b'')
+    with pytest.raises(ValueError, match='original_config'):
+        DiTBackbone(pretrained=str(single))
+    with pytest.raises(FileNotFoundError, match='transformer/'):
+        DiTBackbone(pretrained=str(tmp_path / 'missing'))
+    with pytest.raises(ValueError, match='needs family'):
+        DiTBackbone(transformer_cfg=dict(transformer.config),
+                    vae_cfg=dict(vae.config))

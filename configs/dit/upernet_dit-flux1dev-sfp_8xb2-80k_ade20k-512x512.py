@@ -9,6 +9,7 @@ _base_ = [
 model = dict(
     backbone=dict(_delete_=True, **_base_.flux1dev_backbone),
     neck=dict(
+        _delete_=True,
         type='mmdiff.SimpleFeaturePyramid',
         in_channels=[_base_.flux1dev_width] * 4,
         out_channels=768),

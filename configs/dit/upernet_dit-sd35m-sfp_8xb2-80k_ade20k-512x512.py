@@ -9,6 +9,7 @@ _base_ = [
 model = dict(
     backbone=dict(_delete_=True, **_base_.sd35m_backbone),
     neck=dict(
+        _delete_=True,
         type='mmdiff.SimpleFeaturePyramid',
         in_channels=[_base_.sd35m_width] * 4,
         out_channels=768),

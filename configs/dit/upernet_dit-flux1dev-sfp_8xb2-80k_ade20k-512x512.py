@@ -1,17 +1,7 @@
-# UperNet on FLUX.1-dev DiT features (DiTBackbone, four blocks, null prompt)
-# through ViTDet's simple feature pyramid (strides 4-32), ADE20K with VPD's
-# recipe (data, schedule, slide test) and an FCN auxiliary head on stride 16.
-# Untrained here: no published figure for this pairing.
-_base_ = [
-    '../vpd/upernet_vpd-p2_sd15_8xb2-80k_ade20k-512x512.py',
-    '../_base_/models/dit_released.py'
-]
+# The SD3.5-medium config (UperNet, ADE20K)
+# on FLUX.1-dev: blocks 18, 32, 45, 56 of its 19 joint + 38 single blocks,
+# width 3072. Untrained here.
+_base_ = ['./upernet_dit-sd35m-sfp_8xb2-80k_ade20k-512x512.py']
 model = dict(
     backbone=dict(_delete_=True, **_base_.flux1dev_backbone),
-    neck=dict(
-        _delete_=True,
-        type='mmdiff.SimpleFeaturePyramid',
-        in_channels=[_base_.flux1dev_width] * 4,
-        out_channels=768),
-    decode_head=dict(in_channels=[768] * 4, in_index=[0, 1, 2, 3]),
-    auxiliary_head=dict(in_channels=768, in_index=2))
+    neck=dict(in_channels=[_base_.flux1dev_width] * 4))

@@ -9,7 +9,7 @@ from .weights import prepare_weights
 
 __all__ = [
     'OPTIMIZERS', 'build_mmdiff', 'build_mmseg', 'unet_fn', 'PeakMemory',
-    'matmul_rate', 'run_case', 'DIT_PAIR', 'IMPLS', 'EXTRA_IMPLS', 'P2_PAIR', 'machine',
-    'markdown', 'summarise',
+    'matmul_rate', 'run_case', 'DIT_PAIR', 'IMPLS', 'EXTRA_IMPLS',
+    'P2_PAIR', 'machine', 'markdown', 'summarise',
     'prepare_weights'
 ]

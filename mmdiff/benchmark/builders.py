@@ -75,7 +75,8 @@ def build_mmdiff_p2(args, paths: dict) -> nn.Module:
 def build_dit(args, paths: dict) -> nn.Module:
     """mmdiff's ``DiTBackbone`` at SD3.5-medium's shapes (transformer and
     16-channel VAE; ``args.dit_config='tiny'``: the tiny SD3.5 layout),
-    random seeded weights (none are downloaded), taps ``args.dit_taps``; maps of the last tapped block with ``--attn-maps``."""
+    random seeded weights (none are downloaded), taps ``args.dit_taps``;
+    maps of the last tapped block with ``--attn-maps``."""
     from mmdiff.models.backbones import DiTBackbone
     from mmdiff.models.diffusion import tiny_dit_configs
     from mmdiff.models.diffusion.presets import (SD3_VAE,

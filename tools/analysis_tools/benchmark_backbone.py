@@ -17,10 +17,10 @@ and over several repeats:
 
 ``dit`` is mmdiff's ``DiTBackbone`` at SD3.5-medium's shapes (random
 weights), reported against ``mmdiff`` (the SD1.5-shaped U-Net) in its own
-table. ``mmdiff_p2`` is mmdiff's VPD with ``vae_taps`` (``--vae-taps``, default the
-stride-4 level of the VAE encoder), reported against ``mmdiff`` in a second
-table: the extra cost of the finer level. ``--neck`` times each backbone with
-mmdet's FPN on all its outputs (backbone + neck).
+table. ``mmdiff_p2`` is mmdiff's VPD with ``vae_taps`` (``--vae-taps``,
+default the stride-4 level of the VAE encoder), reported against ``mmdiff``
+in a second table: the extra cost of the finer level. ``--neck`` times each
+backbone with mmdet's FPN on all its outputs (backbone + neck).
 
 Same weights: a seeded SD-shaped ldm (CompVis) U-Net + VAE is written as an
 SD single-file checkpoint and converted to diffusers with diffusers' own

@@ -24,6 +24,7 @@ from mmdiff.models.diffusion import (FeatureTaps, TapsDone,
                                      vpd_default_taps)
 from mmdiff.models.diffusion.added_cond import (added_cond_kwargs,
                                                 pooled_text_embeds)
+from mmdiff.models.diffusion.frozen import encode_latents, freeze
 from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
 from mmdiff.models.diffusion.noise import add_noise, sd_noise_scheduler
 from mmdiff.models.diffusion.probe import probe_unet
@@ -342,14 +343,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         """VAE frozen and in eval unless ``freeze_vae=False``; U-Net too
         when ``freeze_unet``; U-Net parameters no tap depends on always
         frozen."""
-        frozen = ([self.vae] if self.freeze_vae else []) + (
-            [self.unet] if self.freeze_unet else [])
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-        for name in self.unused_unet_params:
-            self.unet.get_parameter(name).requires_grad = False
+        freeze(([self.vae] if self.freeze_vae else []) +
+               ([self.unet] if self.freeze_unet else []), self.unet,
+               self.unused_unet_params)
 
     def train(self, mode: bool = True) -> 'DiffusionBackbone':
         """Set training mode, keeping frozen parts frozen and in eval."""
@@ -469,12 +465,8 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         Returns:
             Tensor: ``(B, 4, H / 8, W / 8)`` for SD.
         """
-        param = next(self.vae.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled()
-                                    and not self.freeze_vae):
-            dist = self.vae.encode(images.to(param.dtype)).latent_dist
-            latents = dist.mode() if self.latent_mode == 'mode' \
-                else dist.sample()
+        latents = encode_latents(self.vae, images, self.latent_mode,
+                                 not self.freeze_vae)
         if self.scale_latents:
             latents = latents * self.vae.config.scaling_factor
         return latents

@@ -25,6 +25,7 @@ from mmdiff.models.diffusion import FeatureTaps, TapsDone
 from mmdiff.models.diffusion.dit_loading import (load_dit_configs,
                                                  load_dit_weights,
                                                  load_transformer_weights)
+from mmdiff.models.diffusion.frozen import encode_latents, freeze
 from mmdiff.models.diffusion.loading import load_vae_weights
 from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
 from mmdiff.models.diffusion.noise import add_noise, dit_noise_scheduler
@@ -277,13 +278,9 @@ class DiTBackbone(BaseModule):
         self._is_init = True
 
     def _freeze_stages(self) -> None:
-        frozen = ([self.vae] if self.freeze_vae else []) + (
-            [self.transformer] if self.freeze_transformer else [])
-        for module in frozen:
-            module.eval()
-            module.requires_grad_(False)
-        for name in self.unused_params:
-            self.transformer.get_parameter(name).requires_grad = False
+        freeze(([self.vae] if self.freeze_vae else []) +
+               ([self.transformer] if self.freeze_transformer else []),
+               self.transformer, self.unused_params)
 
     def train(self, mode: bool = True) -> 'DiTBackbone':
         """Set training mode, keeping frozen parts frozen and in eval."""
@@ -322,12 +319,8 @@ class DiTBackbone(BaseModule):
 
     def encode(self, images: Tensor) -> Tensor:
         """Normalised VAE latents, as the model was trained on them."""
-        param = next(self.vae.parameters())
-        with torch.set_grad_enabled(torch.is_grad_enabled()
-                                    and not self.freeze_vae):
-            dist = self.vae.encode(images.to(param.dtype)).latent_dist
-            latents = dist.mode() if self.latent_mode == 'mode' \
-                else dist.sample()
+        latents = encode_latents(self.vae, images, self.latent_mode,
+                                 not self.freeze_vae)
         shift = self.vae.config.shift_factor or 0.
         return (latents - shift) * self.vae.config.scaling_factor
 

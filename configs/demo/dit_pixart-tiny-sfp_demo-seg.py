@@ -20,7 +20,9 @@ model = dict(
         vae_weights=_base_.demo_vae_dir,  # made by demo_vae_hook
         taps=(-1, ),
         attn_blocks=(-1, ),
-        class_embeddings=dict(num_classes=num_classes, dim=32)),
+        conditioner=dict(
+            type='ClassPrompts',
+            class_embeddings=dict(num_classes=num_classes, dim=32))),
     # 24 hidden channels + one attention map per class token
     neck=dict(
         _delete_=True,

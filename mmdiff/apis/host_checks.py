@@ -125,7 +125,8 @@ def check_class_embeddings(model: nn.Module) -> None:
         ValueError: Naming both numbers and the fix.
     """
     backbone = diffusion_backbone(model)
-    emb = getattr(backbone, 'class_embeddings', None)
+    conditioner = getattr(backbone, 'conditioner', None)
+    emb = getattr(conditioner, 'class_embeddings', None)
     if emb is None or getattr(backbone, 'class_embed_select', False):
         return
     found = host_part(

@@ -38,8 +38,8 @@ def build_mmdiff(args, paths: dict, vae_taps=()) -> nn.Module:
                 vae_taps=tuple(vae_taps))
     model.init_weights()
     adapter = torch.load(paths['adapter'], weights_only=True)
-    model.text_adapter.fc.load_state_dict(adapter['fc'])
-    model.text_adapter.gamma.data.copy_(adapter['gamma'])
+    model.conditioner.text_adapter.fc.load_state_dict(adapter['fc'])
+    model.conditioner.text_adapter.gamma.data.copy_(adapter['gamma'])
     if args.vae_slicing:
         model.vae.enable_slicing()
     return model
@@ -133,7 +133,7 @@ def unet_fn(impl: str, model: nn.Module, inputs: torch.Tensor):
             return lambda: model.run_transformer(latents, text, pooled)
         if impl.startswith('mmdiff'):
             latents = model.encode(inputs)
-            cond = model.condition(inputs.shape[0]).to(latents.device)
+            cond = model.condition(inputs.shape[0])
             return lambda: model.run_unet(latents, cond)
         latents = model.encoder_vq.encode(inputs).mode()
         ctx = model.text_adapter(model.class_embeddings, model.gamma)

@@ -17,8 +17,11 @@ from .layouts import (SCHEDULE_BUFFERS, VAE_UNUSED, Layout, detect_layout,
 from .ldm import (ConversionError, convert_ldm, diffusers_configs,
                   load_original_config)
 
-# Backbone prefix of the mmdiff model (host segmentor/detector attribute).
+# Backbone prefix of the mmdiff model (host segmentor/detector attribute),
+# and VPD's class embeddings (its ClassPrompts conditioner's).
 BACKBONE = 'backbone.'
+CONDITIONER = BACKBONE + 'conditioner.'
+CLASS_EMBEDDINGS = CONDITIONER + 'class_embeddings'
 
 
 @dataclass
@@ -27,8 +30,10 @@ class ConversionResult:
 
     Attributes:
         state_dict (OrderedDict): mmdiff model keys (``backbone.unet.*``
-            diffusers names, ``backbone.vae.*``, ``backbone.text_adapter.*``,
-            ``backbone.class_embeddings``, ``neck.*``, ``decode_head.*``).
+            diffusers names, ``backbone.vae.*``,
+            ``backbone.conditioner.text_adapter.*``,
+            ``backbone.conditioner.class_embeddings``, ``neck.*``,
+            ``decode_head.*``).
         layout (Layout): The detected source layout.
         unet_cfg (dict): diffusers ``UNet2DConditionModel`` config.
         vae_cfg (dict): diffusers ``AutoencoderKL`` config.
@@ -48,12 +53,12 @@ class ConversionResult:
 
     @property
     def num_classes(self) -> Optional[int]:
-        emb = self.state_dict.get(BACKBONE + 'class_embeddings')
+        emb = self.state_dict.get(CLASS_EMBEDDINGS)
         return None if emb is None else int(emb.shape[0])
 
     def meta(self) -> dict:
         """Plain-typed description for the checkpoint's ``meta``."""
-        emb = self.state_dict.get(BACKBONE + 'class_embeddings')
+        emb = self.state_dict.get(CLASS_EMBEDDINGS)
         return dict(
             layout=self.layout.name,
             task=self.layout.task,
@@ -92,6 +97,8 @@ def _is_mean_row(emb: Tensor) -> bool:
 
 def _group(dst: str) -> str:
     parts = dst.split('.')
+    if dst.startswith(CONDITIONER):
+        return '.'.join(parts[:3])
     return '.'.join(parts[:2]) if parts[0] == 'backbone' else parts[0]
 
 
@@ -206,9 +213,9 @@ def convert_state_dict(checkpoint: dict,
             'select=True) appends it at run time')
         emb = emb[:-1]
     if emb is not None:
-        backbone_state[BACKBONE + 'class_embeddings'] = emb
-        placed[BACKBONE + 'class_embeddings'] = 1
-    if any(k.startswith(BACKBONE + 'text_adapter.') for k in out) and \
+        backbone_state[CLASS_EMBEDDINGS] = emb
+        placed[CLASS_EMBEDDINGS] = 1
+    if any(k.startswith(CONDITIONER + 'text_adapter.') for k in out) and \
             emb is None:
         notes.append('no class embeddings in the source: pass '
                      '--class-embeddings FILE, or load non-strictly')

@@ -84,8 +84,9 @@ def _backbone_rules(prefix: str) -> Tuple[Rule, ...]:
     return (
         Rule(f'{prefix}unet.unet.diffusion_model.', 'unet'),
         Rule(f'{prefix}encoder_vq.', 'vae'),
-        Rule(f'{prefix}text_adapter.fc.', 'backbone.text_adapter.fc.'),
-        Rule(f'{prefix}gamma', 'backbone.text_adapter.gamma'),
+        Rule(f'{prefix}text_adapter.fc.',
+             'backbone.conditioner.text_adapter.fc.'),
+        Rule(f'{prefix}gamma', 'backbone.conditioner.text_adapter.gamma'),
         Rule(f'{prefix}class_embeddings', 'class_embeddings'),
     )
 

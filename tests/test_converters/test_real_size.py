@@ -127,7 +127,7 @@ def test_mmseg_nyu_release_loads_into_zoo_config(ldm_parts):
         'backbone.class_embeddings': torch.cat([emb, emb.mean(0, True)])})
     result = convert_state_dict({'state_dict': state})
     assert result.layout.name == 'mmseg_vpd'
-    assert result.state_dict['backbone.class_embeddings'].shape == (27, 768)
+    assert result.state_dict['backbone.conditioner.class_embeddings'].shape == (27, 768)
     model = _host_model('configs/vpd/vpd_sd15_4xb8-25k_nyu-480x480.py',
                         result, 27)
     _load_strict(model, result.state_dict)

@@ -40,8 +40,9 @@ def test_captions_condition_tokens_and_maps(tiny_clip):
     model = _build(tiny_clip, caps, caption_template='a dark night photo of {}')
     assert model.num_tokens == 8
     assert model.out_channels == (32, 64 + 8, 64 + 8, 64)
-    model.image_keys = ['/data/training/a.jpg', '/x/validation/b.jpg']
-    cond = model.condition(2)
+    metas = [dict(img_path='/data/training/a.jpg'),
+             dict(img_path='/x/validation/b.jpg')]
+    cond = model.condition(2, metainfo=metas)
     # token-level features of the modified captions, from the encoder
     tok = transformers.CLIPTokenizer.from_pretrained(tiny_clip)
     enc = transformers.CLIPTextModel.from_pretrained(tiny_clip).eval()
@@ -50,9 +51,9 @@ def test_captions_condition_tokens_and_maps(tiny_clip):
               max_length=8, truncation=True, return_tensors='pt').input_ids
     with torch.no_grad():
         want = enc(input_ids=ids).last_hidden_state
-    want = model.text_adapter(want)
+    want = model.conditioner.text_adapter(want)
     assert torch.allclose(cond, want, atol=1e-5)
-    outs = model(_images())
+    outs = model(_images(), metainfo=metas)
     assert [o.shape[1] for o in outs] == list(model.out_channels)
     # the text encoder is frozen and not part of the state dict
     assert not any('text_model' in k for k in model.state_dict())
@@ -60,14 +61,14 @@ def test_captions_condition_tokens_and_maps(tiny_clip):
 
 def test_missing_captions(tiny_clip, tmp_path):
     model = _build(tiny_clip, {'a.jpg': 'a cat.'})
-    model.image_keys = ['b.jpg']
     with pytest.raises(KeyError, match='missing_caption'):
-        model.condition(1)
+        model.condition(1, metainfo=[dict(img_path='b.jpg')])
     lenient = _build(tiny_clip, {}, missing_caption='a photo.')
     assert lenient.condition(2).shape == (2, 8, 32)  # no keys: the default
     with pytest.raises(FileNotFoundError, match='make_class_captions'):
-        _build(tiny_clip, str(tmp_path / 'none.json')).caption_of('a.jpg')
-    with pytest.raises(ValueError, match='drop class_embeddings'):
+        _build(tiny_clip, str(tmp_path / 'none.json')).conditioner.caption_of(
+            'a.jpg')
+    with pytest.raises(TypeError, match='class_embeddings'):
         _build(tiny_clip, {}, class_embeddings=dict(num_classes=2))
 
 
@@ -78,7 +79,7 @@ def test_text_encoder_is_checked(tmp_path):
     model = _build(str(tmp_path / 'empty'), {}, missing_caption='a photo.',
                    local_files_only=True)
     for src in (tmp_path / 'empty', tmp_path / 'none', './no-such-clip'):
-        model.text_encoder_src = str(src)
+        model.conditioner.text_encoder_src = str(src)
         with pytest.raises(OSError, match='Cannot find a CLIP text encoder'
                            '.*Stable Diffusion folder'):
             model.condition(1)

@@ -26,8 +26,9 @@ def _images(batch=2, size=70):
 
 def test_loops_prompts_and_gradients():
     model = _build(num_prompts=8, num_loops=3)
-    assert model.meta_prompts.shape == (8, 32)
-    assert model.class_embeddings is None  # prompts are not classes
+    assert model.conditioner.meta_prompts.shape == (8, 32)
+    from projects.MetaPrompts.meta_prompts import MetaPrompts
+    assert type(model.conditioner) is MetaPrompts  # prompts, not classes
     inputs = []
     model.unet.register_forward_pre_hook(
         lambda m, a, kw: inputs.append((a[0], kw['encoder_hidden_states'])),
@@ -38,8 +39,8 @@ def test_loops_prompts_and_gradients():
     assert [o.shape[1] for o in outs] == list(model.out_channels)
     assert model.out_channels == tuple(model.tap_channels)  # no maps
     sum(o.sum() for o in outs).backward()
-    for name in ('meta_prompts', 'time_delta', 'refine_proj.weight',
-                 'reweight.0.gamma'):
+    for name in ('conditioner.meta_prompts', 'time_delta',
+                 'refine_proj.weight', 'reweight.0.gamma'):
         grad = model.get_parameter(name).grad
         assert grad is not None and grad.any(), name
 
@@ -51,7 +52,7 @@ def test_zero_init_starts_as_single_pass_vpd():
     model = _build(num_prompts=4, num_loops=2).eval()
     unet, vae = tiny_sd_configs()
     vpd = VPD(unet_cfg=unet, vae_cfg=vae, text_adapter=False,
-              class_embeddings=model.meta_prompts.detach().clone(),
+              class_embeddings=model.conditioner.meta_prompts.detach().clone(),
               use_attn=False).eval()
     vpd.load_state_dict(model.state_dict(), strict=False)
     with torch.no_grad():
@@ -70,8 +71,10 @@ def test_options_and_errors():
                     reweight=False)
     assert not hasattr(single, 'refine_proj')
     assert single.time_delta is None and single.reweight is None
-    with pytest.raises(ValueError, match='drop class_embeddings'):
+    with pytest.raises(TypeError, match='class_embeddings'):
         _build(class_embeddings=dict(num_classes=3))
+    with pytest.raises(TypeError, match='drop conditioner'):
+        _build(conditioner=dict(type='NullPrompt'))
     with pytest.raises(ValueError, match='num_loops'):
         _build(num_loops=0)
 

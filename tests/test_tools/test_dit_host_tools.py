@@ -41,7 +41,9 @@ def test_dit_config_trains_with_mmseg_and_mmdet_tools(
     flux = dict(type='mmdiff.DiTBackbone', family='flux', pretrained=None,
                 transformer_cfg=transformer, vae_cfg=vae, taps=(-1, ),
                 attn_blocks=(1, ),
-                class_embeddings=dict(num_classes=4, dim=32))
+                conditioner=dict(type='ClassPrompts',
+                                 class_embeddings=dict(num_classes=4,
+                                                       dim=32)))
     (tmp_path / 'seg').mkdir()
     seg = _write(
         tmp_path / 'seg', 'vpd_tiny-fpn_demo-seg.py', flux,

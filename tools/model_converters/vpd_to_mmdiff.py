@@ -32,8 +32,9 @@ import argparse
 import os.path as osp
 import sys
 
-from mmdiff.converters import (ConversionError, convert_state_dict,
-                               load_source, save_checkpoint, sha256_file)
+from mmdiff.converters import (CLASS_EMBEDDINGS, ConversionError,
+                               convert_state_dict, load_source,
+                               save_checkpoint, sha256_file)
 from mmdiff.utils.checkpoint_io import CheckpointError
 from mmdiff.version import __version__
 
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 1
     del source
-    tensor = result.state_dict.get('backbone.class_embeddings')
+    tensor = result.state_dict.get(CLASS_EMBEDDINGS)
     if args.save_class_embeddings and tensor is None:
         print('error: --save-class-embeddings: the checkpoint has no class '
               'embeddings (pass --class-embeddings FILE)', file=sys.stderr)

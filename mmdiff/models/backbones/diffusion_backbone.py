@@ -2,13 +2,15 @@
 
 Data path: image in [-1, 1] -> pad to the U-Net multiple -> frozen VAE
 encoder (posterior mode/sample) -> optional latent scaling and noise ->
-U-Net at a fixed timestep, conditioned by ``condition()`` -> features tapped
-inside the U-Net (+ cross-attention maps) -> cropped back -> tuple.
+U-Net at a fixed timestep, conditioned by the ``conditioner`` component ->
+features tapped inside the U-Net (+ cross-attention maps) -> cropped back ->
+tuple.
 
-The pieces live by concern: argument/image checks and padding in
-``backbones/inputs.py``; probing and map processors in
-``diffusion/probe.py``; noise in ``diffusion/noise.py``; SDXL added
-conditioning in ``diffusion/added_cond.py``.
+The pieces live by concern: U-Net/VAE building, weights, encoding and the
+scheduler in the SD core (``diffusion/sd_core.py``); conditioning in
+``models/conditioning``; image checks and padding in ``backbones/inputs.py``;
+probing in ``diffusion/probe.py``; noise in ``diffusion/noise.py``; SDXL
+added conditioning in ``diffusion/added_cond.py``.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -17,62 +19,43 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmdiff.models.attention import AttentionStore
-from mmdiff.models.diffusion import (FeatureTaps, TapsDone,
-                                     load_diffusion_configs,
-                                     load_diffusion_weights,
-                                     load_unet_weights, load_vae_weights,
-                                     vpd_default_taps)
+from mmdiff.models.conditioning import build_conditioner
+from mmdiff.models.diffusion import FeatureTaps, TapsDone, vpd_default_taps
 from mmdiff.models.diffusion.added_cond import (added_cond_kwargs,
                                                 pooled_text_embeds)
-from mmdiff.models.diffusion.frozen import encode_latents, freeze
-from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
-from mmdiff.models.diffusion.noise import add_noise, sd_noise_scheduler
+from mmdiff.models.diffusion.noise import add_noise, check_noise
 from mmdiff.models.diffusion.probe import probe_unet
+from mmdiff.models.diffusion.sd_core import SDCore
 from mmdiff.models.diffusion.vae_taps import (probe_vae_taps,
                                               vae_feature_taps, vae_tap_paths)
 from mmdiff.registry import MODELS
-from .inputs import (as_pad_shape, autocast_context, check_backbone_args,
-                     check_images, crop, pad_images)
-
-
-class _FinishBuild(type(BaseModule)):
-    """Calls :meth:`DiffusionBackbone.finish_build` once the most derived
-    ``__init__`` has returned (a post-init hook for subclasses)."""
-
-    def __call__(cls, *args, **kwargs):
-        obj = super().__call__(*args, **kwargs)
-        obj.finish_build()
-        return obj
+from .inputs import as_pad_shape, check_images, crop, pad_images
 
 
 @MODELS.register_module()
-class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
+class DiffusionBackbone(SDCore, BaseModule):
     """Multi-scale features from a Stable Diffusion U-Net (VPD-style).
 
-    Conditioning here is a null prompt (one all-zero token); subclasses such
-    as :class:`VPD` override :meth:`condition`.
+    What the U-Net attends to is a component, ``conditioner`` (a null prompt
+    by default; :class:`VPD` builds VPD's class prompts).
 
     :meth:`forward` is a template method: it checks and pads the images,
     enters ``torch.autocast`` (``amp_dtype``), encodes them with the VAE,
-    asks :meth:`condition` for the encoder hidden states, calls
-    :meth:`extract` and returns its features in the input's dtype. The
-    public extension points, all run under the autocast, are:
+    asks the conditioner for the tokens (passing ``class_ids`` and the
+    per-image ``metainfo`` it was called with), calls :meth:`extract` and
+    returns its features in the input's dtype. Extension points:
 
-    * :meth:`condition`: the conditioning tokens ``(B, N, D)``;
+    * ``conditioner``: a registered
+      :class:`~mmdiff.models.conditioning.Conditioner` (tokens, their
+      parameters, what becomes of their attention maps);
     * :meth:`extract`: latents -> features (default: noise, one U-Net pass
       through :meth:`run_unet`, :meth:`tap_outputs`); override it for
       several passes or post-processing, built from :meth:`add_noise`,
       :meth:`run_unet` and :meth:`tap_outputs`;
-    * :meth:`reduce_maps`: attention maps -> output channels;
-    * :attr:`num_tokens` and :meth:`output_channels`: what the above do to
-      the channel counts; :meth:`finish_build` for checks that need the
-      whole object.
-
-    ``feature_info``/``out_channels`` are computed once, from
-    :meth:`output_channels`, on first use or after the most derived
-    ``__init__`` has returned (whichever comes first), never from the base
-    ``__init__``: a subclass may use them in its own ``__init__`` once the
-    state its :attr:`num_tokens` reads is set.
+    * :meth:`output_channels`: override it with :meth:`extract` when that
+      changes the channels. ``feature_info``/``out_channels`` are computed
+      from it on first use, so a subclass may set the state it reads after
+      the base ``__init__``.
 
     Args:
         pretrained (str, optional): Diffusers folder, hub id, or original
@@ -163,6 +146,11 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
             pad to the U-Net multiple and crop features back to
             ``ceil(H / stride)``. Defaults to None.
         pad_val (float): Padding value, in normalised units. Defaults to 0.
+        conditioner (dict, optional): The conditioning component, e.g.
+            ``dict(type='ClassPrompts', class_embeddings=...)``; built with
+            ``dim`` (the U-Net's ``cross_attention_dim``) and
+            ``local_files_only``. Defaults to None (``NullPrompt``: one
+            all-zero token).
         init_cfg (dict | list[dict], optional): mmengine init config, applied
             after the pretrained SD weights. Defaults to None.
     """
@@ -195,50 +183,36 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
                  lora: Optional[dict] = None,
                  pad_shape: Optional[Union[int, Sequence[int]]] = None,
                  pad_val: float = 0.,
+                 conditioner: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
-        from diffusers import AutoencoderKL, UNet2DConditionModel
-        check_backbone_args(latent_mode, amp_dtype)
-        self.scheduler = sd_noise_scheduler(noise)
-        self.pretrained = pretrained
-        self.original_config = original_config
-        self.local_files_only = local_files_only
-        self.unet_weights = unet_weights
-        self.vae_weights = vae_weights
+        check_noise(noise)
         self.use_attn = use_attn
         self.attn_grad = attn_grad
         self.timestep = timestep
-        self.scale_latents = scale_latents
-        self.latent_mode = latent_mode
         self.noise = noise
         self.noise_seed = noise_seed
-        self.freeze_unet = freeze_unet
-        self.freeze_vae = freeze_vae
-        self.amp_dtype = amp_dtype
-        self.lora = check_lora_cfg(lora, freeze_unet)
         self.pad_shape = as_pad_shape(pad_shape)
         self.pad_val = pad_val
         self._feature_info: Optional[List[dict]] = None
-
-        unet_config, vae_config = load_diffusion_configs(
-            pretrained, unet_cfg, vae_cfg, original_config, local_files_only)
-        self.unet = UNet2DConditionModel.from_config(unet_config)
-        if self.lora is not None:  # before probing, which lists the params
-            add_unet_lora(self.unet, **self.lora)  # to keep frozen by name
-        vae = AutoencoderKL.from_config(vae_config)
-        vae.decoder = None  # never used: features come from the encoder
-        vae.post_quant_conv = None
-        self.vae = vae
-
-        self.in_channels = self.vae.config.in_channels
-        cross_dim = self.unet.config.cross_attention_dim
-        self.cross_attention_dim = int(cross_dim if isinstance(cross_dim, int)
-                                       else cross_dim[0])
-        self.vae_factor = 2**(len(self.vae.config.block_out_channels) - 1)
-        self.unet_factor = 2**sum(
-            1 for b in self.unet.down_blocks
-            if getattr(b, 'downsamplers', None))
-        self.size_divisor = self.vae_factor * self.unet_factor
+        # LoRA is added before probing, which lists the parameters to keep
+        # frozen by name
+        self.build_sd(pretrained, unet_cfg, vae_cfg, original_config,
+                      local_files_only, unet_weights, vae_weights,
+                      lora=lora, freeze_unet=freeze_unet,
+                      freeze_vae=freeze_vae,
+                      grad_checkpointing=grad_checkpointing,
+                      latent_mode=latent_mode,
+                      scale_latents=scale_latents, amp_dtype=amp_dtype)
+        self.conditioner = build_conditioner(
+            conditioner, self.cross_attention_dim, local_files_only)
+        if use_attn and self.num_tokens < 2:
+            raise ValueError(
+                f'use_attn=True needs K >= 2 tokens per image (maps over a '
+                f'single token are constant); {type(self).__name__}\'s '
+                f'{type(self.conditioner).__name__} gives '
+                f'{self.num_tokens}. Fix: class embeddings with several '
+                'classes (and no per-image selection), or use_attn=False.')
         self.vae_tap_paths = vae_tap_paths(self.vae.encoder, vae_taps)
         self.vae_taps = vae_feature_taps(self.vae.encoder, self.vae_tap_paths)
         self.vae_tap_channels, self.vae_tap_strides = probe_vae_taps(
@@ -265,8 +239,6 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         self.attn_layers = probe.attn_layers
         self.attn_downsamples = probe.attn_downsamples
         self.unused_unet_params = probe.unused_params
-        if grad_checkpointing:
-            self.unet.enable_gradient_checkpointing()
         self._freeze_stages()
 
     # ------------------------------------------------------------------
@@ -274,12 +246,14 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
     # ------------------------------------------------------------------
     @property
     def num_tokens(self) -> int:
-        """Tokens in the conditioning (= channels of each attention map).
+        """Channels of each attention map (the conditioner's tokens)."""
+        return self.conditioner.num_tokens
 
-        Override it with :meth:`condition`; it is read only after the most
-        derived ``__init__`` (or by the subclass itself).
-        """
-        return 1
+    @property
+    def class_embed_select(self) -> bool:
+        """Whether the conditioner reads per-image ``class_ids`` (mmseg's
+        ``DepthEstimator`` then passes ``(inputs, class_ids)``)."""
+        return self.conditioner.takes_class_ids
 
     def output_channels(self) -> Tuple[int, ...]:
         """Channels of each output of :meth:`extract`.
@@ -298,7 +272,7 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
     def feature_info(self) -> List[dict]:
         """timm-style ``[dict(num_chs, reduction, module)]``, one per
         output (the ``vae_taps`` first, then :meth:`output_channels`),
-        computed once (see the class docstring)."""
+        computed on first use (see the class docstring)."""
         if self._feature_info is None:
             self._feature_info = [
                 dict(num_chs=c, reduction=s, module=f'vae.encoder.{p}')
@@ -316,26 +290,13 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         """Channels of each output (from :attr:`feature_info`)."""
         return tuple(info['num_chs'] for info in self.feature_info)
 
-    def finish_build(self) -> None:
-        """Called once after the most derived ``__init__``: computes
-        :attr:`feature_info`. Extend it (calling ``super()``) for checks that
-        need the whole object."""
-        self.feature_info  # noqa: B018 (computed and cached)
-
     # ------------------------------------------------------------------
     # Weights and training mode
     # ------------------------------------------------------------------
     def init_weights(self) -> None:
         """Load the pretrained SD weights, then apply ``init_cfg``."""
-        if not self._is_init and self.pretrained is not None:
-            load_diffusion_weights(self.unet, self.vae, self.pretrained,
-                                   self.original_config,
-                                   self.local_files_only)
-        if not self._is_init and self.unet_weights is not None:
-            load_unet_weights(self.unet, self.unet_weights)
-        if not self._is_init and self.vae_weights is not None:
-            load_vae_weights(self.vae, self.vae_weights,
-                             self.local_files_only)
+        if not self._is_init:
+            self.load_sd_weights()
         super().init_weights()
         self._is_init = True
 
@@ -343,9 +304,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         """VAE frozen and in eval unless ``freeze_vae=False``; U-Net too
         when ``freeze_unet``; U-Net parameters no tap depends on always
         frozen."""
-        freeze(([self.vae] if self.freeze_vae else []) +
-               ([self.unet] if self.freeze_unet else []), self.unet,
-               self.unused_unet_params)
+        self.freeze_sd()
+        for name in self.unused_unet_params:
+            self.unet.get_parameter(name).requires_grad = False
 
     def train(self, mode: bool = True) -> 'DiffusionBackbone':
         """Set training mode, keeping frozen parts frozen and in eval."""
@@ -358,7 +319,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
     # ------------------------------------------------------------------
     def forward(self,
                 inputs: Union[Tensor, Tuple[Tensor, Tensor]],
-                class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+                class_ids: Optional[Tensor] = None,
+                metainfo: Optional[Sequence[dict]] = None
+                ) -> Tuple[Tensor, ...]:
         """Extract features (the template method; see the class docstring).
 
         Args:
@@ -369,6 +332,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
                 ``class_embed_select`` and the metainfo a ``category_id``.
             class_ids (Tensor, optional): Per-image class index for
                 conditioning with one embedding per image. Defaults to None.
+            metainfo (Sequence[dict], optional): Per-image metainfo for the
+                conditioner (e.g. ``img_path`` for captions; mmdiff's
+                ``MetainfoEncoderDecoder`` passes it). Defaults to None.
 
         Returns:
             tuple[Tensor]: One map per output (the ``vae_taps``, then the
@@ -383,8 +349,8 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         with self.autocast(images.device.type):
             with self.vae_taps.capture() as vae_feats:
                 latents = self.encode(images)
-            cond = self.condition(images.shape[0], class_ids)
-            outs = self.extract(latents, cond.to(latents.device), out_hw)
+            cond = self.condition(images.shape[0], class_ids, metainfo)
+            outs = self.extract(latents, cond, out_hw)
             outs = self.vae_outputs(vae_feats, images, out_hw) + tuple(outs)
         if self.amp_dtype is None:
             return tuple(outs)
@@ -411,18 +377,13 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
             outs.append(crop(feat, stride, out_hw))
         return tuple(outs)
 
-    def autocast(self, device_type: str):
-        """``torch.autocast`` to ``amp_dtype``, or a no-op context."""
-        return autocast_context(self.amp_dtype, device_type)
-
     def condition(self, batch_size: int,
-                  class_ids: Optional[Tensor] = None) -> Tensor:
-        """Encoder hidden states ``(B, N, D)``: here a null (zero) token.
-
-        Extension point; ``N`` must equal :attr:`num_tokens`.
-        """
-        return torch.zeros(batch_size, 1, self.cross_attention_dim,
-                           device=self.unet.device, dtype=self.unet.dtype)
+                  class_ids: Optional[Tensor] = None,
+                  metainfo: Optional[Sequence[dict]] = None) -> Tensor:
+        """The conditioner's tokens ``(B, N, D)`` on the U-Net's device, in
+        its dtype."""
+        cond = self.conditioner(batch_size, class_ids, metainfo)
+        return cond.to(device=self.unet.device, dtype=self.unet.dtype)
 
     def extract(self, latents: Tensor, cond: Tensor,
                 out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
@@ -444,33 +405,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
         feats, maps = self.run_unet(self.add_noise(latents), cond)
         return self.tap_outputs(feats, maps, out_hw)
 
-    def reduce_maps(self, maps: Dict[int, Tensor]) -> Dict[int, Tensor]:
-        """Turn per-token maps into output channels (identity here).
-
-        Extension point, called by :meth:`tap_outputs`.
-        """
-        return maps
-
     # ------------------------------------------------------------------
     # Building blocks of extract()
     # ------------------------------------------------------------------
-    def encode(self, images: Tensor) -> Tensor:
-        """VAE latents of images in [-1, 1] (no gradient while the VAE is
-        frozen, i.e. unless ``freeze_vae=False``).
-
-        Args:
-            images (Tensor): ``(B, 3, H, W)``, H and W multiples of the VAE
-                factor.
-
-        Returns:
-            Tensor: ``(B, 4, H / 8, W / 8)`` for SD.
-        """
-        latents = encode_latents(self.vae, images, self.latent_mode,
-                                 not self.freeze_vae)
-        if self.scale_latents:
-            latents = latents * self.vae.config.scaling_factor
-        return latents
-
     def add_noise(self, latents: Tensor, timestep: Optional[int] = None,
                   seed: Optional[int] = None) -> Tensor:
         """Apply the noise policy at ``timestep`` (default: the backbone's),
@@ -515,9 +452,9 @@ class DiffusionBackbone(BaseModule, metaclass=_FinishBuild):
 
     def tap_outputs(self, feats: Dict[str, Tensor], maps: Dict[int, Tensor],
                     out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
-        """Taps (+ :meth:`reduce_maps` of their resolution), cropped to
-        ``out_hw``, in tap order."""
-        maps = self.reduce_maps(maps)
+        """Taps (+ the conditioner's ``reduce_maps`` of their resolution),
+        cropped to ``out_hw``, in tap order."""
+        maps = self.conditioner.reduce_maps(maps)
         outs = []
         for path, stride in zip(self.tap_paths, self.tap_strides):
             feat = feats[path]

@@ -3,15 +3,16 @@
 Data path: image in [-1, 1] -> pad to the token multiple -> frozen VAE
 encoder -> the model's latent normalisation (``(z - shift_factor) *
 scaling_factor``) -> optional noise (rectified flow for SD3/FLUX, DDPM for
-PixArt) -> the transformer at a fixed timestep, conditioned by
-:meth:`DiTBackbone.condition` -> image tokens of the tapped blocks,
+PixArt) -> the transformer at a fixed timestep, conditioned by the ``conditioner``
+component (null prompt, class prompts ...) -> image tokens of the tapped blocks,
 reshaped to 2D (+ text->image attention maps) -> cropped back -> tuple, all
 at one stride (VAE factor x patch size, 16 for the released models): a
 ``mmdiff.SimpleFeaturePyramid`` neck turns them into a pyramid.
 
 What differs per model family lives in :mod:`mmdiff.models.diffusion.dit`;
 loading in :mod:`~mmdiff.models.diffusion.dit_loading`; the taps, LoRA,
-noise policy, map store and image checks are the U-Net backbone's.
+noise policy, map store, conditioners, autocast and image checks are the
+U-Net backbone's.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -21,19 +22,20 @@ from torch import Tensor
 
 from mmdiff.models.attention import (AttentionStore, JointMapProcessor,
                                      MapCollectingAttnProcessor)
+from mmdiff.models.conditioning import build_conditioner
 from mmdiff.models.diffusion import FeatureTaps, TapsDone
 from mmdiff.models.diffusion.dit_loading import (load_dit_configs,
                                                  load_dit_weights,
                                                  load_transformer_weights)
-from mmdiff.models.diffusion.frozen import encode_latents, freeze
 from mmdiff.models.diffusion.loading import load_vae_weights
 from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
 from mmdiff.models.diffusion.noise import add_noise, dit_noise_scheduler
 from mmdiff.models.diffusion.probe import graph_leaves
+from mmdiff.models.diffusion.sd_core import (AMP_DTYPES, LATENT_MODES,
+                                             SDCore, check_choice,
+                                             vae_encode)
 from mmdiff.registry import MODELS
-from .class_embeds import resolve_class_embeddings
-from .inputs import (as_pad_shape, autocast_context, check_backbone_args,
-                     check_images, crop, pad_images)
+from .inputs import as_pad_shape, check_images, crop, pad_images
 
 
 @MODELS.register_module()
@@ -74,13 +76,13 @@ class DiTBackbone(BaseModule):
             blocks only. Defaults to () (none).
         attn_grad (bool): Let gradients flow through the maps. Defaults to
             False.
-        class_embeddings (str | dict | Tensor, optional): Class prompt
-            tokens ``(K, text_dim)`` given to the model as its text
-            sequence (VPD's ``class_embeddings`` forms: a file, a tensor,
-            ``dict(num_classes=K, dim=D)`` for learnable ones, or
-            ``dict(class_names=..., text_encoder=...)``), e.g. T5 token
-            embeddings precomputed offline. Defaults to None: the null
-            prompt, one all-zero token.
+        conditioner (dict, optional): The conditioning component giving the
+            text tokens, built with ``dim`` = the model's text width
+            (``joint_attention_dim``; PixArt: ``caption_channels``), e.g.
+            ``dict(type='ClassPrompts', class_embeddings=...)``: class
+            prompt tokens ``(K, text_dim)``, e.g. T5 embeddings precomputed
+            offline, or ``dict(num_classes=K, dim=D)`` learnable ones.
+            Defaults to None: ``NullPrompt``, one all-zero token.
         pooled_embeds (str | Tensor, optional): SD3/FLUX pooled text
             embedding ``(pooled_dim, )`` (a tensor or a ``.pth`` file, e.g.
             the CLIP-pooled empty prompt). Defaults to None (zeros).
@@ -122,7 +124,7 @@ class DiTBackbone(BaseModule):
                  taps: Sequence[int] = (-1, ),
                  attn_blocks: Sequence[int] = (),
                  attn_grad: bool = False,
-                 class_embeddings: Optional[Union[str, dict, Tensor]] = None,
+                 conditioner: Optional[dict] = None,
                  pooled_embeds: Optional[Union[str, Tensor]] = None,
                  timestep: int = 1,
                  noise: str = 'none',
@@ -138,7 +140,8 @@ class DiTBackbone(BaseModule):
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
         from diffusers import AutoencoderKL
-        check_backbone_args(latent_mode, amp_dtype)
+        check_choice('latent_mode', latent_mode, LATENT_MODES)
+        check_choice('amp_dtype', amp_dtype, AMP_DTYPES)
         self.family, tcfg, vcfg = load_dit_configs(
             family, pretrained, transformer_cfg, vae_cfg, original_config,
             local_files_only)
@@ -188,14 +191,13 @@ class DiTBackbone(BaseModule):
         self.attn_store = AttentionStore(detach=not attn_grad)
         self._install_map_processors()
 
-        embeds, learnable = resolve_class_embeddings(
-            class_embeddings, self.text_dim, local_files_only)
-        if embeds is None:
-            embeds = torch.zeros(1, self.text_dim)  # the null prompt
-        embeds = embeds.reshape(-1, self.text_dim)  # (K, L, D): K * L
-        self._set_tensor('text_embeds', embeds, learnable)
-        self._set_tensor('pooled_embeds', _pooled(pooled_embeds,
-                                                  self.pooled_dim), False)
+        self.conditioner = build_conditioner(conditioner, self.text_dim,
+                                             local_files_only)
+        pooled = _pooled(pooled_embeds, self.pooled_dim)
+        if pooled is None:
+            self.pooled_embeds = None
+        else:
+            self.register_buffer('pooled_embeds', pooled)
         self.unused_params = self._probe()
         if grad_checkpointing:
             self.transformer.enable_gradient_checkpointing()
@@ -216,14 +218,6 @@ class DiTBackbone(BaseModule):
     # ------------------------------------------------------------------
     # Building
     # ------------------------------------------------------------------
-    def _set_tensor(self, name: str, value: Optional[Tensor],
-                    learnable: bool) -> None:
-        if value is None or learnable:
-            setattr(self, name, None if value is None
-                    else torch.nn.Parameter(value))
-        else:
-            self.register_buffer(name, value)
-
     def _install_map_processors(self) -> None:
         """Map-collecting processors on the ``attn_blocks``' layers only."""
         layers = self.family.map_layers(self.transformer, self.attn_blocks)
@@ -256,8 +250,14 @@ class DiTBackbone(BaseModule):
 
     @property
     def num_tokens(self) -> int:
-        """Text tokens (= channels of the attention maps)."""
-        return self.text_embeds.shape[0]
+        """Channels of each attention map (the conditioner's tokens)."""
+        return self.conditioner.num_tokens
+
+    @property
+    def class_embed_select(self) -> bool:
+        """Whether the conditioner reads per-image ``class_ids`` (mmseg's
+        ``DepthEstimator`` then passes ``(inputs, class_ids)``)."""
+        return self.conditioner.takes_class_ids
 
     # ------------------------------------------------------------------
     # Weights and training mode
@@ -278,9 +278,13 @@ class DiTBackbone(BaseModule):
         self._is_init = True
 
     def _freeze_stages(self) -> None:
-        freeze(([self.vae] if self.freeze_vae else []) +
-               ([self.transformer] if self.freeze_transformer else []),
-               self.transformer, self.unused_params)
+        frozen = ([self.vae] if self.freeze_vae else []) + (
+            [self.transformer] if self.freeze_transformer else [])
+        for module in frozen:
+            module.eval()
+            module.requires_grad_(False)
+        for name in self.unused_params:
+            self.transformer.get_parameter(name).requires_grad = False
 
     def train(self, mode: bool = True) -> 'DiTBackbone':
         """Set training mode, keeping frozen parts frozen and in eval."""
@@ -291,10 +295,17 @@ class DiTBackbone(BaseModule):
     # ------------------------------------------------------------------
     # Forward
     # ------------------------------------------------------------------
+    #: ``torch.autocast`` to ``amp_dtype``, or a no-op (the SD core's).
+    autocast = SDCore.autocast
+
     def forward(self,
                 inputs: Union[Tensor, Tuple[Tensor, Tensor]],
-                class_ids: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
-        """Features of images ``(B, 3, H, W)`` in [-1, 1], any size.
+                class_ids: Optional[Tensor] = None,
+                metainfo: Optional[Sequence[dict]] = None
+                ) -> Tuple[Tensor, ...]:
+        """Features of images ``(B, 3, H, W)`` in [-1, 1], any size (or
+        ``(images, class_ids)``); ``class_ids`` and ``metainfo`` go to the
+        conditioner.
 
         Returns:
             tuple[Tensor]: One ``(B, out_channels[i], ceil(H / s),
@@ -310,17 +321,19 @@ class DiTBackbone(BaseModule):
                                tuple(s // self.vae_factor
                                      for s in images.shape[-2:]),
                                self.vae_factor)
-        with autocast_context(self.amp_dtype, images.device.type):
+        with self.autocast(images.device.type):
             latents = self.add_noise(self.encode(images))
-            text, pooled = self.condition(images.shape[0], class_ids)
+            text, pooled = self.condition(images.shape[0], class_ids,
+                                          metainfo)
             feats, maps = self.run_transformer(latents, text, pooled)
             outs = self.outputs(feats, maps, out_hw)
         return tuple(out.to(inputs.dtype) for out in outs)
 
     def encode(self, images: Tensor) -> Tensor:
         """Normalised VAE latents, as the model was trained on them."""
-        latents = encode_latents(self.vae, images, self.latent_mode,
-                                 not self.freeze_vae)
+        with torch.set_grad_enabled(torch.is_grad_enabled()
+                                    and not self.freeze_vae):
+            latents = vae_encode(self.vae, images, self.latent_mode)
         shift = self.vae.config.shift_factor or 0.
         return (latents - shift) * self.vae.config.scaling_factor
 
@@ -330,13 +343,14 @@ class DiTBackbone(BaseModule):
                          self.noise_seed)
 
     def condition(self, batch_size: int,
-                  class_ids: Optional[Tensor] = None
+                  class_ids: Optional[Tensor] = None,
+                  metainfo: Optional[Sequence[dict]] = None
                   ) -> Tuple[Tensor, Optional[Tensor]]:
-        """Text tokens ``(B, N, text_dim)`` and pooled embedding
-        ``(B, pooled_dim)`` (None where the model takes none). Every image
-        gets all tokens (VPD); ``class_ids`` is accepted for hosts that
-        pass it."""
-        text = self.text_embeds.unsqueeze(0).expand(batch_size, -1, -1)
+        """The conditioner's text tokens ``(B, N, text_dim)`` and the
+        pooled embedding ``(B, pooled_dim)`` (None where the model takes
+        none)."""
+        device = next(self.transformer.parameters()).device
+        text = self.conditioner(batch_size, class_ids, metainfo).to(device)
         if self.pooled_dim is None:
             return text, None
         pooled = self.pooled_embeds
@@ -377,7 +391,9 @@ class DiTBackbone(BaseModule):
 
     def outputs(self, feats: Dict[str, Tensor], maps: Dict[int, Tensor],
                 out_hw: Tuple[int, int]) -> Tuple[Tensor, ...]:
-        """Tap maps (+ attention maps), cropped to ``out_hw``."""
+        """Tap maps (+ the conditioner's ``reduce_maps`` of the attention
+        maps), cropped to ``out_hw``."""
+        maps = self.conditioner.reduce_maps(maps)
         outs = []
         for path in self.tap_paths:
             feat = feats[path]

@@ -1,6 +1,5 @@
-"""What a diffusion backbone checks and does to its arguments and images
-before the VAE: argument checks, image checks, padding and cropping."""
-import contextlib
+"""What a diffusion backbone checks and does to its images before the VAE:
+image checks, padding and cropping (argument checks: the SD core's)."""
 import math
 from typing import Optional, Sequence, Tuple, Union
 
@@ -9,20 +8,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdiff.utils.image_size import check_image_size
-
-LATENT_MODES = ('mode', 'sample')
-AMP_DTYPES = (None, 'bfloat16', 'float16')
-
-
-def check_backbone_args(latent_mode: str, amp_dtype: Optional[str]) -> None:
-    """Refuse unknown ``latent_mode``/``amp_dtype`` values."""
-    if latent_mode not in LATENT_MODES:
-        raise ValueError(f"latent_mode must be 'mode' or 'sample', got "
-                         f'{latent_mode!r}.')
-    if amp_dtype not in AMP_DTYPES:
-        raise ValueError(f"amp_dtype must be None, 'bfloat16' or "
-                         f"'float16', got {amp_dtype!r}.")
-
 
 def as_pad_shape(pad_shape: Optional[Union[int, Sequence[int]]]
                  ) -> Optional[Tuple[int, int]]:
@@ -90,11 +75,3 @@ def crop(feat: Tensor, stride: int, out_hw: Tuple[int, int]) -> Tensor:
     """A stride-``stride`` map cropped to ``ceil(out_hw / stride)``."""
     return feat[..., :math.ceil(out_hw[0] / stride),
                 :math.ceil(out_hw[1] / stride)]
-
-
-def autocast_context(amp_dtype: Optional[str], device_type: str):
-    """``torch.autocast`` to ``amp_dtype`` on ``device_type``, or a no-op
-    context when ``amp_dtype`` is None."""
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=getattr(torch, amp_dtype))

@@ -1,7 +1,8 @@
 """The backbone's noise policy: none, seeded or random DDPM noise.
 
-Latents are noised with Stable Diffusion's training schedule (DDPM,
-``scaled_linear`` betas 0.00085-0.012, 1000 steps) at the U-Net's timestep.
+Latents are noised with the model's DDPM schedule (the SD core's
+``scheduler``: the model folder's, else SD's training schedule) at the
+U-Net's timestep.
 """
 from typing import Optional
 
@@ -11,24 +12,12 @@ from torch import Tensor
 NOISE_KINDS = ('none', 'seeded', 'random')
 
 
-def sd_noise_scheduler(kind: str):
-    """SD's DDPM scheduler for ``kind`` (None for ``'none'``).
-
-    Args:
-        kind (str): ``'none'``, ``'seeded'`` or ``'random'``.
-
-    Returns:
-        diffusers.DDPMScheduler | None
-    """
+def check_noise(kind: str) -> None:
+    """Refuse a noise policy other than ``'none'``, ``'seeded'`` and
+    ``'random'``."""
     if kind not in NOISE_KINDS:
         raise ValueError(f"noise must be 'none', 'seeded' or 'random', "
                          f'got {kind!r}.')
-    if kind == 'none':
-        return None
-    from diffusers import DDPMScheduler
-    return DDPMScheduler(beta_start=0.00085, beta_end=0.012,
-                         beta_schedule='scaled_linear',
-                         num_train_timesteps=1000)
 
 
 def add_noise(scheduler, kind: str, latents: Tensor, timestep: int,
@@ -36,7 +25,7 @@ def add_noise(scheduler, kind: str, latents: Tensor, timestep: int,
     """Noise ``latents`` to ``timestep`` under the policy ``kind``.
 
     Args:
-        scheduler: From :func:`sd_noise_scheduler` (None for ``'none'``).
+        scheduler: A ``DDPMScheduler`` (unused for ``'none'``).
         kind (str): ``'none'`` (latents returned as they are), ``'seeded'``
             (the same noise for a seed at every call) or ``'random'``.
         latents (Tensor): ``(B, C, h, w)``.
@@ -93,7 +82,8 @@ def dit_noise_scheduler(kind: str, flow: bool):
     Returns:
         FlowMatchNoise | diffusers.DDPMScheduler | None
     """
-    if sd_noise_scheduler(kind) is None:  # also checks kind
+    check_noise(kind)
+    if kind == 'none':
         return None
     if flow:
         return FlowMatchNoise()

@@ -28,23 +28,16 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
-from mmdiff.models.diffusion import (load_diffusion_configs,
-                                     load_diffusion_weights,
-                                     load_unet_weights, load_vae_weights)
-from mmdiff.models.diffusion.lora import add_unet_lora, check_lora_cfg
+from mmdiff.models.diffusion.sd_core import SDCore, check_choice
+from mmdiff.models.text.caption_encoder import (batch_captions,
+                                                build_caption_encoder)
 from mmdiff.registry import MODELS
 
-from .caption_encoder import batch_captions, build_caption_encoder
-
-#: Stable Diffusion 1.x/2.x training noise schedule (its scheduler config).
-SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085,
-                    beta_end=0.012, beta_schedule='scaled_linear',
-                    clip_sample=False)
 PREDICTION_TYPES = ('epsilon', 'v_prediction')
 
 
 @MODELS.register_module()
-class DiffusionPretrainer(BaseModel):
+class DiffusionPretrainer(SDCore, BaseModel):
     """Train a diffusers U-Net with the denoising objective.
 
     Args:
@@ -71,8 +64,10 @@ class DiffusionPretrainer(BaseModel):
             config's ``scaling_factor`` (SD1: 0.18215). A value given here
             is written into the VAE's config, so the exported folder carries
             it. Defaults to None.
-        scheduler (dict, optional): ``DDPMScheduler`` arguments. Defaults to
-            None (:data:`SD_SCHEDULER`).
+        scheduler (dict, optional): ``DDPMScheduler`` arguments over the
+            schedule of ``pretrained`` (a diffusers folder's ``scheduler/``)
+            or SD's (:data:`~mmdiff.models.diffusion.sd_core.SD_SCHEDULER`).
+            Defaults to None.
         conditioning (str): ``'none'`` (null prompt: one all-zero token),
             ``'class'`` (a learned token per class, from the data sample's
             metainfo ``class_id``) or ``'caption'`` (the data sample's
@@ -132,50 +127,26 @@ class DiffusionPretrainer(BaseModel):
                 std=[127.5] * 3, bgr_to_rgb=True)
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
-        from diffusers import (AutoencoderKL, DDPMScheduler,
-                               UNet2DConditionModel)
-        _check_choice('prediction_type', prediction_type, PREDICTION_TYPES)
-        _check_choice('latent_mode', latent_mode, ('sample', 'mode'))
-        _check_choice('conditioning', conditioning,
-                      ('none', 'class', 'caption'))
-        _check_choice('amp_dtype', amp_dtype, (None, 'bfloat16', 'float16'))
+        check_choice('prediction_type', prediction_type, PREDICTION_TYPES)
+        check_choice('conditioning', conditioning,
+                     ('none', 'class', 'caption'))
         if snr_gamma is not None and not snr_gamma > 0:
             raise ValueError(f'snr_gamma must be > 0 or None, got '
                              f'{snr_gamma!r} (diffusers recommends 5.0).')
-        self.pretrained = pretrained
-        self.original_config = original_config
-        self.local_files_only = local_files_only
-        self.vae_weights = vae_weights
-        self.unet_weights = unet_weights
         self.prediction_type = prediction_type
-        self.latent_mode = latent_mode
         self.snr_gamma = snr_gamma
-        self.amp_dtype = amp_dtype
-        self.lora = check_lora_cfg(lora)
-
-        unet_config, vae_config = load_diffusion_configs(
-            pretrained, unet_cfg, vae_cfg, original_config, local_files_only)
-        if unet_config.get('addition_embed_type') is not None:
-            raise ValueError(
-                'DiffusionPretrainer trains U-Nets conditioned by tokens '
-                'only (SD 1.x / 2.x layouts); this one needs added '
-                f"conditioning ({unet_config['addition_embed_type']!r}, "
-                'e.g. SDXL). Fix: use an SD1/SD2-shaped unet_cfg.')
-        self.unet = UNet2DConditionModel.from_config(unet_config)
-        if grad_checkpointing:
-            self.unet.enable_gradient_checkpointing()
-        if self.lora is not None:
-            add_unet_lora(self.unet, **self.lora)
-        self.vae = AutoencoderKL.from_config(vae_config)  # decoder: samples
-        self.vae.requires_grad_(False)
+        self.build_sd(pretrained, unet_cfg, vae_cfg, original_config,
+                      local_files_only, unet_weights, vae_weights,
+                      decoder=True, lora=lora,
+                      grad_checkpointing=grad_checkpointing,
+                      latent_mode=latent_mode, scale_latents=True,
+                      amp_dtype=amp_dtype,
+                      scheduler=dict(scheduler or {},
+                                     prediction_type=prediction_type),
+                      check_unet=_check_tokens_only)
         if scaling_factor is not None:
             self.vae.register_to_config(scaling_factor=float(scaling_factor))
-        self.scheduler = DDPMScheduler(
-            **dict(SD_SCHEDULER, **(scheduler or {})),
-            prediction_type=prediction_type)
-        cross = self.unet.config.cross_attention_dim
-        self.cross_attention_dim = int(cross if isinstance(cross, int)
-                                       else cross[0])
+        self.freeze_sd()
         self.conditioning = conditioning
         self.class_embed = None
         if conditioning == 'class':
@@ -201,23 +172,10 @@ class DiffusionPretrainer(BaseModel):
                              f"'caption' only, got conditioning="
                              f'{conditioning!r}.')
 
-    @property
-    def scaling_factor(self) -> float:
-        """The latent scale (the VAE config's ``scaling_factor``)."""
-        return float(self.vae.config.scaling_factor)
-
     def init_weights(self) -> None:
         """Load ``pretrained`` / ``unet_weights`` / ``vae_weights``, then
         apply ``init_cfg`` if any (diffusers modules init themselves)."""
-        if self.pretrained is not None:
-            load_diffusion_weights(self.unet, self.vae, self.pretrained,
-                                   self.original_config,
-                                   self.local_files_only, vae_ignore=())
-        if self.unet_weights is not None:
-            load_unet_weights(self.unet, self.unet_weights)
-        if self.vae_weights is not None:  # weights only: config kept
-            load_vae_weights(self.vae, self.vae_weights,
-                             self.local_files_only, vae_ignore=())
+        self.load_sd_weights()  # vae_weights: weights only, config kept
         if self.text_encoder is not None:
             self.text_encoder.load_weights()
         if self.init_cfg is not None:
@@ -262,14 +220,6 @@ class DiffusionPretrainer(BaseModel):
                              'image (data sample metainfo class_id).')
         return self.class_embed(class_ids.to(device))[:, None]
 
-    @torch.no_grad()
-    def encode(self, images: Tensor) -> Tensor:
-        """Scaled VAE latents of images in [-1, 1]."""
-        posterior = self.vae.encode(images).latent_dist
-        latents = posterior.sample() if self.latent_mode == 'sample' \
-            else posterior.mode()
-        return latents * self.scaling_factor
-
     def _class_ids(self, data_samples, device) -> Optional[Tensor]:
         if self.class_embed is None:
             return None
@@ -286,11 +236,6 @@ class DiffusionPretrainer(BaseModel):
         if self.text_encoder is None:
             return None
         return batch_captions(data_samples, self.caption_dropout)
-
-    def _autocast(self, device_type: str):
-        dtype = getattr(torch, self.amp_dtype) if self.amp_dtype else None
-        return torch.autocast(device_type, dtype=dtype,
-                              enabled=dtype is not None)
 
     def target(self, latents: Tensor, noise: Tensor, t: Tensor) -> Tensor:
         """What the U-Net learns to predict: the noise, or the velocity
@@ -323,7 +268,7 @@ class DiffusionPretrainer(BaseModel):
             dict: ``loss`` (weighted MSE, what is optimised) and
             ``mse`` (plain MSE, logged only: comparable across weightings).
         """
-        with self._autocast(inputs.device.type):
+        with self.autocast(inputs.device.type):
             latents = self.encode(inputs).float()
             noise = torch.randn_like(latents)
             b = latents.shape[0]
@@ -407,11 +352,14 @@ class DiffusionPretrainer(BaseModel):
             pred = unet(latents, t, encoder_hidden_states=cond).sample
             latents = ddim.step(pred, t, latents).prev_sample
         unet.train(was_training)
-        images = self.vae.decode(latents / self.scaling_factor).sample
-        return images.clamp(-1, 1)
+        return self.decode(latents).clamp(-1, 1)
 
 
-def _check_choice(name: str, value, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f'{name} must be one of {list(allowed)}, got '
-                         f'{value!r}.')
+def _check_tokens_only(unet_config: dict) -> None:
+    """Refuse U-Nets that need added conditioning (SDXL)."""
+    if unet_config.get('addition_embed_type') is not None:
+        raise ValueError(
+            'DiffusionPretrainer trains U-Nets conditioned by tokens '
+            'only (SD 1.x / 2.x layouts); this one needs added '
+            f"conditioning ({unet_config['addition_embed_type']!r}, "
+            'e.g. SDXL). Fix: use an SD1/SD2-shaped unet_cfg.')

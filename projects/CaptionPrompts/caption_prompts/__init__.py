@@ -1,5 +1,4 @@
-"""TADP-style per-image caption prompts on mmdiff's VPD backbone."""
+"""TADP-style per-image caption prompts on mmdiff's diffusion backbone."""
 from .caption_vpd import CaptionVPD
-from .segmentor import CaptionEncoderDecoder
 
-__all__ = ['CaptionVPD', 'CaptionEncoderDecoder']
+__all__ = ['CaptionVPD']

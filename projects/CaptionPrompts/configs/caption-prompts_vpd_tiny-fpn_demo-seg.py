@@ -15,7 +15,7 @@ custom_imports = dict(
     allow_failed_imports=False)
 max_length = 16
 model = dict(
-    type='mmdiff.CaptionEncoderDecoder',
+    type='mmdiff.MetainfoEncoderDecoder',
     backbone=dict(
         _base_.demo_backbone,
         _delete_=True,

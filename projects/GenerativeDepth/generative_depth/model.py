@@ -14,9 +14,7 @@ from mmseg.models.segmentors import BaseSegmentor, DepthEstimator
 from mmengine.structures import PixelData
 from torch import Tensor, nn
 
-from mmdiff.models.diffusion.loading import (load_diffusion_configs,
-                                             load_diffusion_weights,
-                                             load_vae_weights)
+from mmdiff.models.diffusion.sd_core import SDCore, check_choice
 from mmdiff.registry import MODELS
 from .targets import align_affine, depth_to_normals, normalize_depth
 
@@ -26,13 +24,8 @@ TARGETS = ('depth', 'normal')
 LOSSES = ('latent_mse', 'pixel_mse')
 
 
-def _check(name: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f'{name} must be one of {choices}, got {value!r}.')
-
-
 @MODELS.register_module()
-class GenerativeDepth(BaseSegmentor):
+class GenerativeDepth(SDCore, BaseSegmentor):
     """U-Net as a one-step predictor of the depth (or normal) latent.
 
     Args:
@@ -107,19 +100,13 @@ class GenerativeDepth(BaseSegmentor):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor,
                          init_cfg=init_cfg)
-        from diffusers import (AutoencoderKL, DDPMScheduler,
-                               UNet2DConditionModel)
-        _check('input_mode', input_mode, INPUT_MODES)
-        _check('conv_in_init', conv_in_init, CONV_IN_INITS)
-        _check('target', target, TARGETS)
-        _check('depth_mode', depth_mode, ('affine', 'metric'))
-        _check('loss', loss, LOSSES)
+        check_choice('input_mode', input_mode, INPUT_MODES)
+        check_choice('conv_in_init', conv_in_init, CONV_IN_INITS)
+        check_choice('target', target, TARGETS)
+        check_choice('depth_mode', depth_mode, ('affine', 'metric'))
+        check_choice('loss', loss, LOSSES)
         if not 0 <= timestep < 1000:
             raise ValueError(f'timestep must be in [0, 999], got {timestep}.')
-        self.pretrained = pretrained
-        self.original_config = original_config
-        self.local_files_only = local_files_only
-        self.vae_weights = vae_weights
         self.input_mode = input_mode
         self.conv_in_init = conv_in_init
         self.timestep = timestep
@@ -129,17 +116,15 @@ class GenerativeDepth(BaseSegmentor):
         self.quantile = quantile
         self.loss_type = loss
         self.normal_focal = normal_focal
-        self.scale_latents = scale_latents
         self.noise_seed = noise_seed
         self.train_cfg = train_cfg or {}
         self.test_cfg = test_cfg or {}
         self.align_corners = False  # DepthEstimator.postprocess_result
 
-        unet_config, vae_config = load_diffusion_configs(
-            pretrained, unet_cfg, vae_cfg, original_config, local_files_only)
-        self.unet = UNet2DConditionModel.from_config(unet_config)
-        self.vae = AutoencoderKL.from_config(vae_config)
-        self.latent_channels = self.vae.config.latent_channels
+        self.build_sd(pretrained, unet_cfg, vae_cfg, original_config,
+                      local_files_only, vae_weights=vae_weights,
+                      decoder=True, grad_checkpointing=grad_checkpointing,
+                      scale_latents=scale_latents)
         if self.unet.config.in_channels != self.latent_channels:
             raise ValueError(
                 f'unet in_channels ({self.unet.config.in_channels}) must '
@@ -147,14 +132,7 @@ class GenerativeDepth(BaseSegmentor):
                 'give the pretrained U-Net\'s config; input_mode='
                 "'concat_noise' widens conv_in itself.")
         self._widen_conv_in()
-        self.scheduler = DDPMScheduler(
-            beta_start=0.00085, beta_end=0.012,
-            beta_schedule='scaled_linear', num_train_timesteps=1000)
-        self.vae_factor = 2**(len(self.vae.config.block_out_channels) - 1)
-        self.size_divisor = self.vae_factor * 2**(
-            len(self.unet.config.block_out_channels) - 1)
-        cross = self.unet.config.cross_attention_dim
-        cross = int(cross if isinstance(cross, int) else cross[0])
+        cross = self.cross_attention_dim
         if isinstance(prompt_embeds, str):
             prompt_embeds = torch.load(prompt_embeds, map_location='cpu',
                                        weights_only=True)
@@ -166,9 +144,7 @@ class GenerativeDepth(BaseSegmentor):
             raise ValueError(f'prompt_embeds width {prompt_embeds.shape[-1]}'
                              f' != the U-Net cross_attention_dim {cross}.')
         self.register_buffer('prompt_embeds', prompt_embeds, persistent=False)
-        if grad_checkpointing:
-            self.unet.enable_gradient_checkpointing()
-        self._freeze_vae()
+        self.freeze_sd()
 
     # ------------------------------------------------------------------
     def _widen_conv_in(self) -> None:
@@ -188,46 +164,28 @@ class GenerativeDepth(BaseSegmentor):
         self.unet.conv_in = new
         self.unet.register_to_config(in_channels=new.in_channels)
 
-    def _freeze_vae(self) -> None:
-        self.vae.eval()
-        self.vae.requires_grad_(False)
-
     def init_weights(self) -> None:
         """Pretrained U-Net + VAE (conv_in widened after loading)."""
-        if not self._is_init and self.pretrained is not None:
-            if self.input_mode != 'direct':  # load into the original shape
+        if not self._is_init:
+            narrow = self.pretrained is not None and \
+                self.input_mode != 'direct'
+            if narrow:  # load into the original shape
                 wide = self.unet.conv_in
                 self.unet.conv_in = nn.Conv2d(
                     self.latent_channels, wide.out_channels,
                     wide.kernel_size, wide.stride, wide.padding)
-            load_diffusion_weights(self.unet, self.vae, self.pretrained,
-                                   self.original_config,
-                                   self.local_files_only, vae_ignore=())
-            self._widen_conv_in()
-        if not self._is_init and self.vae_weights is not None:
-            load_vae_weights(self.vae, self.vae_weights,
-                             self.local_files_only, vae_ignore=())
+            self.load_sd_weights()
+            if narrow:
+                self._widen_conv_in()
         super().init_weights()
         self._is_init = True
 
     def train(self, mode: bool = True) -> 'GenerativeDepth':
         super().train(mode)
-        self._freeze_vae()
+        self.freeze_sd()
         return self
 
     # ------------------------------------------------------------------
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        """VAE latent (distribution mode) of a [-1, 1] map ``(B, 3, H, W)``."""
-        z = self.vae.encode(x).latent_dist.mode()
-        return z * self.vae.config.scaling_factor if self.scale_latents else z
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Frozen VAE decoder (gradients flow to ``z``)."""
-        if self.scale_latents:
-            z = z / self.vae.config.scaling_factor
-        return self.vae.decode(z).sample
-
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         """The image latent (the U-Net's only visual input)."""
         return [self.encode(inputs)]

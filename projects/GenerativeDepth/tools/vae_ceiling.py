@@ -21,12 +21,14 @@ import torch
 
 def vae_round_trip(vae, depth: torch.Tensor, max_depth: float = 10.,
                    min_depth: float = 1e-3) -> torch.Tensor:
-    """Depth ``(B, 1, H, W)`` (metres) through encoder and decoder."""
-    sf = vae.config.scaling_factor
+    """Depth ``(B, 1, H, W)`` (metres) through encoder and decoder (the SD
+    core's, as ``GenerativeDepth`` runs them)."""
+    from mmdiff.models.diffusion.sd_core import vae_decode, vae_encode
     x = (depth / max_depth * 2 - 1).clamp(-1, 1).repeat(1, 3, 1, 1)
     with torch.no_grad():
-        z = vae.encode(x).latent_dist.mode() * sf
-        out = vae.decode(z / sf).sample.mean(1, keepdim=True).clamp(-1, 1)
+        z = vae_encode(vae, x, 'mode', scale=True)
+        out = vae_decode(vae, z, scale=True).mean(1, keepdim=True).clamp(
+            -1, 1)
     return ((out + 1) / 2 * max_depth).clamp(min=min_depth)
 
 

@@ -33,8 +33,10 @@ class HyperfeatureVPD(VPD):
             with a 1x1 conv shared by the passes (Hyperfeatures' bottleneck
             layers) before mixing. None: no projection, VPD's channels.
             Defaults to None.
-        **kwargs: :class:`VPD` arguments. A ``timestep`` (e.g. inherited
-            from a VPD config) is ignored: ``timesteps`` decide.
+        timestep (int, optional): VPD's single timestep, e.g. inherited
+            from a VPD config: it must be one of ``timesteps`` (which
+            decide). Defaults to None.
+        **kwargs: :class:`VPD` arguments.
     """
 
     def __init__(self,
@@ -42,11 +44,17 @@ class HyperfeatureVPD(VPD):
                  seeds: Sequence[int] = (0, ),
                  noise: str = 'seeded',
                  bottleneck: Optional[int] = None,
+                 timestep: Optional[int] = None,
                  **kwargs) -> None:
         if not timesteps or not seeds:
             raise ValueError('HyperfeatureVPD needs at least one timestep '
                              'and one seed.')
-        kwargs.pop('timestep', None)
+        if timestep is not None and timestep not in timesteps:
+            raise ValueError(
+                f'timestep={timestep} is not one of timesteps='
+                f'{tuple(timesteps)}: HyperfeatureVPD runs the U-Net at '
+                'each of timesteps. Fix: add it to timesteps, or drop '
+                'timestep (model.backbone.timestep=None).')
         super().__init__(noise=noise, timestep=int(timesteps[0]), **kwargs)
         self.passes: List[Tuple[int, int]] = [(int(t), int(s))
                                               for t in timesteps

@@ -1,4 +1,4 @@
-"""Meta Prompts (Wan et al. 2023) on mmdiff's VPD backbone."""
-from .meta_prompts_vpd import MetaPromptsVPD
+"""Meta Prompts (Wan et al. 2023) on mmdiff's diffusion backbone."""
+from .meta_prompts_vpd import MetaPrompts, MetaPromptsVPD, PromptReweight
 
-__all__ = ['MetaPromptsVPD']
+__all__ = ['MetaPrompts', 'MetaPromptsVPD', 'PromptReweight']

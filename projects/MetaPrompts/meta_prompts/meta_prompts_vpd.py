@@ -8,12 +8,14 @@ proj(finest tap_k) -> taps of the last loop -> per tap, prompt
 re-weighting ``F + gamma * sum_n softmax_n(<F, P_n>) P_n`` -> tuple.
 """
 import math
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from mmdiff.models.backbones import VPD
+from mmdiff.models.backbones import DiffusionBackbone
+from mmdiff.models.conditioning import Conditioner
+from mmdiff.models.text import TextAdapter
 from mmdiff.registry import MODELS
 
 
@@ -43,13 +45,55 @@ class PromptReweight(nn.Module):
 
 
 @MODELS.register_module()
-class MetaPromptsVPD(VPD):
-    """VPD conditioned on learned meta prompts, with recurrent refinement.
+class MetaPrompts(Conditioner):
+    """``N`` learned meta prompts, the same for every image (a conditioner).
 
     Args:
-        num_prompts (int): Meta prompts ``N`` (learned ``meta_prompts``,
-            ``N x D`` with D the U-Net's ``cross_attention_dim``).
-            Defaults to 64.
+        dim (int): Prompt width (the U-Net's ``cross_attention_dim``).
+        num_prompts (int): ``N``. Defaults to 64.
+        prompt_std (float): Init std of the prompts. Defaults to 0.02.
+        text_adapter (bool): VPD's adapter on the prompts (redundant for
+            learned prompts). Defaults to False.
+        gamma_init (float): Initial adapter gate. Defaults to 1e-4.
+        local_files_only (bool): From the backbone (unused).
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    def __init__(self, dim: int, num_prompts: int = 64,
+                 prompt_std: float = 0.02, text_adapter: bool = False,
+                 gamma_init: float = 1e-4, local_files_only: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(dim, local_files_only, init_cfg)
+        self.num_prompts = num_prompts
+        self.meta_prompts = nn.Parameter(
+            torch.randn(num_prompts, self.dim) * prompt_std)
+        self.text_adapter = TextAdapter(self.dim, gamma_init) \
+            if text_adapter else None
+
+    @property
+    def num_tokens(self) -> int:
+        """Meta prompts per image (= attention-map channels)."""
+        return self.num_prompts
+
+    def prompts(self) -> Tensor:
+        """The meta prompts ``(N, D)``, through the adapter if any."""
+        if self.text_adapter is None:
+            return self.meta_prompts
+        return self.text_adapter(self.meta_prompts)
+
+    def forward(self, batch_size: int, class_ids: Optional[Tensor] = None,
+                metainfo: Optional[Sequence[dict]] = None) -> Tensor:
+        """The same N meta prompts for every image, ``(B, N, D)``."""
+        return self.prompts()[None].expand(batch_size, -1, -1)
+
+
+@MODELS.register_module()
+class MetaPromptsVPD(DiffusionBackbone):
+    """A diffusion backbone conditioned on learned meta prompts
+    (:class:`MetaPrompts`), with recurrent refinement.
+
+    Args:
+        num_prompts (int): Meta prompts ``N``. Defaults to 64.
         num_loops (int): Passes through the U-Net (recurrent refinement);
             1 is a single pass. Defaults to 2.
         learned_timestep (bool): Add a learned vector (zero init) per loop
@@ -57,12 +101,13 @@ class MetaPromptsVPD(VPD):
         reweight (bool): Re-weight every output by the prompts
             (:class:`PromptReweight`). Defaults to True.
         prompt_std (float): Init std of the prompts. Defaults to 0.02.
-        text_adapter (bool): VPD's adapter on the prompts (redundant for
-            learned prompts). Defaults to False.
+        text_adapter (bool): VPD's adapter on the prompts. Defaults to
+            False.
+        gamma_init (float): Its initial gate. Defaults to 1e-4.
         use_attn (bool): Concatenate the N-channel prompt attention maps.
             Defaults to False.
-        **kwargs: :class:`VPD` arguments (``class_embeddings`` must not be
-            given: the prompts replace them).
+        **kwargs: :class:`~mmdiff.models.backbones.DiffusionBackbone`
+            arguments (not ``conditioner``: the prompts are it).
     """
 
     def __init__(self,
@@ -72,21 +117,21 @@ class MetaPromptsVPD(VPD):
                  reweight: bool = True,
                  prompt_std: float = 0.02,
                  text_adapter: bool = False,
+                 gamma_init: float = 1e-4,
                  use_attn: bool = False,
                  **kwargs) -> None:
-        if kwargs.get('class_embeddings') is not None:
-            raise ValueError('MetaPromptsVPD learns its prompts: drop '
-                             'class_embeddings (set num_prompts instead).')
         if num_loops < 1:
             raise ValueError(f'num_loops must be >= 1, got {num_loops}.')
-        kwargs.pop('class_embeddings', None)
-        # The prompts are not class embeddings (no class count to match):
-        # VPD gets none and :meth:`condition` supplies the prompts.
-        super().__init__(class_embeddings=None, text_adapter=text_adapter,
-                         use_attn=use_attn, **kwargs)
-        self.num_prompts = num_prompts
-        self.meta_prompts = nn.Parameter(
-            torch.randn(num_prompts, self.cross_attention_dim) * prompt_std)
+        if 'conditioner' in kwargs:
+            raise TypeError('MetaPromptsVPD is conditioned on its meta '
+                            'prompts: drop conditioner= (set num_prompts).')
+        super().__init__(
+            use_attn=use_attn,
+            conditioner=dict(type='MetaPrompts', num_prompts=num_prompts,
+                             prompt_std=prompt_std,
+                             text_adapter=text_adapter,
+                             gamma_init=gamma_init),
+            **kwargs)
         self.num_loops = num_loops
         self._loop = 0
         if num_loops > 1:
@@ -107,23 +152,7 @@ class MetaPromptsVPD(VPD):
                 self._add_time_delta)
         self.reweight = nn.ModuleList(
             PromptReweight(self.cross_attention_dim, c)
-            for c in self.out_channels) if reweight else None
-
-    @property
-    def num_tokens(self) -> int:
-        """Meta prompts per image (= attention-map channels)."""
-        return self.num_prompts
-
-    def prompts(self) -> Tensor:
-        """The meta prompts ``(N, D)``, through the adapter if any."""
-        if self.text_adapter is None:
-            return self.meta_prompts
-        return self.text_adapter(self.meta_prompts)
-
-    def condition(self, batch_size: int,
-                  class_ids: Optional[Tensor] = None) -> Tensor:
-        """The same N meta prompts for every image, ``(B, N, D)``."""
-        return self.prompts()[None].expand(batch_size, -1, -1)
+            for c in self.output_channels()) if reweight else None
 
     def _add_time_delta(self, module, args, output: Tensor) -> Tensor:
         """Forward hook on ``unet.time_embedding``: + this loop's delta."""
@@ -146,5 +175,5 @@ class MetaPromptsVPD(VPD):
         outs = self.tap_outputs(feats, maps, out_hw)
         if self.reweight is None:
             return outs
-        prompts = self.prompts()
+        prompts = self.conditioner.prompts()
         return tuple(rw(f, prompts) for rw, f in zip(self.reweight, outs))

@@ -57,7 +57,7 @@ def test_bf16_autocast_trains():
 
 
 def test_bad_amp_dtype():
-    with pytest.raises(ValueError, match="amp_dtype must be None, 'bfloat16'"):
+    with pytest.raises(ValueError, match=r"amp_dtype must be one of \[None, 'bfloat16'"):
         VPD(unet_cfg=tiny_unet_cfg(), vae_cfg=tiny_vae_cfg(),
             class_embeddings=dict(num_classes=4, dim=32), amp_dtype='bf16')
 

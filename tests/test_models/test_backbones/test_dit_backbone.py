@@ -166,7 +166,10 @@ def test_maps_equal_explicit_softmax(saved):
         'caption_channels') or transformer.config.joint_attention_dim,
         generator=torch.Generator().manual_seed(2))
     model = _backbone(folder, taps=(0, ), attn_blocks=(block, ),
-                      class_embeddings=embeds, noise='none', timestep=T)
+                      conditioner=dict(type='ClassPrompts',
+                                       class_embeddings=embeds,
+                                       text_adapter=False),
+                      noise='none', timestep=T)
     # maps are collected on the chosen block only; the forward ran past
     # the last tap (block 0) to reach it
     assert model.out_channels == (transformer.inner_dim + 3, )

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from mmdiff.models.backbones.inputs import (as_pad_shape, check_backbone_args,
-                                            crop, pad_images)
+from mmdiff.models.backbones import DiffusionBackbone
+from mmdiff.models.backbones.inputs import as_pad_shape, crop, pad_images
 
 
 def test_pad_to_multiple_and_crop_back():
@@ -24,9 +24,10 @@ def test_pad_shape_is_a_minimum():
 
 
 @pytest.mark.parametrize('kwargs, match', [
-    (dict(latent_mode='mean', amp_dtype=None), "latent_mode must be 'mode'"),
-    (dict(latent_mode='mode', amp_dtype='fp16'), 'amp_dtype must be None'),
+    (dict(latent_mode='mean'), r"latent_mode must be one of \['mode'"),
+    (dict(amp_dtype='fp16'), r'amp_dtype must be one of \[None'),
+    (dict(noise='gaussian'), "noise must be 'none', 'seeded'"),
 ])
 def test_bad_args(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        check_backbone_args(**kwargs)
+    with pytest.raises(ValueError, match=match):  # before building anything
+        DiffusionBackbone(unet_cfg=None, vae_cfg=None, **kwargs)

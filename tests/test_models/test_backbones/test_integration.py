@@ -76,10 +76,11 @@ def test_mmseg_encoder_decoder_train_and_predict():
     optim = OptimWrapper(torch.optim.SGD(
         [p for p in model.parameters() if p.requires_grad], lr=0.01))
     data = _seg_inputs(cfg.num_classes)
-    gamma = model.backbone.text_adapter.gamma.detach().clone()
+    gamma = model.backbone.conditioner.text_adapter.gamma.detach().clone()
     losses = model.train_step(data, optim)
     assert torch.isfinite(losses['decode.loss_ce'])
-    assert not torch.equal(gamma, model.backbone.text_adapter.gamma)
+    adapter = model.backbone.conditioner.text_adapter
+    assert not torch.equal(gamma, adapter.gamma)
     assert all(p.grad is None for p in model.backbone.vae.parameters())
     preds = model.val_step(_seg_inputs(cfg.num_classes))
     assert preds[0].pred_sem_seg.data.shape == (1, 64, 64)
@@ -99,7 +100,7 @@ def test_mmdet_mask_rcnn_loss_and_predict():
     total, _ = model.parse_losses(losses)
     assert torch.isfinite(total)
     total.backward()
-    assert model.backbone.text_adapter.gamma.grad is not None
+    assert model.backbone.conditioner.text_adapter.gamma.grad is not None
     model.eval()
     with torch.no_grad():
         results = model(**model.data_preprocessor(packed, False),
@@ -156,8 +157,8 @@ def test_mmseg_depth_estimator_selects_scene_embeddings():
     handle.remove()
     assert preds[0].pred_depth_map.data.shape == (1, 64, 64)
     # each image was conditioned on its scene's row; -1 on the mean row
-    emb = backbone.class_embeddings.detach()
-    adapter = backbone.text_adapter
+    emb = backbone.conditioner.class_embeddings.detach()
+    adapter = backbone.conditioner.text_adapter
     train_cond, val_cond = seen[0].detach(), seen[1].detach()
     assert train_cond.shape == (2, 1, 32)
     with torch.no_grad():

@@ -119,18 +119,20 @@ def test_init_cfg_checkpoint_applies_after_sd_weights(sd_folder, offline,
                                                       tmp_path):
     """A trained mmdiff checkpoint (init_cfg) wins over the SD weights."""
     root, unet, _ = sd_folder
-    trained = VPD(pretrained=root, local_files_only=True, use_attn=False)
+    prompts = dict(class_embeddings=dict(num_classes=2), use_attn=False)
+    trained = VPD(pretrained=root, local_files_only=True, **prompts)
     trained.init_weights()
     with torch.no_grad():
         trained.unet.conv_in.weight.mul_(2.0)
-        trained.text_adapter.gamma.fill_(0.5)
+        trained.conditioner.text_adapter.gamma.fill_(0.5)
     ckpt = tmp_path / 'trained.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in
                                trained.state_dict().items()}}, str(ckpt))
-    model = VPD(pretrained=root, local_files_only=True, use_attn=False,
+    model = VPD(pretrained=root, local_files_only=True, **prompts,
                 init_cfg=dict(type='Pretrained', checkpoint=str(ckpt),
                               prefix='backbone.'))
     model.init_weights()
     assert torch.equal(model.unet.conv_in.weight, trained.unet.conv_in.weight)
-    assert torch.equal(model.text_adapter.gamma, trained.text_adapter.gamma)
+    assert torch.equal(model.conditioner.text_adapter.gamma,
+                       trained.conditioner.text_adapter.gamma)
     assert not torch.equal(model.unet.conv_in.weight, unet.conv_in.weight)

@@ -205,8 +205,8 @@ def test_dual_text_encoder_class_embeddings(tmp_path):
                 class_embeddings=dict(text_encoder=[enc_a, enc_b], **kw))
     want = torch.cat([get_or_build_class_embeddings(text_encoder=e, **kw)
                       for e in (enc_a, enc_b)], -1)
-    assert torch.allclose(model.class_embeddings, want)
-    assert model.class_embeddings.shape == (2, 64)
+    assert torch.allclose(model.conditioner.class_embeddings, want)
+    assert model.conditioner.class_embeddings.shape == (2, 64)
 
 
 @pytest.mark.parametrize('name,unet', [

@@ -143,7 +143,8 @@ def test_gradients_through_maps_only_with_attn_grad():
         model = build(attn_grad=attn_grad, freeze_unet=True).train()
         outs = model(x)
         maps = outs[1][:, model.tap_channels[1]:]
-        params = [model.text_adapter.gamma, model.class_embeddings]
+        params = [model.conditioner.text_adapter.gamma,
+                  model.conditioner.class_embeddings]
         grads = torch.autograd.grad(maps.square().sum(), params,
                                     allow_unused=True, retain_graph=True)
         flows = [g is not None and g.abs().sum().item() > 0 for g in grads]
@@ -168,7 +169,7 @@ def test_vae_never_and_frozen_unet_never_gets_gradients():
         assert all(p.grad is None for p in model.vae.parameters())
         unet_grads = [p.grad is not None for p in model.unet.parameters()]
         assert (not any(unet_grads)) if freeze else any(unet_grads)
-        assert model.text_adapter.gamma.grad is not None
+        assert model.conditioner.text_adapter.gamma.grad is not None
 
 
 def test_gradient_checkpointing_matches():
@@ -191,7 +192,7 @@ def test_autocast_bf16_forward_backward(vpd):
         loss = sum(o.float().mean() for o in outs)
     loss.backward()
     assert torch.isfinite(loss)
-    assert model.text_adapter.gamma.grad is not None
+    assert model.conditioner.text_adapter.gamma.grad is not None
 
 
 def test_deepcopy_keeps_hooks_and_maps_on_the_copy(vpd):
@@ -205,9 +206,9 @@ def test_deepcopy_keeps_hooks_and_maps_on_the_copy(vpd):
 def test_class_embed_select_uses_ids_and_mean_row():
     model = build(class_embed_select=True, use_attn=False).eval()
     assert model.num_tokens == 1
-    emb = model.class_embeddings
+    emb = model.conditioner.class_embeddings
     cond = model.condition(3, torch.tensor([2, -1, 0]))
-    adapter = model.text_adapter
+    adapter = model.conditioner.text_adapter
     assert cond.shape == (3, 1, emb.shape[1])
     assert torch.allclose(cond[0, 0], adapter(emb[2]))
     assert torch.allclose(cond[1, 0], adapter(emb.mean(0)))
@@ -224,7 +225,7 @@ def test_class_embed_select_uses_ids_and_mean_row():
 
 def test_all_classes_condition_every_image(vpd):
     cond = vpd.condition(2)
-    expected = vpd.text_adapter(vpd.class_embeddings)
+    expected = vpd.conditioner.text_adapter(vpd.conditioner.class_embeddings)
     assert cond.shape == (2, K, 32)
     assert torch.allclose(cond[1], expected)
 
@@ -247,8 +248,9 @@ def test_token_embeddings_and_null_prompt():
 
 def test_no_adapter():
     model = build(text_adapter=False)
-    assert model.text_adapter is None
-    assert torch.equal(model.condition(1)[0], model.class_embeddings)
+    assert model.conditioner.text_adapter is None
+    assert torch.equal(model.condition(1)[0],
+                       model.conditioner.class_embeddings)
 
 
 @pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
@@ -261,8 +263,8 @@ def test_class_embeddings_from_file(tmp_path, suffix):
         from safetensors.torch import save_file
         save_file({'class_embeddings': emb}, path)
     model = build(class_embeddings=path)
-    assert torch.equal(model.class_embeddings, emb)
-    assert 'class_embeddings' in dict(model.named_buffers())
+    assert torch.equal(model.conditioner.class_embeddings, emb)
+    assert 'conditioner.class_embeddings' in dict(model.named_buffers())
     assert model.out_channels == (32, 70, 70, 64)
 
 

@@ -29,8 +29,8 @@ def test_class_names_built_and_cached(clip_dir, tmp_path, output):
     model = VPD(unet_cfg=unet_cfg, vae_cfg=vae_cfg, class_embeddings=spec,
                 local_files_only=True)
     expected = get_or_build_class_embeddings(local_files_only=True, **spec)
-    assert torch.allclose(model.class_embeddings, expected)
-    assert not model.class_embeddings.requires_grad  # a buffer
+    assert torch.allclose(model.conditioner.class_embeddings, expected)
+    assert not model.conditioner.class_embeddings.requires_grad  # a buffer
     assert model.out_channels == (32, 67, 67, 64)
     tokens = 3 if output == 'pooled' else 3 * 8
     assert model.condition(2).shape == (2, tokens, 32)

@@ -1,4 +1,5 @@
-"""Resolve VPD's ``class_embeddings`` argument into a tensor."""
+"""Resolve a ``class_embeddings`` argument (VPD, :class:`ClassPrompts`)
+into a tensor."""
 from typing import Optional, Tuple, Union
 
 import torch

@@ -1,4 +1,6 @@
-"""The frozen CLIP text encoder of caption-conditioned pretraining.
+"""The frozen CLIP text encoder of caption conditioning: the backbones'
+:class:`~mmdiff.models.conditioning.CaptionPrompts` and caption pretraining
+(:class:`~mmdiff.models.pretrainers.DiffusionPretrainer`).
 
 As diffusers' ``examples/text_to_image/train_text_to_image.py``: captions
 are tokenised padded (and truncated) to the tokenizer's max length, and the
@@ -27,9 +29,12 @@ class CaptionEncoder(nn.Module):
         source (str): Folder or hub id (see
             :func:`mmdiff.models.text.encoder.locate_text_encoder`).
         local_files_only (bool): Never touch the network. Defaults to False.
+        max_length (int, optional): Tokens per caption (padded/truncated).
+            Defaults to None: the tokenizer's (SD's 77).
     """
 
-    def __init__(self, source: str, local_files_only: bool = False) -> None:
+    def __init__(self, source: str, local_files_only: bool = False,
+                 max_length: Optional[int] = None) -> None:
         super().__init__()
         from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
         self.source = str(source)
@@ -52,8 +57,12 @@ class CaptionEncoder(nn.Module):
         self.model.eval()
         # SD's 77; a tokenizer saved without model_max_length (1e30) falls
         # back to the position table's length
-        self.max_length = int(min(self.tokenizer.model_max_length,
-                                  config.max_position_embeddings))
+        longest = int(min(self.tokenizer.model_max_length,
+                          config.max_position_embeddings))
+        if max_length is not None and not 1 <= max_length <= longest:
+            raise ValueError(f'max_length must be in [1, {longest}] for the '
+                             f'text encoder at {source!r}, got {max_length}.')
+        self.max_length = longest if max_length is None else int(max_length)
 
     @property
     def hidden_size(self) -> int:

@@ -308,3 +308,17 @@ def test_loading_errors(saved, tmp_path):
     with pytest.raises(ValueError, match='needs family'):
         DiTBackbone(transformer_cfg=dict(transformer.config),
                     vae_cfg=dict(vae.config))
+
+
+def test_argument_errors():
+    from mmdiff.models.diffusion import tiny_dit_configs
+    transformer, vae = tiny_dit_configs('flux')
+    flux = dict(family='flux', transformer_cfg=transformer, vae_cfg=vae)
+    with pytest.raises(ValueError, match='joint'):
+        DiTBackbone(attn_blocks=(2, ), **flux)  # a single-stream block
+    with pytest.raises(ValueError, match='the model takes 32'):
+        DiTBackbone(pooled_embeds=torch.zeros(5), **flux)
+    transformer, vae = tiny_dit_configs('pixart')
+    with pytest.raises(ValueError, match='no pooled'):
+        DiTBackbone(family='pixart', transformer_cfg=transformer,
+                    vae_cfg=vae, pooled_embeds=torch.zeros(5))

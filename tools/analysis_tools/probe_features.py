@@ -17,6 +17,10 @@ training class everywhere / the mean training depth everywhere). Prints a
 t x tap table and writes
 ``probe.json`` and ``probe.png`` (matplotlib) to ``--out``.
 
+For an ``mmdiff.DiTBackbone`` config (SD3, FLUX, PixArt) the columns are
+transformer blocks (``--blocks``, default the config's ``taps``), and
+``--backbone null`` keeps the transformer with the null prompt.
+
 ``--pretrained FOLDER`` loads a diffusers folder (e.g. the one
 ``configs/pretrain/`` runs export) with ``scale_latents=True``, the latent
 scale the U-Net was trained with.
@@ -46,6 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    default=[1, 50, 100, 200, 400])
     p.add_argument('--taps', type=int, nargs='+', default=None,
                    help='indices of the backbone outputs (default: all)')
+    p.add_argument('--blocks', type=int, nargs='+', default=None,
+                   help='mmdiff.DiTBackbone configs: the transformer blocks '
+                   'swept (its taps; default: the config\'s)')
     p.add_argument('--backbone', choices=['null', 'config'], default='null',
                    help="null: mmdiff.DiffusionBackbone (null prompt, as a "
                    "text-free pretrained U-Net was trained) with the "
@@ -202,7 +209,14 @@ def main(argv=None) -> dict:
         __import__(module)
     task = 'depth' if cfg.model.type == 'DepthEstimator' else 'seg'
     bb_cfg = cfg.model.backbone.copy()
-    if args.backbone == 'null':
+    dit = str(bb_cfg.get('type', '')).endswith('DiTBackbone')
+    if dit:  # a diffusion transformer: its blocks are the taps
+        if args.blocks:
+            bb_cfg['taps'] = tuple(args.blocks)
+        if args.backbone == 'null':  # the null prompt, no maps
+            bb_cfg.pop('conditioner', None)
+            bb_cfg['attn_blocks'] = ()
+    elif args.backbone == 'null':
         import inspect
 
         from mmdiff.models.backbones import DiffusionBackbone
@@ -210,8 +224,9 @@ def main(argv=None) -> dict:
         bb_cfg = {k: v for k, v in bb_cfg.items() if k in keep}
         bb_cfg.update(type='mmdiff.DiffusionBackbone', use_attn=False)
     bb_cfg['noise'] = args.noise
-    if args.pretrained:
-        bb_cfg.update(pretrained=args.pretrained, scale_latents=True)
+    if args.pretrained:  # (a DiT always normalises its latents)
+        bb_cfg.update(pretrained=args.pretrained,
+                      **({} if dit else dict(scale_latents=True)))
     _make_demo_vae(cfg)
     torch.manual_seed(args.seed)
     backbone = MODELS.build(bb_cfg)
@@ -241,7 +256,9 @@ def main(argv=None) -> dict:
     best = (max if task == 'seg' else min)(
         ((t, tap) for t in table for tap in table[t]),
         key=lambda k: table[k[0]][k[1]])
-    header = f'{metric:>8} | ' + ' | '.join(f'tap {k:>2}' for k in taps)
+    names = [f'blk {backbone.tap_blocks[k]:>2}' if dit else f'tap {k:>2}'
+             for k in taps]
+    header = f'{metric:>8} | ' + ' | '.join(names)
     lines = [f'linear probe of {args.config} '
              f'({args.pretrained or "config weights"}), {len(tx)} train / '
              f'{len(vx)} val images, backbone={args.backbone}, '
@@ -263,6 +280,8 @@ def main(argv=None) -> dict:
                       value=table[best[0]][best[1]]), chance=floor,
                   num_train=len(tx), num_val=len(vx), noise=args.noise,
                   backbone=args.backbone,
+                  blocks=[backbone.tap_blocks[k] for k in taps]
+                  if dit else None,
                   steps=args.steps)
     from mmdiff.utils.fileio import atomic_write
 

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from mmdiff.models.attention import (AttentionStore, JointMapProcessor,
                                      MapCollectingAttnProcessor)
-from mmdiff.models.conditioning import build_conditioner
+from mmdiff.models.conditioning import (ConditionedBackbone,
+                                        build_conditioner)
 from mmdiff.models.diffusion import FeatureTaps, TapsDone
 from mmdiff.models.diffusion.dit_loading import (load_dit_configs,
                                                  load_dit_weights,
@@ -39,7 +40,7 @@ from .inputs import as_pad_shape, check_images, crop, pad_images
 
 
 @MODELS.register_module()
-class DiTBackbone(BaseModule):
+class DiTBackbone(ConditionedBackbone, BaseModule):
     """Hidden states of chosen diffusion-transformer blocks as features.
 
     Args:
@@ -247,17 +248,6 @@ class DiTBackbone(BaseModule):
         used = graph_leaves(outs)
         return [name for name, param in self.transformer.named_parameters()
                 if param not in used]
-
-    @property
-    def num_tokens(self) -> int:
-        """Channels of each attention map (the conditioner's tokens)."""
-        return self.conditioner.num_tokens
-
-    @property
-    def class_embed_select(self) -> bool:
-        """Whether the conditioner reads per-image ``class_ids`` (mmseg's
-        ``DepthEstimator`` then passes ``(inputs, class_ids)``)."""
-        return self.conditioner.takes_class_ids
 
     # ------------------------------------------------------------------
     # Weights and training mode

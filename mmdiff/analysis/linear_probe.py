@@ -167,6 +167,7 @@ def probe_features(cfg: Config,
                    pretrained: Optional[str] = None,
                    timesteps: Sequence[int] = (1, 50, 100, 200, 400),
                    taps: Optional[Sequence[int]] = None,
+                   blocks: Optional[Sequence[int]] = None,
                    backbone: str = 'null',
                    noise: str = 'seeded',
                    num_train: int = 64,
@@ -186,9 +187,13 @@ def probe_features(cfg: Config,
             (1, 50, 100, 200, 400).
         taps (Sequence[int], optional): Backbone outputs probed. Defaults to
             None (all).
+        blocks (Sequence[int], optional): For an ``mmdiff.DiTBackbone``
+            config, the transformer blocks swept (its ``taps``). Defaults
+            to None (the config's).
         backbone (str): ``'null'``: ``mmdiff.DiffusionBackbone`` with the
-            config backbone's common arguments; ``'config'``: as is.
-            Defaults to 'null'.
+            config backbone's common arguments (a DiT config keeps its
+            transformer, with the null prompt and no maps); ``'config'``:
+            as is. Defaults to 'null'.
         noise (str): ``'seeded'`` or ``'none'``. Defaults to 'seeded'.
         num_train (int): Training images. Defaults to 64.
         num_val (int): Validation images. Defaults to 32.
@@ -210,7 +215,14 @@ def probe_features(cfg: Config,
     if backbone not in ('null', 'config'):
         raise ValueError(f"backbone must be 'null' or 'config', got "
                          f'{backbone!r}')
-    if backbone == 'null':
+    dit = str(bb_cfg.get('type', '')).endswith('DiTBackbone')
+    if dit:  # a diffusion transformer: its blocks are the taps
+        if blocks:
+            bb_cfg['taps'] = tuple(blocks)
+        if backbone == 'null':  # the null prompt, no maps
+            bb_cfg.pop('conditioner', None)
+            bb_cfg['attn_blocks'] = ()
+    elif backbone == 'null':
         import inspect
 
         from mmdiff.models.backbones import DiffusionBackbone
@@ -218,8 +230,9 @@ def probe_features(cfg: Config,
         bb_cfg = {k: v for k, v in bb_cfg.items() if k in keep}
         bb_cfg.update(type='mmdiff.DiffusionBackbone', use_attn=False)
     bb_cfg['noise'] = noise
-    if pretrained:
-        bb_cfg.update(pretrained=pretrained, scale_latents=True)
+    if pretrained:  # (a DiT always normalises its latents)
+        bb_cfg.update(pretrained=pretrained,
+                      **({} if dit else dict(scale_latents=True)))
     make_demo_vae(cfg)
     torch.manual_seed(seed)
     model = MODELS.build(bb_cfg)
@@ -248,7 +261,9 @@ def probe_features(cfg: Config,
     best = (max if task == 'seg' else min)(
         ((t, tap) for t in table for tap in table[t]),
         key=lambda k: table[k[0]][k[1]])
-    header = f'{metric:>8} | ' + ' | '.join(f'tap {k:>2}' for k in taps)
+    names = [f'blk {model.tap_blocks[k]:>2}' if dit else f'tap {k:>2}'
+             for k in taps]
+    header = f'{metric:>8} | ' + ' | '.join(names)
     lines = [f'linear probe of {config} '
              f'({pretrained or "config weights"}), {len(tx)} train / '
              f'{len(vx)} val images, backbone={backbone}, '
@@ -270,6 +285,7 @@ def probe_features(cfg: Config,
                       value=table[best[0]][best[1]]), chance=floor,
                   num_train=len(tx), num_val=len(vx), noise=noise,
                   backbone=backbone,
+                  blocks=[model.tap_blocks[k] for k in taps] if dit else None,
                   steps=steps)
 
     def write(tmp):

@@ -19,7 +19,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from mmdiff.models.backbones import DiffusionBackbone
+from mmdiff.models.backbones import DiffusionBackbone, DiTBackbone
 
 #: What reads the backbone's features: the neck, else a head reading them
 #: directly (mmseg ``decode_head`` without a neck).
@@ -34,9 +34,11 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def diffusion_backbone(model: nn.Module) -> Optional[DiffusionBackbone]:
-    """``model.backbone`` when it is an mmdiff diffusion backbone."""
+    """``model.backbone`` when it is an mmdiff diffusion backbone (U-Net or
+    transformer)."""
     backbone = getattr(unwrap(model), 'backbone', None)
-    return backbone if isinstance(backbone, DiffusionBackbone) else None
+    return backbone if isinstance(backbone, (DiffusionBackbone,
+                                             DiTBackbone)) else None
 
 
 def host_part(model: nn.Module, paths: Sequence[str],
@@ -183,6 +185,8 @@ def level_strides(model: nn.Module) -> Optional[List[int]]:
     neck = getattr(unwrap(model), 'neck', None)
     if neck is None:
         return strides
+    if hasattr(neck, 'out_strides'):  # mmdiff.SimpleFeaturePyramid
+        return neck.out_strides(strides)
     try:
         start, end = neck.start_level, neck.backbone_end_level
         num_outs = neck.num_outs

@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from mmengine.config import Config, ConfigDict
 
-from mmdiff.models.backbones import DiffusionBackbone
+from mmdiff.models.backbones import DiffusionBackbone, DiTBackbone
 from mmdiff.models.pretrainers import DiffusionPretrainer
 from mmdiff.registry import MODELS
 
@@ -91,14 +91,15 @@ def apply_tta(cfg: Config) -> Config:
 
 def _diffusion_backbones(model_cfg) -> list:
     """The config dicts of diffusion backbones (``DiffusionBackbone`` and
-    subclasses, e.g. ``mmdiff.VPD``; ``DiffusionPretrainer``, which takes
+    subclasses, e.g. ``mmdiff.VPD``; ``DiTBackbone``;
+    ``DiffusionPretrainer``, which takes
     ``amp_dtype`` too) anywhere in a model config."""
     found = []
     if isinstance(model_cfg, dict):
         kind = model_cfg.get('type')
         cls = MODELS.get(kind) if isinstance(kind, str) else kind
         if isinstance(cls, type) and issubclass(
-                cls, (DiffusionBackbone, DiffusionPretrainer)):
+                cls, (DiffusionBackbone, DiTBackbone, DiffusionPretrainer)):
             found.append(model_cfg)
         for value in model_cfg.values():
             found += _diffusion_backbones(value)

@@ -7,7 +7,8 @@ only: mmdiff's ``VPD`` through its ``pretrained`` path, and mmseg 1.2's real
 ``args`` is the tool's namespace: ``unet_config``, ``input_size``,
 ``attn_maps``, ``grad_ckpt``, ``freeze_unet``, ``lora_rank``,
 ``vae_slicing``, ``vae_taps`` (the ``mmdiff_p2`` case: mmdiff's ``VPD`` with
-finer levels from the VAE encoder), ``neck`` (an mmdet FPN after the
+finer levels from the VAE encoder), ``dit_taps`` (the ``dit`` case: a
+``DiTBackbone`` at SD3.5-medium's shapes), ``neck`` (an mmdet FPN after the
 backbone, :func:`with_fpn`).
 """
 import torch
@@ -71,8 +72,28 @@ def build_mmdiff_p2(args, paths: dict) -> nn.Module:
     return build_mmdiff(args, paths, vae_taps=args.vae_taps)
 
 
+def build_dit(args, paths: dict) -> nn.Module:
+    """mmdiff's ``DiTBackbone`` at SD3.5-medium's shapes (transformer and
+    16-channel VAE; ``args.dit_config='tiny'``: the tiny SD3.5 layout),
+    random seeded weights (none are downloaded), taps ``args.dit_taps``;
+    maps of the last tapped block with ``--attn-maps``."""
+    from mmdiff.models.backbones import DiTBackbone
+    from mmdiff.models.diffusion import tiny_dit_configs
+    from mmdiff.models.diffusion.presets import (SD3_VAE,
+                                                 SD35_MEDIUM_TRANSFORMER)
+    transformer, vae = (SD35_MEDIUM_TRANSFORMER, SD3_VAE) \
+        if args.dit_config == 'sd35m' else tiny_dit_configs('sd3')
+    torch.manual_seed(args.seed)
+    taps = tuple(args.dit_taps)
+    return DiTBackbone(
+        family='sd3', transformer_cfg=transformer, vae_cfg=vae, taps=taps,
+        attn_blocks=taps[-1:] if args.attn_maps else (),
+        grad_checkpointing=args.grad_ckpt, freeze_transformer=args.freeze_unet,
+        lora=dict(rank=args.lora_rank) if args.lora_rank > 0 else None)
+
+
 BUILDERS = dict(mmdiff=build_mmdiff, mmseg=build_mmseg,
-                mmdiff_p2=build_mmdiff_p2)
+                mmdiff_p2=build_mmdiff_p2, dit=build_dit)
 
 
 class WithNeck(nn.Module):
@@ -106,6 +127,10 @@ def unet_fn(impl: str, model: nn.Module, inputs: torch.Tensor):
     if isinstance(model, WithNeck):
         model = model.backbone
     with torch.no_grad():
+        if impl == 'dit':  # the transformer alone, up to its last tap
+            latents = model.add_noise(model.encode(inputs))
+            text, pooled = model.condition(inputs.shape[0])
+            return lambda: model.run_transformer(latents, text, pooled)
         if impl.startswith('mmdiff'):
             latents = model.encode(inputs)
             cond = model.condition(inputs.shape[0])

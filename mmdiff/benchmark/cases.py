@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 
 from .measure import matmul_rate
-from .report import EXTRA_IMPLS, IMPLS, P2_PAIR, machine, markdown, summarise
+from .report import (DIT_PAIR, EXTRA_IMPLS, IMPLS, P2_PAIR, machine,
+                     markdown, summarise)
 
 RESULT_TAG = 'BENCH_RESULT '
 MODES = ('infer', 'train')
@@ -84,5 +85,7 @@ def run_cases(args, child_cmd: Callable[[list], list]) -> dict:
     report['summary'] = summarise(results, rate)
     if any(case.startswith(P2_PAIR[0] + ':') for case in results):
         report['p2_summary'] = summarise(results, rate, pair=P2_PAIR)
+    if any(case.startswith(DIT_PAIR[0] + ':') for case in results):
+        report['dit_summary'] = summarise(results, rate, pair=DIT_PAIR)
     report['markdown'] = markdown(report)
     return report

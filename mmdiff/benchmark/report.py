@@ -11,10 +11,13 @@ import torch
 IMPLS = ('mmdiff', 'mmseg')
 #: The cases compared with mmdiff itself: ``mmdiff_p2`` is mmdiff's VPD with
 #: ``vae_taps`` (finer levels from the VAE encoder).
-EXTRA_IMPLS = ('mmdiff_p2', )
+#: ``dit`` is a DiTBackbone at SD3.5-medium's shapes, compared with
+#: mmdiff's VPD (the SD1.5-shaped U-Net) in the same run.
+EXTRA_IMPLS = ('mmdiff_p2', 'dit')
 P2_PAIR = ('mmdiff_p2', 'mmdiff')
+DIT_PAIR = ('dit', 'mmdiff')
 LABELS = dict(mmdiff='mmdiff', mmseg='mmseg VPD',
-              mmdiff_p2='mmdiff + vae_taps')
+              mmdiff_p2='mmdiff + vae_taps', dit='DiT (SD3.5-medium)')
 
 
 def _stats(values: list) -> dict:
@@ -100,12 +103,17 @@ def _fmt(value, kind: str) -> str:
 
 
 def markdown(report: dict) -> str:
-    """The tables of ``report['summary']`` (and ``report['p2_summary']``
-    when the ``mmdiff_p2`` cases ran), the rate and the errors."""
+    """The tables of ``report['summary']`` (and ``report['p2_summary']`` /
+    ``report['dit_summary']`` when the ``mmdiff_p2`` / ``dit`` cases ran),
+    the rate and the errors."""
     lines = _table(report['summary'])
     if report.get('p2_summary'):
         lines += ['', 'With `vae_taps` vs without (same run):'] + _table(
             report['p2_summary'])
+    if report.get('dit_summary'):
+        lines += ['', 'DiTBackbone (SD3.5-medium shapes) vs the SD1.5 U-Net '
+                  '(same run; "U-Net" rows: the transformer):'] + _table(
+                      report['dit_summary'])
     meta = report['meta']
     lines.append(f'fp32 matmul rate measured in this run: '
                  f'{meta["matmul_flops"] / 1e9:.1f} GFLOP/s '

@@ -6,6 +6,9 @@ Nothing here downloads anything; the ldm helpers need the optional
 ``stable-diffusion-sdkit`` package (``ldm``), imported on use.
 """
 from .clip import build_tiny_clip
-from .models import demo_images, tiny_sd_model, tiny_vpd
+from .models import demo_images, save_tiny_dit, tiny_sd_model, tiny_vpd
 
-__all__ = ['build_tiny_clip', 'demo_images', 'tiny_sd_model', 'tiny_vpd']
+__all__ = [
+    'build_tiny_clip', 'demo_images', 'save_tiny_dit', 'tiny_sd_model',
+    'tiny_vpd'
+]

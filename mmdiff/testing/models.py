@@ -54,3 +54,27 @@ def demo_images(batch: int = 2, size: Union[int, Tuple[int, int]] = 64,
     size = (size, size) if isinstance(size, int) else tuple(size)
     gen = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 3, *size, generator=gen) * 2 - 1
+
+
+def save_tiny_dit(folder: str, family: str, seed: int = 0) -> tuple:
+    """A tiny random diffusion transformer of ``family`` and its VAE,
+    saved as a diffusers pipeline folder (``transformer/``, ``vae/``),
+    every layer seeded non-trivially (diffusers zero-initialises some).
+
+    Returns:
+        tuple: ``(transformer, vae)`` as saved, in eval.
+    """
+    from diffusers import AutoencoderKL
+
+    from mmdiff.models.diffusion import tiny_dit_configs
+    from mmdiff.models.diffusion.dit import get_family
+    from .ldm import randomise
+    tcfg, vcfg = tiny_dit_configs(family)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    transformer = randomise(
+        get_family(family).model_class().from_config(tcfg), gen).eval()
+    vae = randomise(AutoencoderKL.from_config(vcfg), gen).eval()
+    transformer.save_pretrained(f'{folder}/transformer')
+    vae.save_pretrained(f'{folder}/vae')
+    return transformer, vae

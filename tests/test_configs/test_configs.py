@@ -2,7 +2,8 @@
 
 Parameterised over the folders, so a new config is covered automatically.
 Each config is built twice without touching the network:
-- the released model's shapes on the meta device (no memory, no weights),
+- the released model's shapes on the meta device (no memory, no weights;
+  diffusion transformers: mmdiff.models.diffusion.presets.DIT_PRESETS),
   (the demos: their own tiny backbone), to check that the channels written
   in the config (neck / head ``in_channels``) are the backbone's real
   ``out_channels``, and that the strides written for anchors, RoI
@@ -22,9 +23,11 @@ from mmengine.registry import MODELS, DefaultScope
 from mmengine.utils import import_modules_from_strings
 
 from mmdiff.apis import check_strides, level_strides
-from mmdiff.models.diffusion import (tiny_sdxl_unet_cfg, tiny_unet_cfg,
+from mmdiff.models.diffusion import (tiny_dit_configs, tiny_pixart_cfg,
+                                     tiny_sdxl_unet_cfg, tiny_unet_cfg,
                                      tiny_vae_cfg)
-from mmdiff.models.diffusion.presets import SD_VAE, SDXL_UNET, real_unet_cfg
+from mmdiff.models.diffusion.presets import (SD_VAE, SDXL_UNET, real_dit_cfg,
+                                             real_unet_cfg)
 from mmdiff.models.text import resolve_class_names
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -90,7 +93,14 @@ def test_config_builds(path):
     assert backbone.type.startswith('mmdiff.'), backbone.type
     owner, key = _channel_owner(cfg.model)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        if backbone.get('pretrained') is not None:
+        dit = backbone.type == 'mmdiff.DiTBackbone'
+        if dit and backbone.get('pretrained') is not None:
+            # The released transformer's shapes (SD3.5-medium, FLUX.1-dev).
+            family, transformer, vae = real_dit_cfg(backbone.pretrained)
+            real_cfg = dict(copy.deepcopy(backbone), pretrained=None,
+                            family=family, transformer_cfg=transformer,
+                            vae_cfg=vae)
+        elif backbone.get('pretrained') is not None:
             # The released model's shapes (SD1.5 / 2.x / XL, by its id).
             unet = real_unet_cfg(backbone.pretrained)
             real_cfg = _swap(backbone, unet, SD_VAE,
@@ -111,16 +121,27 @@ def test_config_builds(path):
             whole = MODELS.build(dict(copy.deepcopy(cfg.model),
                                       backbone=real_cfg))
         check_strides(whole)
-        assert level_strides(whole)[0] == real.feature_info[0]['reduction']
+        first = real.feature_info[0]['reduction']
+        if hasattr(whole.neck, 'scale_factors'):  # SimpleFeaturePyramid
+            first = first / max(whole.neck.scale_factors)
+        assert level_strides(whole)[0] == first
         tiny = copy.deepcopy(cfg.model)
         if backbone.get('pretrained') is not None:
-            # released shapes are too big to build: the tiny U-Net, and the
-            # host's channels made the tiny backbone's (checked above for
-            # the released ones)
-            xl = real_unet_cfg(backbone.pretrained) is SDXL_UNET
-            tiny_unet = tiny_sdxl_unet_cfg() if xl else tiny_unet_cfg()
-            tiny.backbone = _swap(backbone, tiny_unet, tiny_vae_cfg(),
-                                  tiny_unet['cross_attention_dim'])
+            # released shapes are too big to build: the tiny U-Net (or
+            # transformer of the family, taps within its 3-4 blocks), and
+            # the host's channels made the tiny backbone's (checked above
+            # for the released ones)
+            if dit:
+                transformer, vae = tiny_dit_configs(family)
+                tiny.backbone = dict(
+                    real_cfg, transformer_cfg=transformer, vae_cfg=vae,
+                    taps=tuple(min(i, 2) for i in range(len(
+                        backbone.taps))))
+            else:
+                xl = real_unet_cfg(backbone.pretrained) is SDXL_UNET
+                tiny_unet = tiny_sdxl_unet_cfg() if xl else tiny_unet_cfg()
+                tiny.backbone = _swap(backbone, tiny_unet, tiny_vae_cfg(),
+                                      tiny_unet['cross_attention_dim'])
             channels = list(MODELS.build(tiny.backbone).out_channels)
             owner, key = _channel_owner(tiny)
             owner[key] = channels
@@ -159,7 +180,9 @@ def test_tiny_library_configs_are_the_base():
         osp.join(ROOT, 'configs/_base_/models/vpd_tiny.py'))
     assert tiny_unet_cfg() == base.tiny_unet_cfg.to_dict()
     assert tiny_vae_cfg() == base.tiny_vae_cfg.to_dict()
-    for func in (tiny_unet_cfg, tiny_vae_cfg):
+    dit = Config.fromfile(osp.join(ROOT, 'configs/_base_/models/dit_tiny.py'))
+    assert tiny_pixart_cfg() == dit.tiny_pixart_cfg.to_dict()
+    for func in (tiny_unet_cfg, tiny_vae_cfg, tiny_pixart_cfg):
         assert 'sample_size' not in inspect.getsource(func)
 
 

@@ -28,7 +28,9 @@ def report(tmp_path_factory):
     proc = subprocess.run(
         [sys.executable, TOOL, '--unet-config', 'tiny', '--input-size', '64',
          '--batch', '1', '--repeats', '2', '--warmup', '0', '--num-tokens',
-         '5', '--cases', 'mmdiff:infer,mmseg:infer,mmdiff_p2:infer',
+         '5', '--cases',
+         'mmdiff:infer,mmseg:infer,mmdiff_p2:infer,dit:infer',
+         '--dit-config', 'tiny', '--dit-taps', '0', '2',
          '--neck', '--check',
          '--work-dir', str(tmp / 'weights'), '--json', str(out)],
         capture_output=True, text=True, timeout=900, cwd=ROOT)
@@ -103,6 +105,22 @@ def test_vae_level_case_against_stride_8(report):
         min(p2['times']) / min(base['times']))
     assert '| metric | unit | mmdiff + vae_taps' in stdout
     assert 'With `vae_taps` vs without (same run):' in stdout
+
+
+def test_dit_case_against_the_unet(report):
+    """The DiT case (tiny SD3.5 layout here) is measured in the same run
+    and reported against mmdiff's U-Net in its own table."""
+    data, stdout = report
+    dit, base = data['cases']['dit:infer'], data['cases']['mmdiff:infer']
+    # FPN on its 2 taps at stride 16 of 64 px
+    assert [lvl[-1] for lvl in dit['levels']] == [4, 4]
+    assert dit['unet_flops'] > 0
+    assert dit['forward_flops'] > dit['unet_flops']  # + VAE encoder, FPN
+    rows = {r['key']: r for r in data['dit_summary']['rows']}
+    assert data['dit_summary']['pair'] == ['dit', 'mmdiff']
+    assert rows['infer.times']['ratio']['min'] == pytest.approx(
+        min(dit['times']) / min(base['times']))
+    assert '| metric | unit | DiT (SD3.5-medium)' in stdout
 
 
 def test_train_summary_splits_memory():

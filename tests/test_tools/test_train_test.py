@@ -30,6 +30,8 @@ DEMOS = {
     # the small-object demo with the VAE encoder's stride-4 level
     'mask-rcnn_vpd_tiny-p2-fpn_demo-coco-small.py':
     (['coco/bbox_mAP', 'coco/bbox_mAP_s', 'coco/segm_mAP_s'], False),
+    # a diffusion transformer (PixArt-shaped) + ViTDet's simple pyramid
+    'dit_pixart-tiny-sfp_demo-seg.py': (['mIoU', 'aAcc'], False),
 }
 # Demos that differ from a trained one above only in what tests/test_configs
 # builds (its stride-8 parent: the P2 demo without vae_taps; and that parent
@@ -60,7 +62,8 @@ def test_train_writes_checkpoint_and_test_reports_metrics(trained, run_tool,
     assert osp.isfile(ckpt)
     state = torch.load(ckpt, map_location='cpu')  # weights-only default
     assert state['meta']['iter'] == 4
-    assert any(k.startswith('backbone.unet.') for k in state['state_dict'])
+    assert any(k.startswith(('backbone.unet.', 'backbone.transformer.'))
+               for k in state['state_dict'])
 
     test_dir = osp.join(work_dir, 'test')
     proc = run_tool('tools/test.py', osp.join(DEMO, name), ckpt,

@@ -15,10 +15,12 @@ and over several repeats:
   an mmengine optim wrapper) and its peak memory, split into parameters,
   gradients, optimizer state and activations.
 
-``mmdiff_p2`` is mmdiff's VPD with ``vae_taps`` (``--vae-taps``, default the
-stride-4 level of the VAE encoder), reported against ``mmdiff`` in a second
-table: the extra cost of the finer level. ``--neck`` times each backbone with
-mmdet's FPN on all its outputs (backbone + neck).
+``dit`` is mmdiff's ``DiTBackbone`` at SD3.5-medium's shapes (random
+weights), reported against ``mmdiff`` (the SD1.5-shaped U-Net) in its own
+table. ``mmdiff_p2`` is mmdiff's VPD with ``vae_taps`` (``--vae-taps``,
+default the stride-4 level of the VAE encoder), reported against ``mmdiff``
+in a second table: the extra cost of the finer level. ``--neck`` times each
+backbone with mmdet's FPN on all its outputs (backbone + neck).
 
 Same weights: a seeded SD-shaped ldm U-Net + VAE (Stability-AI's ldm, PyPI
 stable-diffusion-sdkit 2.1.5; SD1 modules as CompVis') is written as an
@@ -96,6 +98,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='mmdiff_p2 cases: VAE encoder down blocks '
                         'added as levels (SD: 0 = stride 2, 1 = stride 4). '
                         'Default: 1')
+    parser.add_argument('--dit-config', choices=['sd35m', 'tiny'],
+                        default='sd35m', help='dit cases: SD3.5-medium '
+                        'shapes, or the tiny SD3.5 layout (tests). Default: '
+                        'sd35m')
+    parser.add_argument('--dit-taps', type=int, nargs='+',
+                        default=[5, 11, 17, 23],
+                        help='dit cases: DiTBackbone taps (SD3.5-medium '
+                        'blocks). Default: 5 11 17 23 (configs/dit)')
     parser.add_argument('--neck', action='store_true',
                         help="time backbone + mmdet's FPN on all outputs")
     parser.add_argument('--num-tokens', type=int, default=150,

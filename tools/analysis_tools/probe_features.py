@@ -20,6 +20,10 @@ t x tap table and writes
 ``--pretrained FOLDER`` loads a diffusers folder (e.g. the one
 ``configs/pretrain/`` runs export) with ``scale_latents=True``, the latent
 scale the U-Net was trained with.
+
+For an ``mmdiff.DiTBackbone`` config (SD3, FLUX, PixArt) the columns are
+transformer blocks (``--blocks``, default the config's ``taps``), and
+``--backbone null`` keeps the transformer with the null prompt.
 """
 import argparse
 import os.path as osp
@@ -42,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    default=[1, 50, 100, 200, 400])
     p.add_argument('--taps', type=int, nargs='+', default=None,
                    help='indices of the backbone outputs (default: all)')
+    p.add_argument('--blocks', type=int, nargs='+', default=None,
+                   help='mmdiff.DiTBackbone configs: the transformer blocks '
+                   'swept (its taps; default: the config\'s)')
     p.add_argument('--backbone', choices=['null', 'config'], default='null',
                    help="null: mmdiff.DiffusionBackbone (null prompt, as a "
                    "text-free pretrained U-Net was trained) with the "

@@ -19,7 +19,8 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmdiff.models.attention import AttentionStore
-from mmdiff.models.conditioning import build_conditioner
+from mmdiff.models.conditioning import (ConditionedBackbone,
+                                        build_conditioner)
 from mmdiff.models.diffusion import FeatureTaps, TapsDone, vpd_default_taps
 from mmdiff.models.diffusion.added_cond import (added_cond_kwargs,
                                                 pooled_text_embeds)
@@ -33,7 +34,7 @@ from .inputs import as_pad_shape, check_images, crop, pad_images
 
 
 @MODELS.register_module()
-class DiffusionBackbone(SDCore, BaseModule):
+class DiffusionBackbone(SDCore, ConditionedBackbone, BaseModule):
     """Multi-scale features from a Stable Diffusion U-Net (VPD-style).
 
     What the U-Net attends to is a component, ``conditioner`` (a null prompt
@@ -244,17 +245,6 @@ class DiffusionBackbone(SDCore, BaseModule):
     # ------------------------------------------------------------------
     # Channels and feature info
     # ------------------------------------------------------------------
-    @property
-    def num_tokens(self) -> int:
-        """Channels of each attention map (the conditioner's tokens)."""
-        return self.conditioner.num_tokens
-
-    @property
-    def class_embed_select(self) -> bool:
-        """Whether the conditioner reads per-image ``class_ids`` (mmseg's
-        ``DepthEstimator`` then passes ``(inputs, class_ids)``)."""
-        return self.conditioner.takes_class_ids
-
     def output_channels(self) -> Tuple[int, ...]:
         """Channels of each output of :meth:`extract`.
 

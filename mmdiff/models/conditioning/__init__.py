@@ -6,13 +6,14 @@
 projects' (e.g. ``MetaPrompts``). A backbone takes one as
 ``conditioner=dict(type=...)``.
 """
-from .base import Conditioner, NullPrompt, build_conditioner
+from .base import (ConditionedBackbone, Conditioner, NullPrompt,
+                   build_conditioner)
 from .caption_prompts import CaptionPrompts
 from .class_embeds import EmbeddingSpec, resolve_class_embeddings
 from .class_prompts import ClassPrompts
 
 __all__ = [
-    'Conditioner', 'NullPrompt', 'build_conditioner', 'ClassPrompts',
+    'ConditionedBackbone', 'Conditioner', 'NullPrompt', 'build_conditioner', 'ClassPrompts',
     'CaptionPrompts',
     'EmbeddingSpec', 'resolve_class_embeddings'
 ]

@@ -21,6 +21,22 @@ def build_conditioner(cfg: Optional[dict], dim: int,
             dim=dim, local_files_only=local_files_only))
 
 
+class ConditionedBackbone:
+    """What a backbone owning a ``conditioner`` exposes of it (a mixin of
+    the U-Net and transformer backbones)."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Channels of each attention map (the conditioner's tokens)."""
+        return self.conditioner.num_tokens
+
+    @property
+    def class_embed_select(self) -> bool:
+        """Whether the conditioner reads per-image ``class_ids`` (mmseg's
+        ``DepthEstimator`` then passes ``(inputs, class_ids)``)."""
+        return self.conditioner.takes_class_ids
+
+
 class Conditioner(BaseModule):
     """Base class of the conditioning components.
 

@@ -89,7 +89,8 @@ def _missing_message(pretrained: str, kind: str, cause: Exception = None,
     return msg
 
 
-def check_pretrained(pretrained: str, kind: str) -> None:
+def check_pretrained(pretrained: str, kind: str,
+                     subfolders: tuple = ('unet', 'vae')) -> None:
     """mmdiff's checks of a local ``pretrained`` source, before diffusers
     reads it, so that a damaged or unsafe file is reported as such (not as
     weights to download): a single file gets every check of
@@ -103,7 +104,7 @@ def check_pretrained(pretrained: str, kind: str) -> None:
         verify_checkpoint(osp.expanduser(str(pretrained)), shown=shown)
     elif kind == 'folder':
         verify_weights_folder(osp.expanduser(str(pretrained)),
-                              ('unet', 'vae'), shown)
+                              subfolders, shown)
 
 
 def _single_file_configs(pretrained: str, original_config: ConfigLike,
@@ -299,22 +300,39 @@ def load_unet_weights(unet: nn.Module, path: str) -> None:
         unet (nn.Module): The built ``UNet2DConditionModel``.
         path (str): The state dict file.
     """
+    load_weights_file(
+        unet, path, 'unet_weights', 'unet.', 'U-Net',
+        'expected a diffusers-layout UNet2DConditionModel state dict '
+        "(.safetensors or .pth), e.g. CleanDIFT's "
+        'cleandift_sd21_unet.safetensors downloaded with `hf download '
+        'CompVis/cleandift <file> --local-dir DIR`.')
+
+
+def load_weights_file(module: nn.Module, path: str, arg: str, prefix: str,
+                      what: str, expected: str) -> None:
+    """Load a whole-model state dict file into ``module`` (strict).
+
+    Args:
+        module (nn.Module): The built model (LoRA-wrapped or not).
+        path (str): ``.safetensors`` or a torch file, optionally wrapped in
+            ``state_dict``, keys optionally prefixed ``prefix``.
+        arg (str): The backbone argument, for messages.
+        prefix (str): Key prefix dropped when every key has it.
+        what (str): The model's name, for messages.
+        expected (str): What the file should be, for the not-found error.
+    """
     path = osp.expanduser(str(path))
     if not osp.isfile(path):
-        raise FileNotFoundError(
-            f'unet_weights={path!r} does not exist: expected a diffusers-'
-            'layout UNet2DConditionModel state dict (.safetensors or .pth), '
-            'e.g. CleanDIFT\'s cleandift_sd21_unet.safetensors downloaded '
-            'with `hf download CompVis/cleandift <file> --local-dir DIR`.')
-    check_exported_file(path, shown=f'unet_weights={path}')
-    state = read_checkpoint(path, shown=f'unet_weights={path}')
+        raise FileNotFoundError(f'{arg}={path!r} does not exist: {expected}')
+    check_exported_file(path, shown=f'{arg}={path}')
+    state = read_checkpoint(path, shown=f'{arg}={path}')
     if isinstance(state, dict):
         state = state.get('state_dict', state)
-    if state and all(k.startswith('unet.') for k in state):
-        state = {k[len('unet.'):]: v for k, v in state.items()}
-    check_finite(state, f'unet_weights={path}')
-    copy_weights(unet, lora_compatible_state_dict(unet, state),
-                 f'U-Net state dict {path!r}')
+    if state and all(k.startswith(prefix) for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items()}
+    check_finite(state, f'{arg}={path}')
+    copy_weights(module, lora_compatible_state_dict(module, state),
+                 f'{what} state dict {path!r}')
 
 
 def load_vae_weights(vae: nn.Module, source: str,

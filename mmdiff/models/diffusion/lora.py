@@ -47,7 +47,8 @@ def add_unet_lora(unet: nn.Module,
     until training moves them.
 
     Args:
-        unet (nn.Module): A diffusers ``UNet2DConditionModel``.
+        unet (nn.Module): A diffusers ``UNet2DConditionModel`` or
+            diffusion transformer.
         rank (int): LoRA rank ``r``. Defaults to 8.
         alpha (float, optional): LoRA scale numerator (scale = alpha / r).
             Defaults to None (= rank, scale 1).
@@ -64,11 +65,15 @@ def add_unet_lora(unet: nn.Module,
     if rank < 1:
         raise ValueError(f'LoRA rank must be >= 1, got {rank}.')
     unet.requires_grad_(False)
-    unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank,
-                   lora_dropout=dropout, init_lora_weights=True,
-                   target_modules=list(target_modules)),
-        adapter_name=adapter_name)
+    config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None
+                        else rank, lora_dropout=dropout,
+                        init_lora_weights=True,
+                        target_modules=list(target_modules))
+    if hasattr(unet, 'add_adapter'):
+        unet.add_adapter(config, adapter_name=adapter_name)
+    else:  # diffusers models without PeftAdapterMixin (PixArt)
+        from peft import inject_adapter_in_model
+        inject_adapter_in_model(config, unet, adapter_name=adapter_name)
     # checkpoints of the plain U-Net (load_from, init_cfg, converted model
     # zoo files) name the wrapped weights without `base_layer.`
     hook = _plain_keys_to_base_layer

@@ -45,3 +45,48 @@ def add_noise(scheduler, kind: str, latents: Tensor, timestep: int,
     t = torch.full((latents.shape[0], ), timestep, device=latents.device,
                    dtype=torch.long)
     return scheduler.add_noise(latents, noise, t)
+
+
+class FlowMatchNoise:
+    """Rectified-flow noising of SD3 / FLUX (``scheduler.add_noise``
+    interface for :func:`add_noise`).
+
+    ``x_t = (1 - sigma) * x_0 + sigma * noise`` with ``sigma = t / 1000``:
+    diffusers' ``FlowMatchEulerDiscreteScheduler.scale_noise`` at a timestep
+    ``t`` of its (shifted) schedule, whose timesteps are ``sigma * 1000``
+    (the value the SD3 transformer receives; FLUX receives ``sigma``).
+
+    Args:
+        num_train_timesteps (int): Defaults to 1000.
+    """
+
+    def __init__(self, num_train_timesteps: int = 1000) -> None:
+        self.num_train_timesteps = num_train_timesteps
+
+    def add_noise(self, latents: Tensor, noise: Tensor,
+                  timesteps: Tensor) -> Tensor:
+        sigma = timesteps.to(latents.dtype) / self.num_train_timesteps
+        sigma = sigma.view(-1, *([1] * (latents.ndim - 1)))
+        return (1 - sigma) * latents + sigma * noise
+
+
+def dit_noise_scheduler(kind: str, flow: bool):
+    """The noise schedule of a diffusion transformer for ``kind``.
+
+    Args:
+        kind (str): ``'none'``, ``'seeded'`` or ``'random'``.
+        flow (bool): Rectified flow (SD3, FLUX: :class:`FlowMatchNoise`);
+            else PixArt's DDPM schedule (``linear`` betas 0.0001-0.02, 1000
+            steps, as its released ``scheduler_config.json``).
+
+    Returns:
+        FlowMatchNoise | diffusers.DDPMScheduler | None
+    """
+    check_noise(kind)
+    if kind == 'none':
+        return None
+    if flow:
+        return FlowMatchNoise()
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(beta_start=0.0001, beta_end=0.02,
+                         beta_schedule='linear', num_train_timesteps=1000)

@@ -34,3 +34,37 @@ def real_unet_cfg(pretrained: str) -> dict:
     if 'stable-diffusion-2' in name or 'sd2' in name or 'sd-2' in name:
         return SD21_UNET
     return SD15_UNET
+
+# Diffusion transformers (diffusers' transformer/ and vae/ config.json of the
+# released models): SD3.5-medium (MMDiT, 24 blocks of width 1536, dual
+# attention in the first 13) and FLUX.1-dev (19 joint + 38 single blocks of
+# width 3072), with their 16-channel VAEs.
+SD35_MEDIUM_TRANSFORMER = dict(
+    sample_size=128, patch_size=2, in_channels=16, out_channels=16,
+    num_layers=24, attention_head_dim=64, num_attention_heads=24,
+    joint_attention_dim=4096, caption_projection_dim=1536,
+    pooled_projection_dim=2048, pos_embed_max_size=384,
+    dual_attention_layers=tuple(range(13)), qk_norm='rms_norm')
+FLUX1_DEV_TRANSFORMER = dict(
+    patch_size=1, in_channels=64, num_layers=19, num_single_layers=38,
+    attention_head_dim=128, num_attention_heads=24,
+    joint_attention_dim=4096, pooled_projection_dim=768,
+    guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+SD3_VAE = dict(SD_VAE, latent_channels=16, sample_size=1024,
+               use_quant_conv=False, use_post_quant_conv=False,
+               scaling_factor=1.5305, shift_factor=0.0609)
+FLUX_VAE = dict(SD3_VAE, scaling_factor=0.3611, shift_factor=0.1159)
+DIT_PRESETS = {
+    'stabilityai/stable-diffusion-3.5-medium':
+    ('sd3', SD35_MEDIUM_TRANSFORMER, SD3_VAE),
+    'black-forest-labs/FLUX.1-dev': ('flux', FLUX1_DEV_TRANSFORMER,
+                                     FLUX_VAE),
+}
+
+
+def real_dit_cfg(pretrained: str) -> tuple:
+    """``(family, transformer_cfg, vae_cfg)`` of a released DiT hub id."""
+    if pretrained not in DIT_PRESETS:
+        raise KeyError(f'No preset for {pretrained!r}; known: '
+                       f'{sorted(DIT_PRESETS)}.')
+    return DIT_PRESETS[pretrained]

@@ -59,12 +59,16 @@ class FeatureTaps:
         owner (str): What ``model`` is, for errors. Defaults to 'U-Net'.
         example (str): An example path, for errors. Defaults to
             "'up_blocks.1.attentions.1'".
+        output_index (int): Which element of a tuple output is recorded
+            (SD3 / FLUX blocks return ``(text, image)``: 1). Defaults to 0.
     """
 
     def __init__(self, model: nn.Module, paths: Sequence[str],
                  stop_early: bool = True, owner: str = 'U-Net',
-                 example: str = "'up_blocks.1.attentions.1'") -> None:
+                 example: str = "'up_blocks.1.attentions.1'",
+                 output_index: int = 0) -> None:
         self.paths = list(paths)
+        self.output_index = output_index
         self.stop_early = stop_early
         self.features: Dict[str, Tensor] = {}
         self._active = False
@@ -87,7 +91,7 @@ class FeatureTaps:
         if not self._active:
             return
         if not isinstance(output, Tensor):
-            output = output[0]
+            output = output[self.output_index]
         self.features[path] = output
         # Not under torch.jit.trace (mmengine's get_model_complexity_info,
         # mmdet's get_flops.py): an exception out of a hook leaves the

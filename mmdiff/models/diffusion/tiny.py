@@ -11,25 +11,31 @@ import functools
 import os.path as osp
 from typing import Optional, Tuple
 
-_TINY_BASE = ('_base_', 'models', 'vpd_tiny.py')
+_MODELS = ('_base_', 'models')
 
 
 @functools.lru_cache(maxsize=None)
-def _tiny_base() -> Tuple[dict, dict]:
-    """``tiny_unet_cfg`` and ``tiny_vae_cfg`` of the demos' model base: in
-    the installed package (``mmdiff/.mim/configs``), else in the checkout's
-    ``configs/``."""
+def tiny_base(filename: str = 'vpd_tiny.py') -> dict:
+    """The variables of a tiny-model base in ``configs/_base_/models/``
+    (``vpd_tiny.py``: the U-Net and VAE, ``dit_tiny.py``: the PixArt
+    transformer): in the installed package (``mmdiff/.mim/configs``), else
+    in the checkout's ``configs/``. The shapes are defined there once."""
     from mmengine.config import Config
     package = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     for root in (osp.join(package, '.mim', 'configs'),
                  osp.join(osp.dirname(package), 'configs')):
-        path = osp.join(root, *_TINY_BASE)
+        path = osp.join(root, *_MODELS, filename)
         if osp.isfile(path):
-            cfg = Config.fromfile(path)
-            return cfg.tiny_unet_cfg.to_dict(), cfg.tiny_vae_cfg.to_dict()
+            return Config.fromfile(path).to_dict()
     raise FileNotFoundError(
-        f'{osp.join(*_TINY_BASE)} is neither in {package}/.mim/configs nor '
-        'in the checkout\'s configs/: reinstall mmdiff (pip install .).')
+        f'{osp.join(*_MODELS, filename)} is neither in {package}/.mim/'
+        'configs nor in the checkout\'s configs/: reinstall mmdiff '
+        '(pip install .).')
+
+
+def _tiny_base() -> Tuple[dict, dict]:
+    base = tiny_base('vpd_tiny.py')
+    return base['tiny_unet_cfg'], base['tiny_vae_cfg']
 
 
 def tiny_unet_cfg(cross_attention_dim: Optional[int] = None,

@@ -6,7 +6,7 @@
 # Runs on 2 CPU cores in minutes:  python tools/train.py <this file>
 _base_ = [
     '../_base_/models/tiny-fpn_seg.py', '../_base_/datasets/demo_seg.py',
-    '../_base_/schedules/demo_600it.py', '../_base_/demo_runtime.py',
+    '../_base_/schedules/demo_600it.py', '../_base_/runtime/demo_runtime.py',
     '../_base_/models/dit_tiny.py'
 ]
 num_classes = 4
@@ -31,3 +31,5 @@ model = dict(
         out_channels=32),
     decode_head=dict(num_classes=num_classes, feature_strides=[4, 8, 16,
                                                                 32]))
+# the runtime's hooks and the demo VAE's (made before the weights are read)
+custom_hooks = [_base_.demo_vae_hook, *_base_.custom_hooks]

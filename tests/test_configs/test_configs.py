@@ -122,8 +122,9 @@ def test_config_builds(path):
                                       backbone=real_cfg))
         check_strides(whole)
         first = real.feature_info[0]['reduction']
-        if hasattr(whole.neck, 'scale_factors'):  # SimpleFeaturePyramid
-            first = first / max(whole.neck.scale_factors)
+        neck = getattr(whole, 'neck', None)
+        if hasattr(neck, 'scale_factors'):  # SimpleFeaturePyramid
+            first = first / max(neck.scale_factors)
         assert level_strides(whole)[0] == first
         tiny = copy.deepcopy(cfg.model)
         if backbone.get('pretrained') is not None:

@@ -98,9 +98,7 @@ DEMO_SEG_SOURCE = osp.join(CONFIGS, 'meta-prompts_tiny-upernet_demo-seg.py')
 
 def _source_model(**kwargs):
     from projects.MetaPrompts.meta_prompts import MetaPromptsBackbone
-    unet, vae = tiny_sd_configs()
-    torch.manual_seed(0)
-    return MetaPromptsBackbone(unet_cfg=unet, vae_cfg=vae, **kwargs)
+    return tiny_sd_model(MetaPromptsBackbone, **kwargs)
 
 
 def test_refinement_feeds_the_unet_output_back():
@@ -116,7 +114,7 @@ def test_refinement_feeds_the_unet_output_back():
     model.unet.time_embedding.register_forward_hook(
         lambda m, a, out: temb.append(out))
     with torch.no_grad():
-        outs = model(_images(2, 64))
+        outs = model(demo_images(2, 64))
     assert len(calls) == 3 and len(temb) == 3
     inputs, embs = list(calls), list(temb)  # the checks below add more
     for step, (latents, context) in enumerate(inputs):
@@ -141,7 +139,7 @@ def test_trainable_parts_and_feature_info():
         [(5, 4), (5, 8), (5, 16), (5, 32)]
     assert seg.prompts[0].shape == (5, 32) and len(seg.prompts) == 1
     assert seg.timesteps[0].shape == (1, 128)  # 4 x model_channels
-    outs = seg(_images(2, 64))
+    outs = seg(demo_images(2, 64))
     assert [o.shape[1:] for o in outs] == [
         (5, 64 // s, 64 // s) for s in (4, 8, 16, 32)]
     sum(o.square().mean() for o in outs).backward()
@@ -162,7 +160,7 @@ def test_trainable_parts_and_feature_info():
                    for k in depth.state_dict())
     assert len(depth.prompts) == len(depth.adapters) == 2
     # resize 70 -> 128 (70 // 64 + 1 = 2 multiples), map back to 70 // 8
-    assert depth(_images(1, 70))[0].shape == (1, 6, 8, 8)
+    assert depth(demo_images(1, 70))[0].shape == (1, 6, 8, 8)
 
 
 def test_source_model_errors():
@@ -244,7 +242,7 @@ def test_source_seg_demo_builds_and_trains_a_step(build_from_config):
                             ori_shape=(64, 64)))
         samples.append(s)
     model.train()
-    feats = model.extract_feat(_images(2, 64))
+    feats = model.extract_feat(demo_images(2, 64))
     losses = model.decode_head.loss(feats, samples, model.train_cfg)
     losses.update(model.auxiliary_head.loss(feats, samples, model.train_cfg))
     assert {'loss_ce', 'loss_lovasz', 'loss_ce_aux'} <= set(losses)

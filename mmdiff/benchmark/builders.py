@@ -10,6 +10,23 @@ only: mmdiff's ``VPD`` through its ``pretrained`` path, and mmseg 1.2's real
 finer levels from the VAE encoder), ``dit_taps`` (the ``dit`` case: a
 ``DiTBackbone`` at SD3.5-medium's shapes), ``neck`` (an mmdet FPN after the
 backbone, :func:`with_fpn`).
+
+Same weights: a seeded SD-shaped ldm U-Net + VAE (Stability-AI's ldm, PyPI
+stable-diffusion-sdkit 2.1.5; SD1 modules as CompVis') is written as an
+SD single-file checkpoint and converted to diffusers with diffusers' own
+helpers (``convert_ldm_unet_checkpoint``/``convert_ldm_vae_checkpoint``);
+mmdiff loads the diffusers folder through its normal ``pretrained`` path,
+mmseg's real ``VPD`` class builds ldm's ``UNetModel`` from the ldm file.
+Same class embeddings, text adapter and input images for both.
+
+mmseg's ``VPD`` builds ``diffusion_cfg`` with ldm's
+``instantiate_from_config``. ldm's ``LatentDiffusion`` needs
+pytorch_lightning AND torchvision (``ddpm.py`` imports
+``torchvision.utils.make_grid``), so ``diffusion_cfg.target`` here is
+:class:`mmdiff.testing.ldm.LdmStableDiffusion`: ldm's own ``UNetModel``,
+``Encoder``/``Decoder`` and ``DiagonalGaussianDistribution`` in the attribute
+layout mmseg reads (``.model.diffusion_model``,
+``.first_stage_model.encode(x).mode()``).
 """
 import torch
 from torch import nn

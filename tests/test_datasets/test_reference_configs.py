@@ -84,6 +84,11 @@ REFERENCE = {
     'projects/MetaPrompts/configs/'
     'meta-prompts_vpd_sd15_4xb8-25k_nyu-480x480.py':
     ('nyu', DEPTH),
+    # the source's model (MetaPromptsBackbone)
+    'projects/MetaPrompts/configs/'
+    'meta-prompts_sd15-upernet_8xb1-80k_ade20k-512x512.py': ('ade20k', SEG),
+    'projects/MetaPrompts/configs/'
+    'meta-prompts_sd15_8xb3-25k_nyu-480x480.py': ('nyu', DEPTH),
     'projects/sd2_sdxl/configs/vpd_sd21-fpn_8xb2-80k_ade20k-512x512.py':
     ('ade20k', SEG),
     'projects/sd2_sdxl/configs/vpd_sdxl-fpn_8xb2-80k_ade20k-512x512.py':

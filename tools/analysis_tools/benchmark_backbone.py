@@ -22,23 +22,10 @@ default the stride-4 level of the VAE encoder), reported against ``mmdiff``
 in a second table: the extra cost of the finer level. ``--neck`` times each
 backbone with mmdet's FPN on all its outputs (backbone + neck).
 
-Same weights: a seeded SD-shaped ldm U-Net + VAE (Stability-AI's ldm, PyPI
-stable-diffusion-sdkit 2.1.5; SD1 modules as CompVis') is written as an
-SD single-file checkpoint and converted to diffusers with diffusers' own
-helpers (``convert_ldm_unet_checkpoint``/``convert_ldm_vae_checkpoint``);
-mmdiff loads the diffusers folder through its normal ``pretrained`` path,
-mmseg's real ``VPD`` class builds ldm's ``UNetModel`` from the ldm file.
-Same class embeddings, text adapter and input images for both.
-
-How peak memory and activations are measured: ``mmdiff/benchmark/measure.py``.
-
-mmseg's ``VPD`` builds ``diffusion_cfg`` with ldm's ``instantiate_from_config``.
-ldm's ``LatentDiffusion`` needs pytorch_lightning AND torchvision (``ddpm.py``
-imports ``torchvision.utils.make_grid``), so ``diffusion_cfg.target`` here is
-:class:`mmdiff.testing.ldm.LdmStableDiffusion`: ldm's own ``UNetModel``,
-``Encoder``/``Decoder`` and ``DiagonalGaussianDistribution`` in the attribute
-layout mmseg reads (``.model.diffusion_model``,
-``.first_stage_model.encode(x).mode()``).
+Same weights for both (a seeded SD-shaped ldm U-Net + VAE written as an SD
+single file, converted with diffusers' helpers), same class embeddings,
+adapter and images: how, and how memory is measured, in ``mmdiff.benchmark``
+(``builders.py``, ``weights.py``, ``measure.py``).
 
 This file is the command line; the library code (shared weights, builders,
 measurement, report) is ``mmdiff.benchmark``.

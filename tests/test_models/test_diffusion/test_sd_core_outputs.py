@@ -27,8 +27,12 @@ def test_outputs_equal_the_recording(cases, name):
     before = RECORDED[name]
     assert [o['shape'] for o in now] == [o['shape'] for o in before]
     for i, (a, b) in enumerate(zip(now, before)):
+        # CPUs and thread counts sum in other orders: up to 2.6e-5 x the
+        # output's scale between an Intel (recording) and an AMD host; a
+        # latent scale off by 0.1% moves the backbones' outputs 2.4e-4 to
+        # 4e-3 x scale
         scale = max(abs(x) for x in b['samples']) + 1e-12
-        tol = dict(rel=1e-4, abs=1e-5 * scale)
+        tol = dict(rel=1e-4, abs=1e-4 * scale)
         assert a['samples'] == pytest.approx(b['samples'], **tol), (name, i)
         assert a['sum'] == pytest.approx(b['sum'], rel=1e-4,
                                          abs=1e-4 * b['abs_sum']), (name, i)

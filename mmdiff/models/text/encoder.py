@@ -228,8 +228,8 @@ def encoder_identity(loc: dict) -> str:
 def load_located(loc: dict, local_files_only: bool = False,
                  device: str = 'cpu') -> Tuple[torch.nn.Module, object]:
     """Load the encoder of a located source: ``CLIPTextModel`` +
-    ``CLIPTokenizer``, or ``T5EncoderModel`` + its tokenizer
-    (``AutoTokenizer``), by ``loc['kind']``.
+    ``CLIPTokenizer``, or ``T5EncoderModel`` + ``T5TokenizerFast``, by
+    ``loc['kind']``.
 
     A full ``CLIPModel`` folder (e.g. ``openai/clip-vit-large-patch14``)
     works: its text tower is loaded and the vision/projection weights are
@@ -244,7 +244,9 @@ def load_located(loc: dict, local_files_only: bool = False,
     kind = loc.get('kind', 'clip')
     model_cls, tok_cls = dict(
         clip=(transformers.CLIPTextModel, transformers.CLIPTokenizer),
-        t5=(transformers.T5EncoderModel, transformers.AutoTokenizer))[kind]
+        # not AutoTokenizer: offline, it wants a config.json that the
+        # pipelines' tokenizer folders do not have
+        t5=(transformers.T5EncoderModel, transformers.T5TokenizerFast))[kind]
     kw = dict(revision=loc['revision'], local_files_only=local_files_only)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # no report of the skipped vision keys

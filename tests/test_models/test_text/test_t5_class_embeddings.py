@@ -245,3 +245,22 @@ def test_hub_id_with_subfolder(sd3_dir, tmp_path, monkeypatch):
                                subfolder='text_encoder')
     assert encoder.encoder_identity(clip) != meta['model_identity']
     assert clip['kind'] == 'clip'
+
+
+def test_list_of_encoders_with_subfolders(sd3_dir, tmp_path):
+    """Several encoders of one pipeline (CLIP + T5), concatenated along the
+    width as for SDXL's two CLIPs; one subfolder per encoder."""
+    from mmdiff.models.conditioning.class_embeds import \
+        resolve_class_embeddings
+    spec = dict(class_names=NAMES, text_encoder=[sd3_dir, sd3_dir],
+                text_encoder_subfolder=['text_encoder', 'text_encoder_3'],
+                cache_dir=str(tmp_path), progress=False)
+    emb, learnable = resolve_class_embeddings(spec, 48, True)
+    assert emb.shape == (3, 48) and not learnable
+    t5 = compute_class_embeddings(NAMES, sd3_dir,
+                                  text_encoder_subfolder='text_encoder_3',
+                                  **KW)
+    assert torch.equal(emb[:, 16:], t5)
+    with pytest.raises(ValueError, match='1 entries for 2 text encoders'):
+        resolve_class_embeddings(
+            dict(spec, text_encoder_subfolder=['text_encoder_3']), 48, True)

@@ -1,5 +1,4 @@
 """tools/misc/build_class_embeddings.py end to end, in a subprocess."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess

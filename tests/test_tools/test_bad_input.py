@@ -78,8 +78,9 @@ def test_image_smaller_than_unet_minimum():
 # -- class embeddings ---------------------------------------------------------
 def test_class_embeddings_wrong_dim():
     dim = tiny_unet_cfg()['cross_attention_dim']
-    with pytest.raises(ValueError, match=rf'dim {dim + 8} but the U-Net\'s '
-                       rf'cross_attention_dim is {dim}\. Fix'):
+    with pytest.raises(ValueError, match=rf'dim {dim + 8} but the model\'s '
+                       rf'text width is {dim} \(U-Net: cross_attention_dim;'
+                       r'.*\)\. Fix'):
         _vpd(class_embeddings=torch.randn(4, dim + 8))
 
 

@@ -1,5 +1,4 @@
 """tools/misc/build_class_embeddings.py end to end, in a subprocess."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -76,3 +75,42 @@ def test_cli_default_out_and_errors(clip_dir, tmp_path, monkeypatch, capsys,
     with pytest.raises(OSError, match='Looked for'):
         tool.main(['--classes', str(names), '--text-encoder',
                    str(tmp_path / 'missing'), '--local-files-only'])
+
+
+def test_cli_t5_from_pipeline_subfolder(tmp_path):
+    """A DiT's own T5 (the SD3 layout, text_encoder_3/ + tokenizer_3/):
+    the file the tool writes holds what the config spec computes, and a
+    DiTBackbone takes it as its class prompts."""
+    from mmdiff.models.backbones import DiTBackbone
+    from mmdiff.models.diffusion import tiny_dit_configs
+    from mmdiff.models.text import get_or_build_class_embeddings
+    from mmdiff.testing import build_tiny_t5
+    pipe = build_tiny_t5(str(tmp_path / 'sd3-pipe'), family='sd3')
+    names = tmp_path / 'names.txt'
+    names.write_text('cat\nliving_room\nsky\n')
+    proc = _run('--classes', str(names), '--text-encoder', pipe,
+                '--text-encoder-subfolder', 'text_encoder_3',
+                '--local-files-only', '--no-progress', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert 'class embeddings: 3 x 32' in proc.stdout
+    assert '(text_encoder_3), t5 (local:sha256:' in proc.stdout
+    out = (tmp_path / 'data' / 'embeddings' /
+           'names_sd3-pipe-text-encoder-3_vpd.pth')
+    emb, meta = load_class_embeddings(out)
+    assert meta['encoder'] == 't5'
+    assert meta['text_encoder_subfolder'] == 'text_encoder_3'
+    spec = get_or_build_class_embeddings(
+        str(names), pipe, text_encoder_subfolder='text_encoder_3',
+        cache_dir=str(tmp_path / 'cache'), local_files_only=True,
+        progress=False)
+    torch.testing.assert_close(emb, spec, rtol=0, atol=1e-6)
+    transformer, vae = tiny_dit_configs('sd3')
+    dit = DiTBackbone(family='sd3', transformer_cfg=transformer,
+                      vae_cfg=vae, conditioner=dict(
+                          type='ClassPrompts', class_embeddings=str(out)))
+    assert torch.equal(dit.conditioner.class_embeddings, emb)
+    proc = _run('--classes', str(names), '--text-encoder', pipe,
+                '--text-encoder-subfolder', 'text_encoder_2',
+                '--local-files-only', cwd=tmp_path)
+    assert proc.returncode != 0
+    assert 'no text_encoder_2/config.json' in proc.stderr

@@ -1,4 +1,4 @@
-"""Build K x D class text embeddings with a CLIP text encoder.
+"""Build K x D class text embeddings with a CLIP or T5 text encoder.
 
     python tools/misc/build_class_embeddings.py --classes ade20k \
         --text-encoder openai/clip-vit-large-patch14 --templates vpd \
@@ -6,8 +6,12 @@
 
 ``--classes``: ade20k | cityscapes | voc | coco | nyu_scenes (read from the
 installed mmseg/mmdet metainfo) or a text file with one name per line.
-``--text-encoder``: a hub id, a local CLIP folder, or a Stable Diffusion
-folder (its text_encoder/ and tokenizer/ are used).
+``--text-encoder``: a hub id, a local CLIP or T5 folder, or a diffusers
+pipeline folder (its text_encoder/ and tokenizer/ are used, or
+``--text-encoder-subfolder``: SD3 / SD3.5's T5 text_encoder_3 (+
+tokenizer_3), FLUX.1's text_encoder_2, PixArt-Sigma's text_encoder).
+T5 ``--output pooled`` is the mean over the prompt's non-padding tokens
+(T5 has no pooler).
 ``--templates``: vpd ("a photo of a {}") | imagenet80 (CLIP's 80 ImageNet
 templates) | a text file with one template containing "{}" per line.
 ``--mmseg-mean-row``: append the mean of all rows as row K, the layout of the
@@ -33,23 +37,31 @@ from mmdiff.models.text import (OUTPUTS, TEMPLATE_SETS, append_mean_row,
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Build class text embeddings (K x D) with a CLIP text '
-        'encoder, for mmdiff / VPD backbones.')
+        description='Build class text embeddings (K x D) with a CLIP or T5 '
+        'text encoder, for mmdiff backbones (VPD, DiTBackbone).')
     parser.add_argument(
         '--classes', required=True,
         help='ade20k | cityscapes | voc | coco | nyu_scenes, or a text file '
         'with one class name per line')
     parser.add_argument(
         '--text-encoder', required=True,
-        help='hub id (e.g. openai/clip-vit-large-patch14), local CLIP folder '
-        'or Stable Diffusion folder')
+        help='hub id (e.g. openai/clip-vit-large-patch14), local CLIP or T5 '
+        'folder, or diffusers pipeline folder / hub id')
+    parser.add_argument(
+        '--text-encoder-subfolder',
+        help='the encoder\'s subfolder in a pipeline (its tokenizer: '
+        'text_encoder_N -> tokenizer_N): SD3/SD3.5 T5: text_encoder_3, '
+        'FLUX.1 T5: text_encoder_2, PixArt-Sigma T5: text_encoder. '
+        'Default: text_encoder/ if present, else the folder itself')
     parser.add_argument(
         '--templates', default='vpd',
         help=f'{" | ".join(TEMPLATE_SETS)} or a text file with one template '
         '("{}" = class name) per line. Default: vpd')
     parser.add_argument('--output', choices=OUTPUTS, default='pooled',
-                        help='pooled: (K, D) EOS features (VPD); tokens: '
-                        '(K, L, D) last hidden states. Default: pooled')
+                        help='pooled: (K, D) CLIP EOS features (VPD), T5: '
+                        'mean over the prompt\'s non-padding tokens; '
+                        'tokens: (K, L, D) last hidden states. Default: '
+                        'pooled')
     parser.add_argument('--max-length', type=int, default=77,
                         help='tokenizer length (VPD NYU: 20). Default: 77')
     parser.add_argument('--normalize', action='store_true',
@@ -82,8 +94,10 @@ def _slug(text: str) -> str:
 
 
 def default_out(args: argparse.Namespace) -> str:
-    parts = [_slug(args.classes), _slug(args.text_encoder),
-             _slug(args.templates)]
+    model = _slug(args.text_encoder)
+    if args.text_encoder_subfolder:
+        model += '-' + _slug(args.text_encoder_subfolder)
+    parts = [_slug(args.classes), model, _slug(args.templates)]
     if args.output != 'pooled':
         parts.append(args.output)
     if args.max_length != 77:
@@ -104,7 +118,9 @@ def main(argv=None) -> int:
         batch_size=args.batch_size, progress=not args.no_progress,
         normalize=args.normalize,
         underscore_to_space=not args.keep_underscores,
-        revision=args.revision, return_metadata=True)
+        revision=args.revision,
+        text_encoder_subfolder=args.text_encoder_subfolder,
+        return_metadata=True)
     if args.mmseg_mean_row:
         embeddings = append_mean_row(embeddings)
         meta['mean_row'] = True
@@ -116,7 +132,9 @@ def main(argv=None) -> int:
     print(f'class embeddings: {shape} ({len(meta["classes"])} classes'
           f'{" + mean row" if args.mmseg_mean_row else ""}, '
           f'{args.output}, max_length {args.max_length})')
-    print(f'model:     {meta["model"]} ({meta["model_identity"]})')
+    sub = args.text_encoder_subfolder
+    print(f'model:     {meta["model"]}{f" ({sub})" if sub else ""}, '
+          f'{meta["encoder"]} ({meta["model_identity"]})')
     print(f'templates: {args.templates} ({len(meta["templates"])}, e.g. '
           f'{meta["templates"][0]!r})')
     print(f'written:   {out} (+ {out}.json) in {time.time() - start:.1f}s')

@@ -81,9 +81,14 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
             text tokens, built with ``dim`` = the model's text width
             (``joint_attention_dim``; PixArt: ``caption_channels``), e.g.
             ``dict(type='ClassPrompts', class_embeddings=...)``: class
-            prompt tokens ``(K, text_dim)``, e.g. T5 embeddings precomputed
-            offline, or ``dict(num_classes=K, dim=D)`` learnable ones.
-            Defaults to None: ``NullPrompt``, one all-zero token.
+            prompt tokens ``(K, text_dim)``: computed (and cached) by the
+            model's own T5 with ``dict(class_names=..., text_encoder=
+            <pipeline>, text_encoder_subfolder='text_encoder_3' (SD3) |
+            'text_encoder_2' (FLUX.1) | 'text_encoder' (PixArt),
+            output='pooled' | 'tokens')``, a file, a tensor, or
+            ``dict(num_classes=K, dim=D)`` learnable ones; another width
+            than ``text_dim`` is a ``ValueError``. Defaults to None:
+            ``NullPrompt``, one all-zero token.
         pooled_embeds (str | Tensor, optional): SD3/FLUX pooled text
             embedding ``(pooled_dim, )`` (a tensor or a ``.pth`` file, e.g.
             the CLIP-pooled empty prompt). Defaults to None (zeros).

@@ -54,13 +54,17 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
         spec: One of
             - a ``.pth``/``.safetensors`` path;
             - ``dict(class_names=..., text_encoder=..., templates=...,
-              output='pooled'|'tokens', cache_dir=...)``, computed (and
-              cached) by ``mmdiff.models.text.cache``; a list of
-              text encoders concatenates their embeddings (SDXL);
+              output='pooled'|'tokens', cache_dir=...,
+              text_encoder_subfolder=...)``, computed (and cached) by
+              ``mmdiff.models.text.cache`` with a CLIP or T5 encoder; a
+              list of text encoders concatenates their embeddings (SDXL),
+              ``text_encoder_subfolder`` then one string or one per
+              encoder;
             - ``dict(num_classes=K, dim=D)``: random, learnable embeddings;
             - a tensor ``(K, D)``;
             - None: no class embeddings (null prompt).
-        dim (int): The U-Net's ``cross_attention_dim``.
+        dim (int): The model's text width (U-Net: ``cross_attention_dim``;
+            DiT: ``joint_attention_dim`` / ``caption_channels``).
         local_files_only (bool): Passed to the text encoder loader unless the
             dict sets it. Defaults to False.
 
@@ -87,14 +91,23 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
         kwargs = dict(spec)
         kwargs.setdefault('local_files_only', local_files_only)
         encoders = kwargs.pop('text_encoder', None)
+        subs = kwargs.pop('text_encoder_subfolder', None)
         if not isinstance(encoders, (list, tuple)):
             encoders = [encoders]
+        if not isinstance(subs, (list, tuple)):
+            subs = [subs] * len(encoders)
+        if len(subs) != len(encoders):
+            raise ValueError(
+                f'text_encoder_subfolder={list(subs)} has {len(subs)} '
+                f'entries for {len(encoders)} text encoders. Fix: one '
+                'subfolder per encoder, or one string for all.')
         # Several encoders (SDXL: CLIP ViT-L/14 + ViT-bigG/14, 768 + 1280
         # = 2048): their embeddings are concatenated along the width.
         emb = torch.cat([
-            get_or_build_class_embeddings(text_encoder=enc,
-                                          **kwargs).detach().float()
-            for enc in encoders
+            get_or_build_class_embeddings(
+                text_encoder=enc, text_encoder_subfolder=sub,
+                **kwargs).detach().float()
+            for enc, sub in zip(encoders, subs)
         ], dim=-1)
     else:
         raise TypeError(
@@ -106,10 +119,14 @@ def resolve_class_embeddings(spec: EmbeddingSpec, dim: int,
                          f'(K, L, D), got {tuple(emb.shape)}.')
     if emb.shape[-1] != dim:
         raise ValueError(
-            f'class embeddings have dim {emb.shape[-1]} but the U-Net\'s '
-            f'cross_attention_dim is {dim}. Fix: build the embeddings with a '
-            f'text encoder of width {dim} (SD1.x: CLIP ViT-L/14, 768; SD2.x: '
-            'OpenCLIP ViT-H/14, 1024; SDXL: a list of CLIP ViT-L/14 '
-            'and ViT-bigG/14, 2048), or use a U-Net whose '
-            f'cross_attention_dim is {emb.shape[-1]}.')
+            f'class embeddings have dim {emb.shape[-1]} but the model\'s '
+            f'text width is {dim} (U-Net: cross_attention_dim; '
+            'DiTBackbone: the transformer\'s joint_attention_dim, PixArt: '
+            'caption_channels). Fix: build the embeddings with the model\'s '
+            f'own text encoder, of width {dim} (SD1.x: CLIP ViT-L/14, 768; '
+            'SD2.x: OpenCLIP ViT-H/14, 1024; SDXL: a list of CLIP '
+            'ViT-L/14 and ViT-bigG/14, 2048; SD3 / SD3.5, FLUX.1, '
+            'PixArt-Sigma: their T5-XXL, 4096, with text_encoder_subfolder='
+            "'text_encoder_3' / 'text_encoder_2' / 'text_encoder'), or use "
+            f'a model whose text width is {emb.shape[-1]}.')
     return emb, learnable

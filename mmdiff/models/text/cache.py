@@ -50,26 +50,32 @@ def load_cached(file: str, key: str,
     return embeddings, None
 
 
-def get_or_build_class_embeddings(class_names: NameSpec,
-                                  text_encoder: Union[str, os.PathLike],
-                                  templates: NameSpec = 'vpd',
-                                  output: str = 'pooled',
-                                  cache_dir: Optional[str] = None,
-                                  local_files_only: bool = False,
-                                  max_length: int = 77,
-                                  mean_row: bool = False,
-                                  **kwargs) -> Tensor:
+def get_or_build_class_embeddings(
+        class_names: NameSpec,
+        text_encoder: Union[str, os.PathLike],
+        templates: NameSpec = 'vpd',
+        output: str = 'pooled',
+        cache_dir: Optional[str] = None,
+        local_files_only: bool = False,
+        max_length: int = 77,
+        mean_row: bool = False,
+        text_encoder_subfolder: Optional[str] = None,
+        **kwargs) -> Tensor:
     """:func:`compute_class_embeddings`, cached on disk.
 
     The cache key is the sha256 of the class names, templates, output,
     max_length, ``normalize``/``underscore_to_space`` and the encoder's
     identity (sha256 of a local folder's weight/tokenizer files, or hub id +
-    commit). A hit loads the file without loading the text encoder.
+    commit + subfolder: another ``text_encoder_subfolder`` is another
+    entry). A hit loads the file without loading the text encoder.
 
     Args:
         cache_dir (str, optional): defaults to :func:`default_cache_dir`.
         mean_row (bool): append the mean row (:func:`append_mean_row`)
             after loading/building. Defaults to False.
+        text_encoder_subfolder (str, optional): the encoder's subfolder in
+            a pipeline (SD3's T5: ``'text_encoder_3'``), see
+            :func:`compute_class_embeddings`. Defaults to None.
         **kwargs: passed to :func:`compute_class_embeddings` (``device``,
             ``batch_size``, ``progress``, ``normalize``,
             ``underscore_to_space``, ``revision``).
@@ -79,7 +85,7 @@ def get_or_build_class_embeddings(class_names: NameSpec,
     names = resolve_class_names(class_names)
     tmpls = resolve_templates(templates)
     loc = locate_text_encoder(text_encoder, kwargs.get('revision'),
-                              local_files_only)
+                              local_files_only, text_encoder_subfolder)
     key_src = dict(
         format=FORMAT, classes=names, templates=tmpls, output=output,
         max_length=max_length, normalize=kwargs.get('normalize', False),
@@ -97,12 +103,15 @@ def get_or_build_class_embeddings(class_names: NameSpec,
         print_log(f'Class embeddings: the cache file {file} cannot be used '
                   f'({problem}); rebuilding it.', logger='current',
                   level=30)
+    where = f'{text_encoder}' + (f' ({loc["model_sub"]})'
+                                 if loc['model_sub'] else '')
     print_log(f'Class embeddings: building {len(names)} classes x '
-              f'{len(tmpls)} templates with {text_encoder} -> {file}',
+              f'{len(tmpls)} templates with {where} -> {file}',
               logger='current')
     embeddings, meta = compute_class_embeddings(
         names, text_encoder, tmpls, output=output, max_length=max_length,
-        local_files_only=local_files_only, return_metadata=True, **kwargs)
+        local_files_only=local_files_only, return_metadata=True,
+        text_encoder_subfolder=text_encoder_subfolder, **kwargs)
     meta['cache_key'] = key
     meta['sha256'] = tensors_sha256([embeddings])
     save_class_embeddings(file, embeddings, meta)

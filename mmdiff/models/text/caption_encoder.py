@@ -41,6 +41,12 @@ class CaptionEncoder(nn.Module):
         self.local_files_only = local_files_only
         self.loc = locate_text_encoder(source,
                                        local_files_only=local_files_only)
+        if self.loc['kind'] != 'clip':
+            raise ValueError(
+                f'Captions are encoded with a CLIP text encoder (the '
+                f"U-Net's); {source!r} holds a {self.loc['kind']} encoder "
+                f"({self.loc['model_sub'] or 'root'}). Fix: a Stable "
+                'Diffusion folder, a CLIP folder or hub id.')
         kw = dict(revision=self.loc['revision'],
                   local_files_only=local_files_only)
         try:

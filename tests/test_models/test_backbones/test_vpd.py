@@ -313,7 +313,7 @@ def test_class_embeddings_from_file(tmp_path, suffix):
 def test_bad_inputs_name_the_fix(vpd):
     with pytest.raises(ValueError, match='expects images .*mean=\\[127.5\\]'):
         vpd(torch.zeros(1, 1, 64, 64))
-    with pytest.raises(ValueError, match='cross_attention_dim is 32'):
+    with pytest.raises(ValueError, match='text width is 32'):
         build(class_embeddings=torch.randn(4, 768))
     with pytest.raises(ValueError, match='use_attn=False'):
         build(class_embeddings=None)

@@ -20,11 +20,13 @@ def tiny_sd_model(cls: type, seed: int = 0,
         seed (int): Seed of the weights. Defaults to 0.
         cross_attention_dim (int, optional): Token width. Defaults to None
             (the tiny U-Net's, 32).
-        **kwargs: Further ``cls`` arguments.
+        **kwargs: Further ``cls`` arguments (``unet_cfg``/``vae_cfg``
+            replace the tiny ones).
     """
     unet_cfg, vae_cfg = tiny_sd_configs(cross_attention_dim)
+    kwargs = dict(dict(unet_cfg=unet_cfg, vae_cfg=vae_cfg), **kwargs)
     torch.manual_seed(seed)
-    return cls(unet_cfg=unet_cfg, vae_cfg=vae_cfg, **kwargs)
+    return cls(**kwargs)
 
 
 def tiny_vpd(num_classes: int = 4, seed: int = 0, **kwargs):

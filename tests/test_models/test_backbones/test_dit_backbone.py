@@ -324,6 +324,21 @@ def test_simple_feature_pyramid():
     assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
     with pytest.raises(ValueError, match='one per scale'):
         SimpleFeaturePyramid([24, 24], 8)
+    # ViTDet's scale 4: the layout (state dict keys) it always had
+    assert [k for k in one.state_dict() if k.startswith('stages.0.')][:4] \
+        == ['stages.0.0.weight', 'stages.0.0.bias', 'stages.0.1.weight',
+            'stages.0.1.bias']
+    assert isinstance(one.stages[0][3], torch.nn.ConvTranspose2d)
+    # stride-32 features (Sana): scale 8 reaches stride 4
+    sana = SimpleFeaturePyramid(32, 8, scale_factors=(8, 4, 2, 1))
+    feats = sana((torch.randn(1, 32, 2, 3), ))
+    assert [f.shape[-2:] for f in feats] == [(16, 24), (8, 12), (4, 6),
+                                            (2, 3)]
+    assert sana.out_strides([32]) == [4, 8, 16, 32]
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d)
+               for m in sana.stages[0]) == 3
+    with pytest.raises(ValueError, match='not one of'):
+        SimpleFeaturePyramid(32, 8, scale_factors=(16, ))
 
 
 def test_loading_errors(saved, tmp_path):
@@ -377,3 +392,39 @@ def test_sana_argument_errors():
         DiTBackbone(conditioner=dict(type='ClassPrompts',
                                      class_embeddings=torch.zeros(2, 7)),
                     **sana)
+
+
+def test_sana_single_file_reads_the_vae_from_original_config(
+        tmp_path, monkeypatch):
+    """Sana's original checkpoint holds the transformer only: it goes
+    through ``SanaTransformer2DModel.from_single_file`` (stood in for here:
+    no original-layout file is written), the DC-AE comes from
+    ``original_config``'s ``vae/``, never from the single file."""
+    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    folder = str(tmp_path / 'sana')
+    transformer, _ = save_tiny_dit(folder, 'sana', seed=5)
+    single = tmp_path / 'Sana_1600M_1024px.pth'
+    single.write_bytes(b'')
+    calls = []
+
+    def from_single_file(cls, path, **kwargs):
+        calls.append((path, kwargs))
+        return transformer
+
+    def no_vae(cls, *args, **kwargs):
+        raise AssertionError('the DC-AE is not in the single file')
+    monkeypatch.setattr(SanaTransformer2DModel, 'from_single_file',
+                        classmethod(from_single_file))
+    monkeypatch.setattr(AutoencoderDC, 'from_single_file',
+                        classmethod(no_vae))
+    model = DiTBackbone(pretrained=str(single), original_config=folder,
+                        local_files_only=True)
+    model.init_weights()
+    assert calls == [(str(single), dict(config=folder,
+                                        subfolder='transformer',
+                                        local_files_only=True))]
+    images = demo_images(1, 64)
+    with torch.no_grad():
+        got, = model.eval()(images)
+        want, = _backbone(folder)(images)
+    torch.testing.assert_close(got, want)

@@ -428,3 +428,32 @@ def test_sana_single_file_reads_the_vae_from_original_config(
         got, = model.eval()(images)
         want, = _backbone(folder)(images)
     torch.testing.assert_close(got, want)
+
+
+def test_sana_learnable_class_prompts_and_their_maps():
+    """Learnable Gemma-width prompts: K map channels from the chosen
+    cross-attention blocks, gradients reach the prompts and the layers."""
+    from mmdiff.models.diffusion import tiny_dit_configs
+    transformer, vae = tiny_dit_configs('sana')
+    model = DiTBackbone(
+        family='sana', transformer_cfg=transformer, vae_cfg=vae,
+        taps=(0, 2), attn_blocks=(1, 2),
+        conditioner=dict(type='ClassPrompts', text_adapter=False,
+                         class_embeddings=dict(num_classes=4, dim=32)))
+    assert model.text_dim == 32 and model.size_divisor == 32
+    assert model.out_channels == (16 + 4, 16 + 4)
+    assert model.feature_info[1]['module'] == \
+        'transformer.transformer_blocks.2'
+    feats = model.train()(demo_images(2, (64, 96)))
+    assert [f.shape for f in feats] == [(2, 20, 2, 3)] * 2
+    maps = feats[0][:, -4:]
+    assert torch.equal(maps, feats[1][:, -4:])  # the same maps per tap
+    assert ((maps > 0) & (maps < 1)).all()
+    # cross-attention: each image query's probabilities over the K tokens
+    torch.testing.assert_close(maps.sum(1), torch.ones(2, 2, 3))
+    feats[1][:, :16].sum().backward()
+    prompts = [p for n, p in model.conditioner.named_parameters()]
+    assert prompts and all(p.grad is not None and p.grad.abs().sum() > 0
+                           for p in prompts)
+    assert model.transformer.transformer_blocks[2].attn2.to_q.weight.grad \
+        is not None

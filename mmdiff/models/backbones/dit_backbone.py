@@ -104,8 +104,9 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
             ``sigma * 1000`` (SD3, Sana (times its ``timestep_scale``);
             FLUX: the model gets ``sigma``).
             Defaults to 1.
-        noise (str): ``'none'``, ``'seeded'`` or ``'random'``: SD3/FLUX
-            /Sana ``x_t = (1 - sigma) x_0 + sigma * eps``, PixArt DDPM.
+        noise (str): ``'none'``, ``'seeded'`` or ``'random'``:
+            SD3/FLUX/Sana ``x_t = (1 - sigma) x_0 + sigma * eps``, PixArt
+            DDPM.
             Defaults to 'none'.
         noise_seed (int): Seed of ``'seeded'`` noise. Defaults to 0.
         guidance (float): FLUX.1-dev's distilled guidance scale (the
@@ -182,8 +183,8 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
         self.lora = check_lora_cfg(lora, freeze_transformer)
         self.pad_shape = as_pad_shape(pad_shape)
 
+        self.family.check_config(tcfg)
         self.transformer = self.family.model_class().from_config(tcfg)
-        self.family.check_model(self.transformer)
         if self.lora is not None:
             add_unet_lora(self.transformer, **self.lora)
         vae = self.family.vae_class().from_config(vcfg)

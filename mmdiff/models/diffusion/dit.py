@@ -53,9 +53,9 @@ class DiTFamily:
         """Image pixels per latent pixel."""
         return 2**(len(vae.config.block_out_channels) - 1)
 
-    def check_model(self, model: nn.Module) -> None:
-        """Refuse a model of the class that the family cannot run
-        (default: none)."""
+    def check_config(self, config: dict) -> None:
+        """Refuse a transformer config of the class that the family cannot
+        run, before building it (default: none)."""
 
     def block_paths(self, model: nn.Module) -> List[str]:
         """Module paths of the blocks, in execution order."""
@@ -241,22 +241,13 @@ class SanaFamily(PixArtFamily):
         return (model.config.num_attention_heads
                 * model.config.attention_head_dim)
 
-    def check_model(self, model):
-        if model.config.guidance_embeds:
+    def check_config(self, config):
+        if config.get('guidance_embeds'):
             raise ValueError(
                 'This SanaTransformer2DModel has guidance_embeds=True '
                 '(Sana-Sprint: SCM/TrigFlow timesteps, SanaSprintPipeline), '
                 'which DiTBackbone does not run. Fix: a SanaPipeline model, '
                 "e.g. 'Efficient-Large-Model/Sana_1600M_1024px_diffusers'.")
-
-    def map_layers(self, model, blocks):
-        if blocks and model.config.cross_attention_dim is None:
-            raise ValueError(
-                f'attn_blocks {list(blocks)}: this Sana transformer has no '
-                'cross-attention (cross_attention_dim=None) and its '
-                'self-attention is linear (no probabilities). Fix: '
-                'attn_blocks=().')
-        return super().map_layers(model, blocks)
 
     def map_processor(self, processor, store, name):
         from mmdiff.models.attention import SanaCrossMapProcessor

@@ -384,10 +384,6 @@ def test_sana_argument_errors():
     with pytest.raises(ValueError, match='Sana-Sprint'):
         DiTBackbone(family='sana', vae_cfg=vae,
                     transformer_cfg=dict(transformer, guidance_embeds=True))
-    with pytest.raises(ValueError, match='no cross-attention'):
-        DiTBackbone(family='sana', vae_cfg=vae, attn_blocks=(0, ),
-                    transformer_cfg=dict(transformer,
-                                         cross_attention_dim=None))
     with pytest.raises(ValueError, match='width'):  # not Gemma's width
         DiTBackbone(conditioner=dict(type='ClassPrompts',
                                      class_embeddings=torch.zeros(2, 7)),

@@ -66,17 +66,16 @@ def save_tiny_dit(folder: str, family: str, seed: int = 0) -> tuple:
     Returns:
         tuple: ``(transformer, vae)`` as saved, in eval.
     """
-    from diffusers import AutoencoderKL
-
     from mmdiff.models.diffusion import tiny_dit_configs
     from mmdiff.models.diffusion.dit import get_family
     from .ldm import randomise
     tcfg, vcfg = tiny_dit_configs(family)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    transformer = randomise(
-        get_family(family).model_class().from_config(tcfg), gen).eval()
-    vae = randomise(AutoencoderKL.from_config(vcfg), gen).eval()
+    adapter = get_family(family)
+    transformer = randomise(adapter.model_class().from_config(tcfg),
+                            gen).eval()
+    vae = randomise(adapter.vae_class().from_config(vcfg), gen).eval()
     transformer.save_pretrained(f'{folder}/transformer')
     vae.save_pretrained(f'{folder}/vae')
     return transformer, vae

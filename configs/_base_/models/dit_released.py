@@ -2,7 +2,7 @@
 # the depth (one per level of ViTDet's simple feature pyramid, finest
 # first), the null prompt, timestep 1 (sigma 0.001), no noise, gradient
 # checkpointing. Configs add mmdiff.SimpleFeaturePyramid with
-# in_channels=[<width>] * 4.
+# in_channels=[<width>] * 4 (Sana, stride 32: scale_factors=(8, 4, 2, 1)).
 sd35m = 'stabilityai/stable-diffusion-3.5-medium'
 flux1dev = 'black-forest-labs/FLUX.1-dev'
 sd35m_backbone = dict(
@@ -17,3 +17,10 @@ flux1dev_backbone = dict(
     taps=(18, 32, 45, 56),  # 19 joint + 38 single blocks
     grad_checkpointing=True)
 flux1dev_width = 3072
+sana1600m = 'Efficient-Large-Model/Sana_1600M_1024px_diffusers'
+sana1600m_backbone = dict(
+    type='mmdiff.DiTBackbone',
+    pretrained=sana1600m,
+    taps=(4, 9, 14, 19),  # of 20 blocks, at stride 32
+    grad_checkpointing=True)
+sana1600m_width = 2240

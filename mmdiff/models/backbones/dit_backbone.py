@@ -1,12 +1,14 @@
-"""Features from a diffusion transformer (SD3 / SD3.5, FLUX.1, PixArt-Sigma).
+"""Features from a diffusion transformer (SD3 / SD3.5, FLUX.1,
+PixArt-Sigma, Sana).
 
 Data path: image in [-1, 1] -> pad to the token multiple -> frozen VAE
 encoder -> the model's latent normalisation (``(z - shift_factor) *
-scaling_factor``) -> optional noise (rectified flow for SD3/FLUX, DDPM for
-PixArt) -> the transformer at a fixed timestep, conditioned by the ``conditioner``
-component (null prompt, class prompts ...) -> image tokens of the tapped blocks,
-reshaped to 2D (+ text->image attention maps) -> cropped back -> tuple, all
-at one stride (VAE factor x patch size, 16 for the released models): a
+scaling_factor``; Sana's DC-AE: ``z * scaling_factor``) -> optional noise
+(rectified flow for SD3/FLUX/Sana, DDPM for PixArt) -> the transformer at a
+fixed timestep, conditioned by the ``conditioner`` component (null prompt,
+class prompts ...) -> image tokens of the tapped blocks, reshaped to 2D
+(+ text->image attention maps) -> cropped back -> tuple, all at one stride
+(VAE factor x patch size: 16 for SD3/FLUX/PixArt, 32 for Sana): a
 ``mmdiff.SimpleFeaturePyramid`` neck turns them into a pyramid.
 
 What differs per model family lives in :mod:`mmdiff.models.diffusion.dit`;
@@ -20,8 +22,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from mmdiff.models.attention import (AttentionStore, JointMapProcessor,
-                                     MapCollectingAttnProcessor)
+from mmdiff.models.attention import AttentionStore
 from mmdiff.models.conditioning import (ConditionedBackbone,
                                         build_conditioner)
 from mmdiff.models.diffusion import FeatureTaps, TapsDone
@@ -45,18 +46,21 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
 
     Args:
         family (str, optional): ``'sd3'`` (SD3 / SD3.5), ``'flux'``
-            (FLUX.1) or ``'pixart'`` (PixArt-Sigma / -alpha). None reads it
-            from ``pretrained``'s ``transformer/config.json``. Defaults to
-            None.
+            (FLUX.1), ``'pixart'`` (PixArt-Sigma / -alpha) or ``'sana'``.
+            None reads it from ``pretrained``'s ``transformer/config.json``.
+            Defaults to None.
         pretrained (str, optional): Diffusers pipeline folder or hub id
             (``transformer/`` and ``vae/``), or an original single file
             (``from_single_file``, with ``original_config``). Read in
             :meth:`init_weights`. Defaults to None (random weights from
-            ``transformer_cfg``/``vae_cfg``).
+            ``transformer_cfg``/``vae_cfg``). Sana's original single file
+            holds the transformer only: its DC-AE is read from
+            ``original_config``'s ``vae/``.
         transformer_cfg (dict, optional): The transformer's config, used
             when ``pretrained`` is None. Defaults to None.
-        vae_cfg (dict, optional): ``AutoencoderKL`` config, used when
-            ``pretrained`` is None. Defaults to None.
+        vae_cfg (dict, optional): ``AutoencoderKL`` config (Sana:
+            ``AutoencoderDC``), used when ``pretrained`` is None. Defaults
+            to None.
         original_config (str, optional): Folder or hub id of the same model,
             for the configs of a single-file ``pretrained``. Defaults to
             None.
@@ -64,14 +68,16 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
         transformer_weights (str, optional): A transformer state dict file
             (diffusers layout, same architecture) loaded after
             ``pretrained`` as a drop-in. Defaults to None.
-        vae_weights (str, optional): A stand-alone ``AutoencoderKL`` folder
-            or hub id loaded after ``pretrained``. Defaults to None.
+        vae_weights (str, optional): A stand-alone ``AutoencoderKL``
+            (Sana: ``AutoencoderDC``) folder or hub id loaded after
+            ``pretrained``. Defaults to None.
         taps (Sequence[int]): Block indices whose image tokens are returned,
             in this order (FLUX counts its joint blocks, then its single
             ones; negative indices count from the end). The forward stops
             after the last one needed. Defaults to (-1, ).
         attn_blocks (Sequence[int]): Blocks whose text->image attention maps
-            (joint attention for SD3/FLUX, cross-attention for PixArt; one
+            (joint attention for SD3/FLUX, cross-attention for PixArt and
+            Sana, whose linear self-attention has no probabilities; one
             channel per text token, averaged over heads and these blocks)
             are concatenated to every output. Maps are computed on these
             blocks only. Defaults to () (none).
@@ -79,7 +85,9 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
             False.
         conditioner (dict, optional): The conditioning component giving the
             text tokens, built with ``dim`` = the model's text width
-            (``joint_attention_dim``; PixArt: ``caption_channels``), e.g.
+            (``joint_attention_dim``; PixArt, Sana: ``caption_channels``;
+            Sana's Gemma-2 tokens are not computed by mmdiff: give them
+            precomputed, or learnable ones), e.g.
             ``dict(type='ClassPrompts', class_embeddings=...)``: class
             prompt tokens ``(K, text_dim)``: computed (and cached) by the
             model's own T5 with ``dict(class_names=..., text_encoder=
@@ -93,15 +101,18 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
             embedding ``(pooled_dim, )`` (a tensor or a ``.pth`` file, e.g.
             the CLIP-pooled empty prompt). Defaults to None (zeros).
         timestep (int): Timestep in [0, 1000): the DDPM step (PixArt) or
-            ``sigma * 1000`` (SD3, FLUX: the model gets ``sigma``).
+            ``sigma * 1000`` (SD3, Sana (times its ``timestep_scale``);
+            FLUX: the model gets ``sigma``).
             Defaults to 1.
-        noise (str): ``'none'``, ``'seeded'`` or ``'random'``: SD3/FLUX
-            ``x_t = (1 - sigma) x_0 + sigma * eps``, PixArt DDPM.
+        noise (str): ``'none'``, ``'seeded'`` or ``'random'``:
+            SD3/FLUX/Sana ``x_t = (1 - sigma) x_0 + sigma * eps``, PixArt
+            DDPM.
             Defaults to 'none'.
         noise_seed (int): Seed of ``'seeded'`` noise. Defaults to 0.
         guidance (float): FLUX.1-dev's distilled guidance scale (the
             pipeline's default). Defaults to 3.5.
-        latent_mode (str): ``'mode'`` or ``'sample'``. Defaults to 'mode'.
+        latent_mode (str): ``'mode'`` or ``'sample'`` (not Sana: the
+            DC-AE is deterministic). Defaults to 'mode'.
         freeze_vae (bool): VAE frozen and in eval. Defaults to True.
         freeze_transformer (bool): Transformer frozen. Defaults to False.
         grad_checkpointing (bool): diffusers gradient checkpointing of the
@@ -145,12 +156,16 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
                  pad_shape: Optional[Union[int, Sequence[int]]] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg)
-        from diffusers import AutoencoderKL
         check_choice('latent_mode', latent_mode, LATENT_MODES)
         check_choice('amp_dtype', amp_dtype, AMP_DTYPES)
         self.family, tcfg, vcfg = load_dit_configs(
             family, pretrained, transformer_cfg, vae_cfg, original_config,
             local_files_only)
+        if latent_mode == 'sample' and not self.family.vae_posterior:
+            raise ValueError(
+                "latent_mode='sample': Sana's DC-AE (AutoencoderDC) is "
+                'deterministic, it has no posterior to sample. Fix: '
+                "latent_mode='mode'.")
         self.scheduler = dit_noise_scheduler(noise, self.family.flow)
         self.pretrained = pretrained
         self.original_config = original_config
@@ -168,15 +183,17 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
         self.lora = check_lora_cfg(lora, freeze_transformer)
         self.pad_shape = as_pad_shape(pad_shape)
 
+        self.family.check_config(tcfg)
         self.transformer = self.family.model_class().from_config(tcfg)
         if self.lora is not None:
             add_unet_lora(self.transformer, **self.lora)
-        vae = AutoencoderKL.from_config(vcfg)
+        vae = self.family.vae_class().from_config(vcfg)
         vae.decoder = None  # features come from the encoder
-        vae.post_quant_conv = None
+        if hasattr(vae, 'post_quant_conv'):
+            vae.post_quant_conv = None
         self.vae = vae
         self.in_channels = vae.config.in_channels
-        self.vae_factor = 2**(len(vae.config.block_out_channels) - 1)
+        self.vae_factor = self.family.vae_factor(vae)
         self.patch = self.family.patch(self.transformer)
         self.size_divisor = self.vae_factor * self.patch
         self.text_dim = self.family.text_dim(self.transformer)
@@ -193,7 +210,7 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
             self.transformer, list(dict.fromkeys(self.tap_paths + [last])),
             stop_early=True, owner=self.family.class_name,
             example="'transformer_blocks.0'",
-            output_index=0 if self.family.name == 'pixart' else 1)
+            output_index=self.family.output_index)
         self.attn_store = AttentionStore(detach=not attn_grad)
         self._install_map_processors()
 
@@ -209,12 +226,13 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
             self.transformer.enable_gradient_checkpointing()
         self._freeze_stages()
 
-        chans = self.transformer.inner_dim + (
+        width = self.family.width(self.transformer)
+        chans = width + (
             self.num_tokens if self.attn_blocks else 0)
         stride = self.size_divisor
         # what the host-model checks (mmdiff.apis.host_checks) read
         self.use_attn = bool(self.attn_blocks)
-        self.tap_channels = [self.transformer.inner_dim] * len(self.tap_paths)
+        self.tap_channels = [width] * len(self.tap_paths)
         self.attn_downsamples = [self.patch] if self.use_attn else []
         self.feature_info = [
             dict(num_chs=chans, reduction=stride, module=f'transformer.{p}')
@@ -231,13 +249,8 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
             return
         procs = dict(self.transformer.attn_processors)
         for name in layers:
-            if self.family.name == 'pixart':
-                procs[name] = MapCollectingAttnProcessor(
-                    self.attn_store, name)
-            else:
-                procs[name] = JointMapProcessor(
-                    procs[name], self.attn_store, name,
-                    self.family.text_first)
+            procs[name] = self.family.map_processor(procs[name],
+                                                    self.attn_store, name)
         self.transformer.set_attn_processor(procs)
 
     def _probe(self) -> List[str]:
@@ -268,7 +281,8 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
                                      self.transformer_weights)
         if not self._is_init and self.vae_weights is not None:
             load_vae_weights(self.vae, self.vae_weights,
-                             self.local_files_only)
+                             self.local_files_only,
+                             vae_class=self.family.vae_class())
         super().init_weights()
         self._is_init = True
 
@@ -329,7 +343,7 @@ class DiTBackbone(ConditionedBackbone, BaseModule):
         with torch.set_grad_enabled(torch.is_grad_enabled()
                                     and not self.freeze_vae):
             latents = vae_encode(self.vae, images, self.latent_mode)
-        shift = self.vae.config.shift_factor or 0.
+        shift = self.vae.config.get('shift_factor') or 0.
         return (latents - shift) * self.vae.config.scaling_factor
 
     def add_noise(self, latents: Tensor) -> Tensor:
@@ -424,7 +438,8 @@ def _pooled(spec: Optional[Union[str, Tensor]],
         return None
     if dim is None:
         raise ValueError('pooled_embeds is given, but this model takes no '
-                         'pooled text embedding (PixArt). Fix: drop it.')
+                         'pooled text embedding (PixArt, Sana). Fix: '
+                         'drop it.')
     if isinstance(spec, str):
         from mmdiff.utils.checkpoint_io import read_checkpoint
         spec = read_checkpoint(spec, shown=f'pooled_embeds={spec}')

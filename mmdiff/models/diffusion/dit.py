@@ -3,11 +3,12 @@
 One small adapter per diffusers transformer class says how the backbone
 runs it: SD3 / SD3.5 (``SD3Transformer2DModel``, MMDiT), FLUX.1
 (``FluxTransformer2DModel``: 2x2-packed latents, rotary position ids) and
-PixArt-Sigma (``PixArtTransformer2DModel``: cross-attention to T5 tokens).
-Each gives its blocks (the tap points, in execution order), its token grid
-(patch size), the timestep convention of its pipeline, its conditioning
-widths, where its text->image maps come from and what image sizes it can
-take.
+PixArt-Sigma (``PixArtTransformer2DModel``: cross-attention to T5 tokens)
+and Sana (``SanaTransformer2DModel`` on the DC-AE ``AutoencoderDC``: linear
+self-attention, softmax cross-attention to Gemma-2 tokens). Each gives its
+blocks (the tap points, in execution order), its token grid (patch size),
+its VAE, the timestep convention of its pipeline, its conditioning widths,
+where its text->image maps come from and what image sizes it can take.
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -23,15 +24,38 @@ class DiTFamily:
         class_name (str): The diffusers model class.
         flow (bool): Rectified-flow noise (else DDPM).
         text_first (bool): Joint sequence order (FLUX: text, then image).
+        vae_class_name (str): The diffusers VAE class.
+        output_index (int): Which element of a block's tuple output is the
+            image stream (SD3 / FLUX blocks return ``(text, image)``).
+        single_file_vae (bool): The original single file also holds the
+            VAE (else the VAE comes from ``original_config``'s ``vae/``).
+        vae_posterior (bool): The VAE encodes to a distribution (else
+            deterministic latents: ``latent_mode='sample'`` is refused).
     """
     name = ''
     class_name = ''
     flow = True
     text_first = False
+    vae_class_name = 'AutoencoderKL'
+    output_index = 1
+    single_file_vae = True
+    vae_posterior = True
 
     def model_class(self):
         import diffusers
         return getattr(diffusers, self.class_name)
+
+    def vae_class(self):
+        import diffusers
+        return getattr(diffusers, self.vae_class_name)
+
+    def vae_factor(self, vae: nn.Module) -> int:
+        """Image pixels per latent pixel."""
+        return 2**(len(vae.config.block_out_channels) - 1)
+
+    def check_config(self, config: dict) -> None:
+        """Refuse a transformer config of the class that the family cannot
+        run, before building it (default: none)."""
 
     def block_paths(self, model: nn.Module) -> List[str]:
         """Module paths of the blocks, in execution order."""
@@ -41,6 +65,10 @@ class DiTFamily:
     def patch(self, model: nn.Module) -> int:
         """Latent pixels per token side."""
         return model.config.patch_size
+
+    def width(self, model: nn.Module) -> int:
+        """Channels of the image tokens."""
+        return model.inner_dim
 
     def text_dim(self, model: nn.Module) -> int:
         """Width of the text tokens the model takes."""
@@ -59,6 +87,12 @@ class DiTFamily:
         """Processor names of the attention layers whose text->image maps
         are collected, for block indices ``blocks``."""
         return {f'transformer_blocks.{i}.attn.processor': i for i in blocks}
+
+    def map_processor(self, processor, store, name: str):
+        """The processor collecting maps on layer ``name`` (wrapping its
+        ``processor``)."""
+        from mmdiff.models.attention import JointMapProcessor
+        return JointMapProcessor(processor, store, name, self.text_first)
 
     def tokens_to_map(self, tokens: Tensor, grid: Tuple[int, int]) -> Tensor:
         """``(B, h * w, C) -> (B, C, h, w)`` (row-major tokens)."""
@@ -157,6 +191,7 @@ class PixArtFamily(DiTFamily):
     """PixArt-Sigma (and -alpha): sin-cos position embeddings recomputed
     for any size, T5 tokens through cross-attention, DDPM timesteps."""
     name, class_name, flow = 'pixart', 'PixArtTransformer2DModel', False
+    output_index = 0
 
     def text_dim(self, model):
         return model.config.caption_channels
@@ -166,6 +201,10 @@ class PixArtFamily(DiTFamily):
 
     def map_layers(self, model, blocks):
         return {f'transformer_blocks.{i}.attn2.processor': i for i in blocks}
+
+    def map_processor(self, processor, store, name):
+        from mmdiff.models.attention import MapCollectingAttnProcessor
+        return MapCollectingAttnProcessor(store, name)
 
     def run(self, model, latents, text, pooled, timestep, guidance):
         batch = latents.shape[0]
@@ -181,7 +220,49 @@ class PixArtFamily(DiTFamily):
               added_cond_kwargs=added, return_dict=False)
 
 
-FAMILIES = {f.name: f for f in (SD3Family(), FluxFamily(), PixArtFamily())}
+class SanaFamily(PixArtFamily):
+    """Sana: the DC-AE (``AutoencoderDC``, 32x downsampling, latents times
+    ``scaling_factor`` only), 1x1 patches (stride 32), no position
+    embeddings in the released 512/1024 px models (sin-cos, recomputed per
+    size, in the 2K/4K ones): any size; linear self-attention (no
+    probabilities: maps come from the softmax cross-attention ``attn2``
+    to the Gemma-2 tokens); rectified flow, the transformer gets
+    ``sigma * 1000 * timestep_scale`` (``SanaPipeline``); blocks return the
+    image tokens. Sana-Sprint (``guidance_embeds``: SCM/TrigFlow
+    timesteps) is refused."""
+    name, class_name, flow = 'sana', 'SanaTransformer2DModel', True
+    vae_class_name, single_file_vae = 'AutoencoderDC', False
+    vae_posterior = False
+
+    def vae_factor(self, vae):
+        return 2**(len(vae.config.encoder_block_out_channels) - 1)
+
+    def width(self, model):
+        return (model.config.num_attention_heads
+                * model.config.attention_head_dim)
+
+    def check_config(self, config):
+        if config.get('guidance_embeds'):
+            raise ValueError(
+                'This SanaTransformer2DModel has guidance_embeds=True '
+                '(Sana-Sprint: SCM/TrigFlow timesteps, SanaSprintPipeline), '
+                'which DiTBackbone does not run. Fix: a SanaPipeline model, '
+                "e.g. 'Efficient-Large-Model/Sana_1600M_1024px_diffusers'.")
+
+    def map_processor(self, processor, store, name):
+        from mmdiff.models.attention import SanaCrossMapProcessor
+        return SanaCrossMapProcessor(processor, store, name)
+
+    def run(self, model, latents, text, pooled, timestep, guidance):
+        t = torch.full((latents.shape[0], ),
+                       float(timestep) * model.config.timestep_scale,
+                       device=latents.device)
+        model(latents, encoder_hidden_states=text, timestep=t,
+              return_dict=False)
+
+
+FAMILIES = {f.name: f for f in (SD3Family(), FluxFamily(), PixArtFamily(),
+                                SanaFamily())}
 BY_CLASS = {f.class_name: f for f in FAMILIES.values()}
 
 

@@ -52,12 +52,14 @@ def load_dit_configs(family: Optional[str], pretrained: Optional[str],
     """Resolve the family and the transformer and VAE architectures.
 
     Args:
-        family (str, optional): ``'sd3'``, ``'flux'`` or ``'pixart'``; None
+        family (str, optional): ``'sd3'``, ``'flux'``, ``'pixart'`` or
+            ``'sana'``; None
             reads it from the transformer config's ``_class_name``.
         pretrained (str, optional): Folder, hub id or single file; None
             builds from ``transformer_cfg``/``vae_cfg``.
         transformer_cfg (dict, optional): The transformer's config.
-        vae_cfg (dict, optional): ``AutoencoderKL`` config.
+        vae_cfg (dict, optional): ``AutoencoderKL`` (Sana:
+            ``AutoencoderDC``) config.
         original_config (str, optional): Folder or hub id whose configs
             describe a single-file ``pretrained``.
         local_files_only (bool): Never touch the network.
@@ -108,24 +110,29 @@ def load_dit_weights(family: DiTFamily, transformer: nn.Module,
                      vae: nn.Module, pretrained: str,
                      original_config: Optional[str] = None,
                      local_files_only: bool = False) -> None:
-    """Load pretrained weights into the built transformer and VAE."""
-    from diffusers import AutoencoderKL
+    """Load pretrained weights into the built transformer and VAE (a
+    single file without the VAE, Sana's: the VAE of ``original_config``).
+    """
     kind = _source_kind(pretrained)
     kwargs = dict(local_files_only=local_files_only)
-    cls = family.model_class()
+    cls, vae_cls = family.model_class(), family.vae_class()
     try:
         if kind == 'single_file':
             src_t = cls.from_single_file(pretrained, config=original_config,
                                          subfolder='transformer', **kwargs)
-            src_v = AutoencoderKL.from_single_file(
-                pretrained, config=original_config, subfolder='vae',
-                **kwargs)
+            if family.single_file_vae:
+                src_v = vae_cls.from_single_file(
+                    pretrained, config=original_config, subfolder='vae',
+                    **kwargs)
+            else:
+                src_v = vae_cls.from_pretrained(
+                    original_config, subfolder='vae', **kwargs)
         else:
             check_pretrained(pretrained, kind, SUBFOLDERS)
             src_t = cls.from_pretrained(pretrained, subfolder='transformer',
                                         **kwargs)
-            src_v = AutoencoderKL.from_pretrained(pretrained,
-                                                  subfolder='vae', **kwargs)
+            src_v = vae_cls.from_pretrained(pretrained, subfolder='vae',
+                                            **kwargs)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(_missing(pretrained, kind, e)) from e
     t_state = src_t.state_dict()

@@ -338,7 +338,8 @@ def load_weights_file(module: nn.Module, path: str, arg: str, prefix: str,
 def load_vae_weights(vae: nn.Module, source: str,
                      local_files_only: bool = False,
                      vae_ignore: tuple = ('decoder.',
-                                          'post_quant_conv.')) -> None:
+                                          'post_quant_conv.'),
+                     vae_class=None) -> None:
     """Load a stand-alone ``AutoencoderKL`` into the built VAE (encoder).
 
     Swaps in a VAE other than the one shipped with ``pretrained``, e.g.
@@ -353,8 +354,11 @@ def load_vae_weights(vae: nn.Module, source: str,
             hub id of either.
         local_files_only (bool): Never touch the network. Defaults to False.
         vae_ignore (tuple[str]): VAE keys not built by mmdiff.
+        vae_class (type, optional): The source's diffusers class (Sana's
+            ``AutoencoderDC``). Defaults to None (``AutoencoderKL``).
     """
-    from diffusers import AutoencoderKL
+    if vae_class is None:
+        from diffusers import AutoencoderKL as vae_class
     try:
         kind = source_kind(source)
     except FileNotFoundError:  # its message speaks of `pretrained`
@@ -369,11 +373,12 @@ def load_vae_weights(vae: nn.Module, source: str,
     subfolder = 'vae' if osp.isfile(osp.join(path, 'vae',
                                              'config.json')) else None
     try:
-        src = AutoencoderKL.from_pretrained(
+        src = vae_class.from_pretrained(
             source, subfolder=subfolder, local_files_only=local_files_only)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(
-            f'vae_weights={source!r}: no diffusers AutoencoderKL found there '
+            f'vae_weights={source!r}: no diffusers {vae_class.__name__} '
+            'found there '
             f'({type(e).__name__}: {e}). Give a folder written by '
             'AutoencoderKL.save_pretrained (or a pipeline folder with vae/), '
             'or a hub id cached locally.') from e

@@ -54,11 +54,39 @@ SD3_VAE = dict(SD_VAE, latent_channels=16, sample_size=1024,
                use_quant_conv=False, use_post_quant_conv=False,
                scaling_factor=1.5305, shift_factor=0.0609)
 FLUX_VAE = dict(SD3_VAE, scaling_factor=0.3611, shift_factor=0.1159)
+# Sana 1600M 1024px (diffusers' SanaTransformer2DModel defaults: 20 blocks
+# of width 70 x 32 = 2240, linear self-attention, cross-attention (20 heads
+# of 112) to Gemma-2 tokens of width 2304, 1x1 patches, no position
+# embeddings) and its DC-AE f32c32 (AutoencoderDC: 6 levels, 32 latent
+# channels, scaling_factor 0.41407), transcribed from the released
+# config.json files (not re-read here: no network on this machine).
+SANA_1600M_TRANSFORMER = dict(
+    in_channels=32, out_channels=32, num_attention_heads=70,
+    attention_head_dim=32, num_layers=20, num_cross_attention_heads=20,
+    cross_attention_head_dim=112, cross_attention_dim=2240,
+    caption_channels=2304, mlp_ratio=2.5, attention_bias=False,
+    sample_size=32, patch_size=1, norm_elementwise_affine=False,
+    norm_eps=1e-6, interpolation_scale=None)
+SANA_DC_AE = dict(
+    in_channels=3, latent_channels=32, attention_head_dim=32,
+    encoder_block_types=('ResBlock', ) * 3 + ('EfficientViTBlock', ) * 3,
+    decoder_block_types=('ResBlock', ) * 3 + ('EfficientViTBlock', ) * 3,
+    encoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
+    decoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
+    encoder_layers_per_block=(2, 2, 2, 3, 3, 3),
+    decoder_layers_per_block=(3, 3, 3, 3, 3, 3),
+    encoder_qkv_multiscales=((), (), (), (5, ), (5, ), (5, )),
+    decoder_qkv_multiscales=((), (), (), (5, ), (5, ), (5, )),
+    upsample_block_type='interpolate', downsample_block_type='Conv',
+    decoder_norm_types='rms_norm', decoder_act_fns='silu',
+    scaling_factor=0.41407)
 DIT_PRESETS = {
     'stabilityai/stable-diffusion-3.5-medium':
     ('sd3', SD35_MEDIUM_TRANSFORMER, SD3_VAE),
     'black-forest-labs/FLUX.1-dev': ('flux', FLUX1_DEV_TRANSFORMER,
                                      FLUX_VAE),
+    'Efficient-Large-Model/Sana_1600M_1024px_diffusers':
+    ('sana', SANA_1600M_TRANSFORMER, SANA_DC_AE),
 }
 
 

@@ -75,10 +75,16 @@ def vae_encode(vae, images: Tensor, latent_mode: str = 'mode',
                scale: bool = False) -> Tensor:
     """Latents of images in [-1, 1]: the posterior's mode or a sample,
     times the VAE's ``scaling_factor`` with ``scale`` (gradients as the
-    caller's grad mode)."""
+    caller's grad mode). A deterministic encoder (Sana's
+    ``AutoencoderDC``: ``.latent``, no posterior) gives its latents for
+    either mode."""
     param = next(vae.parameters())
-    dist = vae.encode(images.to(param.dtype)).latent_dist
-    latents = dist.mode() if latent_mode == 'mode' else dist.sample()
+    out = vae.encode(images.to(param.dtype))
+    if hasattr(out, 'latent_dist'):
+        dist = out.latent_dist
+        latents = dist.mode() if latent_mode == 'mode' else dist.sample()
+    else:
+        latents = out.latent
     return latents * vae.config.scaling_factor if scale else latents
 
 

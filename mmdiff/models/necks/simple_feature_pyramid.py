@@ -1,7 +1,8 @@
 """ViTDet's simple feature pyramid, for single-stride (transformer)
 features: deconvolutions up to strides 4 and 8, identity at 16, max-pool
-to 32 (Li et al., "Exploring Plain Vision Transformer Backbones for Object
-Detection", 2022; mmdet's ``projects/ViTDet`` ``SimpleFPN``)."""
+to 32; from stride-32 features (Sana's), scale 8 reaches stride 4 (Li et
+al., "Exploring Plain Vision Transformer Backbones for Object Detection",
+2022; mmdet's ``projects/ViTDet`` ``SimpleFPN``)."""
 from typing import List, Optional, Sequence, Tuple, Union
 
 from mmcv.cnn import ConvModule, build_norm_layer
@@ -16,7 +17,8 @@ class SimpleFeaturePyramid(BaseModule):
     """Multi-scale maps from features that share one stride.
 
     Each scale factor ``s`` gets, from its input: ``s = 4``: two 2x2
-    stride-2 transposed convolutions (norm + GELU between), ``s = 2``: one,
+    stride-2 transposed convolutions (norm + GELU between; ``s = 8``,
+    for stride-32 inputs: three), ``s = 2``: one,
     ``s = 1``: identity, ``s = 0.5`` (``0.25``): 2x2 (4x4) max-pool; then
     a 1x1 and a 3x3 convolution to ``out_channels`` (with ``norm_cfg``).
     With one input all scales are made from it (ViTDet); with one input
@@ -28,7 +30,10 @@ class SimpleFeaturePyramid(BaseModule):
     Args:
         in_channels (int | Sequence[int]): Channels of the input(s).
         out_channels (int): Channels of every output.
-        scale_factors (Sequence[float]): Defaults to (4, 2, 1, 0.5).
+        scale_factors (Sequence[float]): Any of 8, 4, 2, 1, 0.5, 0.25.
+            Defaults to (4, 2, 1, 0.5) (strides 4-32 from stride 16;
+            from stride 32 (Sana): (8, 4, 2, 1) for 4-32, (4, 2, 1, 0.5)
+            for 8-64).
         num_outs (int, optional): Outputs; defaults to one per scale.
         norm_cfg (dict, optional): Norm of the deconvs and output convs
             (ViTDet: layer norm). Defaults to dict(type='GN',
@@ -74,12 +79,16 @@ class SimpleFeaturePyramid(BaseModule):
     @staticmethod
     def _resample(scale: float, chans: int,
                   norm_cfg: Optional[dict]) -> Tuple[List[nn.Module], int]:
-        if scale == 4:
-            half = chans // 2
-            norm = [build_norm_layer(norm_cfg, half)[1]] if norm_cfg else []
-            return [nn.ConvTranspose2d(chans, half, 2, stride=2), *norm,
-                    nn.GELU(), nn.ConvTranspose2d(half, chans // 4, 2,
-                                                  stride=2)], chans // 4
+        if scale in (4, 8):
+            layers, dim = [], chans
+            for _ in range(int(scale).bit_length() - 2):
+                norm = [build_norm_layer(norm_cfg, dim // 2)[1]] \
+                    if norm_cfg else []
+                layers += [nn.ConvTranspose2d(dim, dim // 2, 2, stride=2),
+                           *norm, nn.GELU()]
+                dim //= 2
+            return layers + [nn.ConvTranspose2d(dim, dim // 2, 2,
+                                                stride=2)], dim // 2
         if scale == 2:
             return [nn.ConvTranspose2d(chans, chans // 2, 2, stride=2)], \
                 chans // 2
@@ -89,7 +98,7 @@ class SimpleFeaturePyramid(BaseModule):
             size = int(1 / scale)
             return [nn.MaxPool2d(size, stride=size)], chans
         raise ValueError(f'scale_factors: {scale} is not one of 4, 2, 1, '
-                         "0.5 (ViTDet's) or 0.25.")
+                         "0.5 (ViTDet's), 8 or 0.25.")
 
     def out_strides(self, in_strides: Sequence[int]) -> List[int]:
         """Strides of the outputs for inputs of ``in_strides``."""

@@ -1,23 +1,28 @@
 """DiTBackbone against diffusers' own transformers (SD3.5, FLUX.1,
-PixArt-Sigma layouts, tiny and random), loaded from saved pipeline folders
-as a user would.
+PixArt-Sigma, Sana layouts, tiny and random), loaded from saved pipeline
+folders as a user would.
 
 References come from diffusers: the transformer's own forward (the tapped
 block hooked here), ``FlowMatchEulerDiscreteScheduler.scale_noise``,
-``FluxPipeline``'s packing and ids; maps from an explicit softmax(QK^T) of
-the block's own projections, checked to be the probabilities the layer
-used (P @ V through ``to_out`` equals the layer's output).
+``FluxPipeline``'s packing and ids, ``SanaPipeline``'s latents (DC-AE
+latents times ``scaling_factor``) and timestep (``t * timestep_scale``);
+maps from an explicit softmax(QK^T) of the block's own projections, checked
+to be the probabilities the layer used (P @ V through ``to_out`` equals the
+layer's output).
 """
+import math
+import re
+
 import pytest
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler
+from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.models.embeddings import apply_rotary_emb
 
 from mmdiff.models.backbones import DiTBackbone
 from mmdiff.models.necks import SimpleFeaturePyramid
 from mmdiff.testing import demo_images, save_tiny_dit
 
-FAMILIES = ('sd3', 'flux', 'pixart')
+FAMILIES = ('sd3', 'flux', 'pixart', 'sana')
 T = 300
 
 
@@ -28,9 +33,10 @@ def saved(request, tmp_path_factory):
     folder = str(tmp_path_factory.mktemp(f'tiny-{request.param}'))
     save_tiny_dit(folder, request.param, seed=3)
     from mmdiff.models.diffusion.dit import get_family
-    cls = get_family(request.param).model_class()
-    transformer = cls.from_pretrained(folder, subfolder='transformer').eval()
-    vae = AutoencoderKL.from_pretrained(folder, subfolder='vae').eval()
+    adapter = get_family(request.param)
+    transformer = adapter.model_class().from_pretrained(
+        folder, subfolder='transformer').eval()
+    vae = adapter.vae_class().from_pretrained(folder, subfolder='vae').eval()
     return request.param, folder, transformer, vae
 
 
@@ -40,11 +46,21 @@ def _backbone(folder: str, **kwargs) -> DiTBackbone:
     return model.eval()
 
 
+def _latents(family, vae, images):
+    """Latents as the pipelines normalise them (Sana: the DC-AE's
+    deterministic latents times ``scaling_factor``, as ``SanaPipeline``
+    decodes ``latents / scaling_factor``)."""
+    if family == 'sana':
+        return vae.encode(images).latent * vae.config.scaling_factor
+    z = vae.encode(images).latent_dist.mode()
+    return (z - (vae.config.shift_factor or 0.)) * vae.config.scaling_factor
+
+
 def _noised(family, vae, images):
     """Latents as the pipelines normalise them, noised at T by the source:
-    the flow-matching scheduler (SD3, FLUX) / DDPM linear betas (PixArt)."""
-    z = vae.encode(images).latent_dist.mode()
-    z = (z - (vae.config.shift_factor or 0.)) * vae.config.scaling_factor
+    the flow-matching scheduler (SD3, FLUX, Sana) / DDPM linear betas
+    (PixArt)."""
+    z = _latents(family, vae, images)
     noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
     if family == 'pixart':
         betas = torch.linspace(0.0001, 0.02, 1000, dtype=torch.float64)
@@ -82,6 +98,12 @@ def _reference(family, transformer, latents, text, pooled, hook_module):
                         guidance=torch.full((batch, ), 3.5), img_ids=ids,
                         txt_ids=torch.zeros(text.shape[1], 3))
             grid = (height // 2, width // 2)
+        elif family == 'sana':  # SanaPipeline's call
+            transformer(latents, encoder_hidden_states=text,
+                        timestep=torch.full((batch, ), float(T))
+                        * transformer.config.timestep_scale,
+                        return_dict=False)
+            grid = (height, width)
         else:
             transformer(latents, encoder_hidden_states=text,
                         timestep=torch.full((batch, ), T),
@@ -101,7 +123,9 @@ def _last_block(family, transformer):
 def test_last_block_equals_diffusers_forward(saved):
     family, folder, transformer, vae = saved
     model = _backbone(folder, taps=(-1, ), noise='seeded', timestep=T)
-    images = demo_images(2, (48, 80), seed=1)  # non-square: row-major
+    stride = 32 if family == 'sana' else 16
+    # non-square: row-major; 3x5 tokens
+    images = demo_images(2, (3 * stride, 5 * stride), seed=1)
     with torch.no_grad():
         feat, = model(images)
         latents = _noised(family, vae, images)
@@ -111,9 +135,10 @@ def test_last_block_equals_diffusers_forward(saved):
     tokens, grid = _reference(family, transformer, latents, text, pooled,
                               _last_block(family, transformer))
     want = tokens.transpose(1, 2).reshape(2, -1, *grid)
-    assert feat.shape == (2, transformer.inner_dim, 3, 5)
-    assert model.out_channels == (transformer.inner_dim, )
-    assert model.feature_info[0]['reduction'] == 16
+    width = model.family.width(transformer)
+    assert feat.shape == (2, width, 3, 5)
+    assert model.out_channels == (width, )
+    assert model.feature_info[0]['reduction'] == stride
     torch.testing.assert_close(feat, want, rtol=1e-4, atol=1e-5)
 
 
@@ -133,6 +158,11 @@ def _explicit_probs(family, attn, inputs):
     if family == 'pixart':
         q, k, v = (split(attn.to_q(hidden)), split(attn.to_k(text)),
                    split(attn.to_v(text)))
+        img, txt = slice(None), slice(None)
+    elif family == 'sana':  # q/k norms across heads, before the split
+        q = split(norm('norm_q', attn.to_q(hidden)))
+        k = split(norm('norm_k', attn.to_k(text)))
+        v = split(attn.to_v(text))
         img, txt = slice(None), slice(None)
     else:
         q = norm('norm_q', split(attn.to_q(hidden)))
@@ -172,15 +202,14 @@ def test_maps_equal_explicit_softmax(saved):
                       noise='none', timestep=T)
     # maps are collected on the chosen block only; the forward ran past
     # the last tap (block 0) to reach it
-    assert model.out_channels == (transformer.inner_dim + 3, )
-    images = demo_images(1, (32, 48), seed=4)
+    assert model.out_channels == (model.family.width(transformer) + 3, )
+    stride = model.size_divisor
+    images = demo_images(1, (2 * stride, 3 * stride), seed=4)
     with torch.no_grad():
         feat, = model(images)
-        z = vae.encode(images).latent_dist.mode()
-        latents = (z - (vae.config.shift_factor or 0.)) * \
-            vae.config.scaling_factor
+        latents = _latents(family, vae, images)
     layer = transformer.transformer_blocks[block]
-    layer = layer.attn2 if family == 'pixart' else layer.attn
+    layer = layer.attn2 if family in ('pixart', 'sana') else layer.attn
     seen = {}
 
     def pre(module, args, kwargs):
@@ -232,16 +261,19 @@ def test_taps_stop_early_and_freeze_the_rest(saved):
 def test_variable_sizes_and_sd3_limit(saved):
     family, folder, transformer, vae = saved
     model = _backbone(folder)
-    with torch.no_grad():
-        feat, = model(demo_images(1, (40, 72)))  # padded to 48x80
-    assert feat.shape[-2:] == (3, 5)
+    stride = model.size_divisor
+    assert stride == (32 if family == 'sana' else 16)
+    with torch.no_grad():  # padded to the stride's multiple, cropped back
+        feat, = model(demo_images(1, (40, 72)))
+    assert feat.shape[-2:] == (math.ceil(40 / stride),
+                               math.ceil(72 / stride))
     if family == 'sd3':  # 32 position embeddings a side: 512 pixels
         with pytest.raises(ValueError, match='at most 512 pixels'):
             model(demo_images(1, (16, 528)))
-    else:  # rotary / recomputed sin-cos: any size
+    else:  # rotary / recomputed sin-cos / none (Sana): any size
         with torch.no_grad():
-            feat, = model(demo_images(1, (16, 528)))
-        assert feat.shape[-2:] == (1, 33)
+            feat, = model(demo_images(1, (stride, 528)))
+        assert feat.shape[-2:] == (1, math.ceil(528 / stride))
 
 
 def test_transformer_weights_lora_checkpointing_amp(saved, tmp_path):
@@ -277,7 +309,7 @@ def test_transformer_weights_lora_checkpointing_amp(saved, tmp_path):
     assert trained and all('lora_' in n for n in trained)
     assert all(p.grad is not None for n, p in lora.named_parameters()
                if p.requires_grad and '.transformer_blocks.0.' in n
-               and '.attn.to_q' in n)
+               and re.search(r'\.attn\d?\.to_q', n))
     assert lora.transformer.gradient_checkpointing
 
 
@@ -292,6 +324,21 @@ def test_simple_feature_pyramid():
     assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
     with pytest.raises(ValueError, match='one per scale'):
         SimpleFeaturePyramid([24, 24], 8)
+    # ViTDet's scale 4: the layout (state dict keys) it always had
+    assert [k for k in one.state_dict() if k.startswith('stages.0.')][:4] \
+        == ['stages.0.0.weight', 'stages.0.0.bias', 'stages.0.1.weight',
+            'stages.0.1.bias']
+    assert isinstance(one.stages[0][3], torch.nn.ConvTranspose2d)
+    # stride-32 features (Sana): scale 8 reaches stride 4
+    sana = SimpleFeaturePyramid(32, 8, scale_factors=(8, 4, 2, 1))
+    feats = sana((torch.randn(1, 32, 2, 3), ))
+    assert [f.shape[-2:] for f in feats] == [(16, 24), (8, 12), (4, 6),
+                                            (2, 3)]
+    assert sana.out_strides([32]) == [4, 8, 16, 32]
+    assert sum(isinstance(m, torch.nn.ConvTranspose2d)
+               for m in sana.stages[0]) == 3
+    with pytest.raises(ValueError, match='not one of'):
+        SimpleFeaturePyramid(32, 8, scale_factors=(16, ))
 
 
 def test_loading_errors(saved, tmp_path):
@@ -322,3 +369,87 @@ def test_argument_errors():
     with pytest.raises(ValueError, match='no pooled'):
         DiTBackbone(family='pixart', transformer_cfg=transformer,
                     vae_cfg=vae, pooled_embeds=torch.zeros(5))
+
+
+def test_sana_argument_errors():
+    from mmdiff.models.diffusion import tiny_dit_configs
+    transformer, vae = tiny_dit_configs('sana')
+    sana = dict(family='sana', transformer_cfg=transformer, vae_cfg=vae)
+    with pytest.raises(ValueError, match='deterministic'):
+        DiTBackbone(latent_mode='sample', **sana)
+    with pytest.raises(ValueError, match='no pooled'):
+        DiTBackbone(pooled_embeds=torch.zeros(5), **sana)
+    with pytest.raises(ValueError, match='not a block index'):
+        DiTBackbone(attn_blocks=(3, ), **sana)  # 3 blocks: 0-2
+    with pytest.raises(ValueError, match='Sana-Sprint'):
+        DiTBackbone(family='sana', vae_cfg=vae,
+                    transformer_cfg=dict(transformer, guidance_embeds=True))
+    with pytest.raises(ValueError, match='width'):  # not Gemma's width
+        DiTBackbone(conditioner=dict(type='ClassPrompts',
+                                     class_embeddings=torch.zeros(2, 7)),
+                    **sana)
+
+
+def test_sana_single_file_reads_the_vae_from_original_config(
+        tmp_path, monkeypatch):
+    """Sana's original checkpoint holds the transformer only: it goes
+    through ``SanaTransformer2DModel.from_single_file`` (stood in for here:
+    no original-layout file is written), the DC-AE comes from
+    ``original_config``'s ``vae/``, never from the single file."""
+    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    folder = str(tmp_path / 'sana')
+    transformer, _ = save_tiny_dit(folder, 'sana', seed=5)
+    single = tmp_path / 'Sana_1600M_1024px.pth'
+    single.write_bytes(b'')
+    calls = []
+
+    def from_single_file(cls, path, **kwargs):
+        calls.append((path, kwargs))
+        return transformer
+
+    def no_vae(cls, *args, **kwargs):
+        raise AssertionError('the DC-AE is not in the single file')
+    monkeypatch.setattr(SanaTransformer2DModel, 'from_single_file',
+                        classmethod(from_single_file))
+    monkeypatch.setattr(AutoencoderDC, 'from_single_file',
+                        classmethod(no_vae))
+    model = DiTBackbone(pretrained=str(single), original_config=folder,
+                        local_files_only=True)
+    model.init_weights()
+    assert calls == [(str(single), dict(config=folder,
+                                        subfolder='transformer',
+                                        local_files_only=True))]
+    images = demo_images(1, 64)
+    with torch.no_grad():
+        got, = model.eval()(images)
+        want, = _backbone(folder)(images)
+    torch.testing.assert_close(got, want)
+
+
+def test_sana_learnable_class_prompts_and_their_maps():
+    """Learnable Gemma-width prompts: K map channels from the chosen
+    cross-attention blocks, gradients reach the prompts and the layers."""
+    from mmdiff.models.diffusion import tiny_dit_configs
+    transformer, vae = tiny_dit_configs('sana')
+    model = DiTBackbone(
+        family='sana', transformer_cfg=transformer, vae_cfg=vae,
+        taps=(0, 2), attn_blocks=(1, 2),
+        conditioner=dict(type='ClassPrompts', text_adapter=False,
+                         class_embeddings=dict(num_classes=4, dim=32)))
+    assert model.text_dim == 32 and model.size_divisor == 32
+    assert model.out_channels == (16 + 4, 16 + 4)
+    assert model.feature_info[1]['module'] == \
+        'transformer.transformer_blocks.2'
+    feats = model.train()(demo_images(2, (64, 96)))
+    assert [f.shape for f in feats] == [(2, 20, 2, 3)] * 2
+    maps = feats[0][:, -4:]
+    assert torch.equal(maps, feats[1][:, -4:])  # the same maps per tap
+    assert ((maps > 0) & (maps < 1)).all()
+    # cross-attention: each image query's probabilities over the K tokens
+    torch.testing.assert_close(maps.sum(1), torch.ones(2, 2, 3))
+    feats[1][:, :16].sum().backward()
+    prompts = [p for n, p in model.conditioner.named_parameters()]
+    assert prompts and all(p.grad is not None and p.grad.abs().sum() > 0
+                           for p in prompts)
+    assert model.transformer.transformer_blocks[2].attn2.to_q.weight.grad \
+        is not None

@@ -54,12 +54,13 @@ SD3_VAE = dict(SD_VAE, latent_channels=16, sample_size=1024,
                use_quant_conv=False, use_post_quant_conv=False,
                scaling_factor=1.5305, shift_factor=0.0609)
 FLUX_VAE = dict(SD3_VAE, scaling_factor=0.3611, shift_factor=0.1159)
-# Sana 1600M 1024px (diffusers' SanaTransformer2DModel defaults: 20 blocks
-# of width 70 x 32 = 2240, linear self-attention, cross-attention (20 heads
-# of 112) to Gemma-2 tokens of width 2304, 1x1 patches, no position
-# embeddings) and its DC-AE f32c32 (AutoencoderDC: 6 levels, 32 latent
-# channels, scaling_factor 0.41407), transcribed from the released
-# config.json files (not re-read here: no network on this machine).
+# Sana 1600M 1024px: the transformer is SanaTransformer2DModel's defaults
+# in diffusers 0.42 (20 blocks of width 70 x 32 = 2240, linear
+# self-attention, cross-attention (20 heads of 112) to Gemma-2 tokens of
+# width 2304, 1x1 patches, no position embeddings); its DC-AE is
+# 'dc-ae-f32c32-sana-1.0' of diffusers' scripts/convert_dcae_to_diffusers.py
+# (huggingface/diffusers@f7c4706: 6 levels, 32 latent channels,
+# scaling_factor 0.41407).
 SANA_1600M_TRANSFORMER = dict(
     in_channels=32, out_channels=32, num_attention_heads=70,
     attention_head_dim=32, num_layers=20, num_cross_attention_heads=20,
@@ -77,7 +78,7 @@ SANA_DC_AE = dict(
     decoder_layers_per_block=(3, 3, 3, 3, 3, 3),
     encoder_qkv_multiscales=((), (), (), (5, ), (5, ), (5, )),
     decoder_qkv_multiscales=((), (), (), (5, ), (5, ), (5, )),
-    upsample_block_type='interpolate', downsample_block_type='Conv',
+    upsample_block_type='interpolate', downsample_block_type='conv',
     decoder_norm_types='rms_norm', decoder_act_fns='silu',
     scaling_factor=0.41407)
 DIT_PRESETS = {

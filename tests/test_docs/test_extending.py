@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, DefaultScope, init_default_scope
 
+from mmdiff.registry import MODELS as MMDIFF_MODELS
 from mmdiff.testing import demo_images
 
 DOC = 'docs/extending.md'
@@ -34,6 +35,7 @@ def test_extending_examples_run(tmp_path, monkeypatch):
     (package / '__init__.py').write_text('')
     (package / 'backbones.py').write_text('\n\n'.join(code))
     monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(MMDIFF_MODELS.module_dict)
     try:
         module = importlib.import_module('my_project.backbones')  # checks
         assert module.backbone.out_channels == (32, 67, 67, 64)
@@ -50,7 +52,9 @@ def test_extending_examples_run(tmp_path, monkeypatch):
         with torch.no_grad():
             outs = model.extract_feat(demo_images(batch=1, size=128))
         assert len(outs) == 4 and all(torch.isfinite(o).all() for o in outs)
-    finally:
+    finally:  # the page's classes leave mmdiff's registry with the test
+        for name in set(MMDIFF_MODELS.module_dict) - before:
+            MMDIFF_MODELS._module_dict.pop(name)
         DefaultScope._instance_dict.clear()
         for name in ('my_project.backbones', 'my_project'):
             sys.modules.pop(name, None)

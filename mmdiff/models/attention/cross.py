@@ -11,7 +11,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from .store import AttentionStore
+from .joint import WrappingMapProcessor
 
 
 def sana_cross_probs(attn: nn.Module, hidden_states: Tensor,
@@ -58,10 +58,10 @@ def sana_cross_probs(attn: nn.Module, hidden_states: Tensor,
     return total / heads
 
 
-class SanaCrossMapProcessor:
-    """Wraps a Sana cross-attention processor: the layer's output is the
-    wrapped processor's, unchanged; the image->text probabilities
-    (:func:`sana_cross_probs`) go to an :class:`AttentionStore`.
+class SanaCrossMapProcessor(WrappingMapProcessor):
+    """Wraps a Sana cross-attention processor
+    (:class:`~.joint.WrappingMapProcessor`); the maps are
+    :func:`sana_cross_probs`.
 
     Args:
         processor: The layer's processor (``attn.processor``).
@@ -69,21 +69,7 @@ class SanaCrossMapProcessor:
         name (str): The processor's key in ``model.attn_processors``.
     """
 
-    def __init__(self, processor, store: AttentionStore, name: str) -> None:
-        self.processor = processor
-        self.store = store
-        self.name = name
-
-    def __call__(self, attn: nn.Module, hidden_states: Tensor,
-                 encoder_hidden_states: Optional[Tensor] = None,
-                 attention_mask: Optional[Tensor] = None,
-                 *args, **kwargs) -> Tensor:
-        if encoder_hidden_states is not None:
-            # computed even when the store is idle, so that gradient
-            # checkpointing recomputes what the forward computed
-            self.store.add(
-                self.name,
-                sana_cross_probs(attn, hidden_states, encoder_hidden_states,
-                                 attention_mask))
-        return self.processor(attn, hidden_states, encoder_hidden_states,
-                              attention_mask, *args, **kwargs)
+    def probs(self, attn, hidden_states, encoder_hidden_states,
+              attention_mask, args, kwargs):
+        return sana_cross_probs(attn, hidden_states, encoder_hidden_states,
+                                attention_mask)

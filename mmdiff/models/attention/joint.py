@@ -76,10 +76,44 @@ def joint_text_probs(attn: nn.Module,
     return total / heads
 
 
-class JointMapProcessor:
-    """Wraps a joint-attention processor: the layer's output is the wrapped
-    processor's, unchanged; the image->text probabilities
-    (:func:`joint_text_probs`) go to an :class:`AttentionStore`.
+class WrappingMapProcessor:
+    """Wraps a layer's processor: the layer's output is the wrapped
+    processor's, unchanged; :meth:`probs` of each call with text go to an
+    :class:`AttentionStore` (computed even when the store is idle, so that
+    gradient checkpointing recomputes what the forward computed).
+
+    Args:
+        processor: The layer's processor (``attn.processor``).
+        store (AttentionStore): Where the maps go.
+        name (str): The processor's key in ``model.attn_processors``.
+    """
+
+    def __init__(self, processor, store: AttentionStore, name: str) -> None:
+        self.processor = processor
+        self.store = store
+        self.name = name
+
+    def probs(self, attn: nn.Module, hidden_states: Tensor,
+              encoder_hidden_states: Tensor, attention_mask: Optional[Tensor],
+              args: tuple, kwargs: dict) -> Tensor:
+        """The head-averaged image->text probabilities of this call."""
+        raise NotImplementedError
+
+    def __call__(self, attn: nn.Module, hidden_states: Tensor,
+                 encoder_hidden_states: Optional[Tensor] = None,
+                 attention_mask: Optional[Tensor] = None,
+                 *args, **kwargs):
+        if encoder_hidden_states is not None:
+            self.store.add(self.name, self.probs(
+                attn, hidden_states, encoder_hidden_states, attention_mask,
+                args, kwargs))
+        return self.processor(attn, hidden_states, encoder_hidden_states,
+                              attention_mask, *args, **kwargs)
+
+
+class JointMapProcessor(WrappingMapProcessor):
+    """Wraps a joint-attention processor (:class:`WrappingMapProcessor`);
+    the maps are :func:`joint_text_probs`.
 
     Args:
         processor: The layer's processor (``attn.processor``).
@@ -90,22 +124,11 @@ class JointMapProcessor:
 
     def __init__(self, processor, store: AttentionStore, name: str,
                  text_first: bool = False) -> None:
-        self.processor = processor
-        self.store = store
-        self.name = name
+        super().__init__(processor, store, name)
         self.text_first = text_first
 
-    def __call__(self, attn: nn.Module, hidden_states: Tensor,
-                 encoder_hidden_states: Optional[Tensor] = None,
-                 attention_mask: Optional[Tensor] = None,
-                 *args, **kwargs):
-        if encoder_hidden_states is not None:
-            # computed even when the store is idle, so that gradient
-            # checkpointing recomputes what the forward computed
-            rotary = args[0] if args else kwargs.get('image_rotary_emb')
-            self.store.add(
-                self.name,
-                joint_text_probs(attn, hidden_states, encoder_hidden_states,
-                                 rotary, self.text_first))
-        return self.processor(attn, hidden_states, encoder_hidden_states,
-                              attention_mask, *args, **kwargs)
+    def probs(self, attn, hidden_states, encoder_hidden_states,
+              attention_mask, args, kwargs):
+        rotary = args[0] if args else kwargs.get('image_rotary_emb')
+        return joint_text_probs(attn, hidden_states, encoder_hidden_states,
+                                rotary, self.text_first)
